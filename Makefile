@@ -1,0 +1,54 @@
+# The two commands a newcomer needs: `make report` and `make test`.
+# Every install step lives here, so that a clean clone (and CI) works.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# The notebooks ask for kernel `python3`; JUPYTER_PATH makes that the venv's kernel
+# even when the user has another `python3` kernel installed for themselves.
+export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
+export MPLBACKEND := Agg
+
+.PHONY: report test unit notebooks lab venv requirements benchmark clean-venv
+
+report: $(STAMP)
+	$(VENV)/bin/mse run
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests
+
+notebooks: $(STAMP)
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+venv: $(STAMP)
+
+# Re-created only when requirements.txt or pyproject.toml change (or .venv is missing).
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mse)" >/dev/null
+	touch $(STAMP)
+
+# Re-resolve the pins from requirements.in (needs the package index).
+requirements:
+	rm -rf .venv-resolve
+	$(PYTHON) -m venv .venv-resolve
+	.venv-resolve/bin/pip install --quiet -r requirements.in
+	{ echo "# Exact pins of everything installed in .venv (generated from requirements.in by 'make requirements')."; \
+	  .venv-resolve/bin/pip freeze --exclude pip; } > requirements.txt
+	rm -rf .venv-resolve
+
+benchmark: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

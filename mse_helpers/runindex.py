@@ -1,0 +1,130 @@
+"""The list of runs, ``reports/index.html``, and each run's own ``index.html``.
+
+Rebuilt from the run folders' ``manifest.json`` files every time, so it can
+never disagree with them. A failed (or unfinished) run is shown as such and is
+never presented as a result.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; }
+th, td { border-bottom: 1px solid #ccc; padding: .35rem .8rem; text-align: left; vertical-align: top; }
+.ok { color: #1a7f37; } .failed { color: #b42318; font-weight: bold; } .running { color: #9a6700; }
+small { color: #666; }
+"""
+
+
+def read_runs(reports_dir: Path) -> list[dict]:
+    """Manifests of every run folder, newest first.
+
+    Parameters
+    ----------
+    reports_dir : Path
+
+    Returns
+    -------
+    list of dict
+        Each manifest with ``_dir`` (the folder) added; folders without a
+        readable manifest are listed with status ``unreadable``.
+    """
+    runs = []
+    for d in sorted(p for p in reports_dir.iterdir() if p.is_dir()) if reports_dir.is_dir() else []:
+        mf = d / "manifest.json"
+        if not mf.is_file():
+            continue
+        try:
+            man = json.loads(mf.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            man = {"status": "unreadable", "started": ""}
+        man["_dir"] = d
+        runs.append(man)
+    # newest first: by start time, then by folder name (2026-11-22_2 after 2026-11-22)
+    def key(m):
+        name = m["_dir"].name
+        stem, _, k = name.partition("_")
+        return (m.get("started") or "", stem, int(k) if k.isdigit() else 1)
+    return sorted(runs, key=key, reverse=True)
+
+
+def _years(m: dict) -> str:
+    years = m.get("years")
+    if not years:
+        return "all in data"
+    years = sorted(int(y) for y in years)
+    consecutive = years == list(range(years[0], years[-1] + 1))
+    return f"{years[0]}-{years[-1]}" if consecutive and len(years) > 2 else ", ".join(map(str, years))
+
+
+def write_run_page(run_dir: Path, manifest: dict) -> Path:
+    """Write ``run_dir/index.html`` linking the run's reports and files."""
+    e = html.escape
+    rows = []
+    for nb, info in manifest.get("notebooks", {}).items():
+        pub, code = run_dir / "html" / f"{nb}.html", run_dir / "html_code" / f"{nb}.html"
+        links = " · ".join(
+            f'<a href="{e(p.relative_to(run_dir).as_posix())}">{label}</a>'
+            for p, label in ((pub, "report"), (code, "with code")) if p.is_file())
+        dur = f"{info['duration_s']:.0f} s" if info.get("duration_s") is not None else ""
+        rows.append(f"<tr><td>{e(nb)}</td><td class='{e(info.get('status', ''))}'>{e(info.get('status', ''))}</td>"
+                    f"<td>{dur}</td><td>{links}</td></tr>")
+    failure = manifest.get("failure")
+    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Run {e(run_dir.name)}</title>
+<style>{STYLE}</style></head><body>
+<h1>Run {e(run_dir.name)}</h1>
+<p>Status: <span class="{e(manifest.get('status', ''))}">{e(manifest.get('status', ''))}</span>
+{'<br>' + e(failure) if failure else ''}</p>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>HTML</th></tr>{''.join(rows)}</table>
+<p><a href="params.yaml">parameters</a> · <a href="manifest.json">manifest</a> · <a href="../index.html">all runs</a></p>
+<p><small>Publish the <code>html/</code> and <code>results/</code> folders only; <code>work/</code> holds
+person-level intermediate files and is private.</small></p>
+</body></html>
+"""
+    out = run_dir / "index.html"
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def write_index(reports_dir: Path) -> Path:
+    """Rebuild ``reports_dir/index.html`` (and every run's page) from the manifests.
+
+    Parameters
+    ----------
+    reports_dir : Path
+
+    Returns
+    -------
+    Path
+        The index file.
+    """
+    e = html.escape
+    rows = []
+    for m in read_runs(reports_dir):
+        d = m["_dir"]
+        write_run_page(d, m)
+        status = m.get("status", "")
+        # A failed run never shows a headline estimate.
+        headline = m.get("headline") if status == "ok" else None
+        dur = f"{m['duration_s'] / 60:.1f} min" if m.get("duration_s") is not None else ""
+        rows.append(
+            f"<tr><td><a href='{e(d.name)}/index.html'>{e(d.name)}</a></td>"
+            f"<td class='{e(status)}'>{e(status)}</td><td>{e(_years(m))}</td>"
+            f"<td>{e(headline) if headline else '<small>none</small>'}</td>"
+            f"<td>{e((m.get('started') or '')[:16].replace('T', ' '))}</td><td>{dur}</td></tr>")
+    table = ("<table><tr><th>run</th><th>status</th><th>years</th><th>estimate per year (95% interval)</th>"
+             "<th>started</th><th>duration</th></tr>" + "".join(rows) + "</table>") if rows else "<p>No runs yet.</p>"
+    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>MSE runs</title>
+<style>{STYLE}</style></head><body>
+<h1>Multiple Systems Estimation: runs</h1>
+<p>Newest first. Made by <code>mse run</code>; a failed run is marked and shows no estimate.</p>
+{table}
+</body></html>
+"""
+    out = reports_dir / "index.html"
+    out.write_text(body, encoding="utf-8")
+    return out

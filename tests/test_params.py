@@ -1,0 +1,97 @@
+"""Parameter validation: every rule names the key it checks."""
+
+from pathlib import Path
+
+import pytest
+
+from mse_helpers.params import ParameterError, load_params, parse_set, read_params_file
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Existing (empty) input files: the parameter checks only need them to exist."""
+    files = {}
+    for key in ("reports", "aggregates", "register_map", "truth"):
+        f = tmp_path / f"{key}.csv"
+        f.write_text("x\n")
+        files[key] = str(f)
+    return files
+
+
+def test_defaults_plus_overrides(inputs):
+    p = load_params(None, {**inputs, "m": 5, "years": "2016-2018", "registers": "I,K,O,P"})
+    assert p.m == 5
+    assert p.years == (2016, 2017, 2018)
+    assert p.registers == ("I", "K", "O", "P")
+    assert p.covariates == ("S", "L", "N", "U")
+    assert p.interval == "rubin-t"
+    assert isinstance(p.reports, Path) and p.reports.is_absolute()
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("m", "abc", "parameter m: must be a whole number"),
+    ("m", True, "parameter m: must be a whole number"),
+    ("m", 0, "parameter m: must be from 1"),
+    ("maxit", 2.5, "parameter maxit"),
+    ("bootstrap", 1, "parameter bootstrap"),
+    ("seed", -1, "parameter seed"),
+    ("n_jobs", 0, "parameter n_jobs"),
+    ("interval", "wald", "parameter interval"),
+    ("registers", ["P"], "parameter registers: needs at least 2"),
+    ("registers", ["P", "X"], "parameter registers: unknown code"),
+    ("covariates", ["S", "S"], "parameter covariates: a code is listed twice"),
+    ("years", "2019-2016", "parameter years: range"),
+    ("years", "abc", "parameter years"),
+    ("linkage_window_days", -3, "parameter linkage_window_days"),
+    ("reference_years", [2016, 2016], "parameter reference_years"),
+])
+def test_bad_values_name_the_key(inputs, key, value, fragment):
+    with pytest.raises(ParameterError, match=fragment.replace("(", r"\(")):
+        load_params(None, {**inputs, key: value})
+
+
+def test_unknown_key(inputs):
+    with pytest.raises(ParameterError, match="unknown parameter.*colour"):
+        load_params(None, {**inputs, "colour": "red"})
+
+
+def test_missing_input_file_names_key_and_file(inputs, tmp_path):
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(ParameterError, match=f"parameter reports: input file {missing} does not exist"):
+        load_params(None, {**inputs, "reports": str(missing)})
+
+
+def test_optional_inputs_may_be_null(inputs):
+    p = load_params(None, {**inputs, "truth": None, "aggregates": None})
+    assert p.truth is None and p.aggregates is None
+    assert set(p.input_files()) == {"reports", "register_map"}
+
+
+def test_params_file_paths_relative_to_file(tmp_path, inputs):
+    sub = tmp_path / "mine"
+    sub.mkdir()
+    (sub / "my_reports.csv").write_text("x\n")
+    (sub / "my.yaml").write_text("reports: my_reports.csv\nm: 7\n")
+    raw = read_params_file(sub / "my.yaml")
+    assert raw["reports"] == str((sub / "my_reports.csv").resolve())
+    p = load_params(sub / "my.yaml", {k: v for k, v in inputs.items() if k != "reports"})
+    assert p.m == 7 and p.reports == (sub / "my_reports.csv").resolve()
+
+
+def test_params_file_not_a_mapping(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("- 1\n- 2\n")
+    with pytest.raises(ParameterError, match="bad.yaml: must be a mapping"):
+        read_params_file(f)
+
+
+def test_parse_set_reads_yaml_values():
+    out = parse_set(["m=5", "years=[2016, 2017]", "interval=log-scale", "truth="])
+    assert out == {"m": 5, "years": [2016, 2017], "interval": "log-scale", "truth": None}
+    with pytest.raises(ParameterError, match="expected key=value"):
+        parse_set(["m5"])
+
+
+def test_to_dict_round_trip(inputs):
+    p = load_params(None, {**inputs, "years": [2017, 2016]})
+    assert load_params(None, p.to_dict()) == p

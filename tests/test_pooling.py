@@ -1,0 +1,89 @@
+"""Rubin's rules, checked against numbers worked out by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mse_helpers.pooling import pool_estimates, rubin
+
+
+def test_rubin_by_hand():
+    # Q = 2, W = 1, B = var(1,2,3) = 1, T = 1 + (4/3) * 1, r = (4/3)/1,
+    # nu = 2 * (1 + 3/4)^2 = 6.125
+    res = rubin([1, 2, 3], [1, 1, 1])
+    assert res["estimate"] == pytest.approx(2)
+    assert res["var_between"] == pytest.approx(1)
+    assert res["var_total"] == pytest.approx(7 / 3)
+    assert res["df"] == pytest.approx(6.125)
+    half = stats.t.ppf(0.975, 6.125) * np.sqrt(7 / 3)
+    assert res["lower"] == pytest.approx(2 - half) and res["upper"] == pytest.approx(2 + half)
+
+
+def test_rubin_no_between_variance_is_normal():
+    res = rubin([5, 5, 5, 5], [4, 4, 4, 4])
+    assert res["df"] == np.inf
+    assert res["upper"] - 5 == pytest.approx(1.959964 * 2, rel=1e-6)
+
+
+def test_rubin_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least two"):
+        rubin([1], [1])
+    with pytest.raises(ValueError, match="non-negative"):
+        rubin([1, 2], [1, -1])
+
+
+def test_rubin_covers_at_nominal_rate():
+    # Proper-imputation toy: the observed-data estimate has variance W + Bv (the
+    # missing information adds Bv); each data set adds imputation noise Bv, so
+    # var(Qbar) = W + (1 + 1/M) Bv, which is what T estimates.
+    rng = np.random.default_rng(1)
+    theta, w, bv, m = 100.0, 4.0, 9.0, 10
+    hits = 0
+    n = 4000
+    for _ in range(n):
+        q = theta + rng.normal(0, np.sqrt(w + bv)) + rng.normal(0, np.sqrt(bv), m)
+        r = rubin(q, np.full(m, w))
+        hits += r["lower"] <= theta <= r["upper"]
+    assert 0.935 <= hits / n <= 0.965
+
+
+def _per_model():
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(6):
+        for year, n_obs, n_hat in ((2018, 700.0, 5500.0), (2019, 1300.0, 5100.0)):
+            est = n_hat + rng.normal(0, 300)
+            rows.append(dict(model=k, year=year, group="total", n_obs=n_obs + k, n_hat=est,
+                             var_within=250.0 ** 2, var_within_log=(250 / (est - n_obs)) ** 2))
+    return pd.DataFrame(rows)
+
+
+def test_pool_estimates_per_group_matches_rubin():
+    pm = _per_model()
+    out = pool_estimates(pm, ["year", "group"])
+    assert list(out["year"]) == [2018, 2019] and (out["n_models"] == 6).all()
+    sub = pm[pm.year == 2019]
+    ref = rubin(sub.n_hat, sub.var_within)
+    row = out[out.year == 2019].iloc[0]
+    assert row.n_hat == pytest.approx(ref["estimate"]) and row.upper == pytest.approx(ref["upper"])
+    assert row.n_obs == pytest.approx(sub.n_obs.mean())  # mean over data sets
+    assert row.ratio == pytest.approx(row.n_hat / row.n_obs)
+
+
+def test_log_scale_interval_stays_above_observed():
+    pm = _per_model()
+    pm["n_hat"] = pm["n_obs"] + np.where(pm.year == 2018, 50.0, 5000.0)  # tiny dark number in 2018
+    pm.loc[pm.year == 2018, "n_hat"] += np.linspace(-20, 20, 6)
+    pm["var_within"] = 200.0 ** 2
+    pm["var_within_log"] = (200.0 / (pm.n_hat - pm.n_obs)) ** 2
+    sym = pool_estimates(pm, ["year"], "rubin-t")
+    log = pool_estimates(pm, ["year"], "log-scale")
+    assert sym.loc[sym.year == 2018, "lower"].iloc[0] < sym.loc[sym.year == 2018, "n_obs"].iloc[0]
+    assert (log["lower"] > log["n_obs"]).all()
+    assert (log["lower"] < log["n_hat"]).all() and (log["n_hat"] < log["upper"]).all()
+
+
+def test_pool_estimates_names_missing_columns():
+    with pytest.raises(ValueError, match="var_within_log"):
+        pool_estimates(_per_model().drop(columns="var_within_log"), ["year"], "log-scale")

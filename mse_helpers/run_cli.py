@@ -23,15 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_inputs(p) -> None:
-    """Read and validate every input file before a run folder is made.
+    """Read, validate and prepare the inputs in memory before a run folder is made.
 
-    Raises :class:`UsageError` listing every violation (file, row, column, rule).
+    Raises :class:`UsageError` listing every violation (file, row, column,
+    rule), or naming the years that cannot be resolved.
     """
-    from .inputs import InputError, validate_inputs
+    from .inputs import InputError
+    from .prepare import build
 
     try:
-        validate_inputs(p)
+        build(p)
     except InputError as exc:
+        raise UsageError(f"nothing was run: {exc}") from None
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 

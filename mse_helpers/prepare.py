@@ -1,0 +1,694 @@
+"""Data preparation: reports and aggregates to the person-level file (method.md 3.1-3.5).
+
+Steps, each a function:
+
+1. :func:`map_registers` - organisation to register with the register map;
+   excluded organisations are dropped and counted.
+2. :func:`person_records` - one record per person and year: the year of the
+   person's first report; registers are those reporting within the linkage
+   window after it (a December report followed by a January one counts once,
+   in the first year). A report after the window opens a new record in a later
+   year; one in the *same* year is counted as ``reports_outside_window``.
+3. :func:`derive_covariates` - sex and nationality by majority (ties: earliest
+   report), age group from the age at the first report that states an age,
+   exploitation S if any report says sexual; conflicts are counted.
+4. :func:`partial_records` - aggregate counts to partial records (method.md 3.4).
+5. :func:`link_partial_records` - random linking to the reference years' pattern
+   distribution (method.md 3.5).
+
+:func:`run_stage` runs them for one set of parameters and writes the work files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import inputs
+from .codes import COVARIATES, EXCLUDE, REGISTERS
+
+#: Aggregate columns per covariate: (first level column, second level column).
+AGGREGATE_LEVEL_COLUMNS: dict[str, tuple[str, str]] = {
+    "S": ("sex_F", "sex_M"),
+    "L": ("age_adult", "age_minor"),
+    "N": ("nat_NL", "nat_other"),
+    "U": ("expl_sexual", "expl_other"),
+}
+NON_SEXUAL_FORMS = ("labour", "criminal", "organ_removal", "other")
+
+
+@dataclasses.dataclass
+class PrepResult:
+    """Everything data preparation made, for the notebook.
+
+    Attributes
+    ----------
+    persons : DataFrame
+        Person-level records from the reports (as ``persons.parquet``).
+    partial : DataFrame
+        Partial records from the aggregates (as ``partial.parquet``).
+    summary : dict
+        As ``prep_summary.json``.
+    reports : DataFrame
+        The validated reports with ``register`` and ``year`` columns (in
+        memory only: it holds person keys and is never written).
+    aggregates : DataFrame
+        The validated aggregates.
+    register_map : DataFrame
+    quality : DataFrame
+        Data-quality counts per year (see :func:`quality_counts`).
+    """
+
+    persons: pd.DataFrame
+    partial: pd.DataFrame
+    summary: dict
+    reports: pd.DataFrame
+    aggregates: pd.DataFrame
+    register_map: pd.DataFrame
+    quality: pd.DataFrame
+
+
+# --- 3.1 mapping ------------------------------------------------------------------
+
+def map_registers(reports: pd.DataFrame, register_map: pd.DataFrame) -> pd.DataFrame:
+    """Add the register of each report's organisation.
+
+    Parameters
+    ----------
+    reports : DataFrame
+        Validated reports (every organisation is in the map).
+    register_map : DataFrame
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``register`` (``I``..``Z`` or ``exclude``) and
+        ``report_year``.
+    """
+    lookup = dict(zip(register_map["organisation"], register_map["register"]))
+    out = reports.copy()
+    out["register"] = out["organisation"].map(lookup)
+    if out["register"].isna().any():  # the readers make this impossible; guard anyway
+        raise ValueError(f"organisations not in the register map: {sorted(set(out.loc[out['register'].isna(), 'organisation']))}")
+    out["report_year"] = out["report_date"].dt.year.astype(int)
+    return out
+
+
+# --- 3.2 one record per person and year -----------------------------------------------
+
+def assign_episodes(reports: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """Group each person's (non-excluded) reports into person-year records.
+
+    Parameters
+    ----------
+    reports : DataFrame
+        Mapped reports without excluded organisations.
+    window_days : int
+        Linkage window: reports up to this many days after the record's first
+        report belong to it.
+
+    Returns
+    -------
+    DataFrame
+        Sorted copy with ``record`` (record id), ``year`` (year of the
+        record's first report), ``days`` (days since that report) and
+        ``in_window`` (False for a report after the window whose new record
+        would fall in a year the person already counts in).
+    """
+    rep = reports.sort_values(["person_key", "report_date", "report_id"], kind="stable").reset_index(drop=True)
+    keys = rep["person_key"].to_numpy()
+    dates = rep["report_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    years = rep["report_date"].dt.year.to_numpy()
+    record = np.empty(len(rep), dtype=np.int64)
+    rec_year = np.empty(len(rep), dtype=np.int64)
+    days = np.empty(len(rep), dtype=np.int64)
+    in_window = np.ones(len(rep), dtype=bool)
+    rid, start, start_year, prev_key = -1, 0, 0, None
+    seen_years: set[int] = set()
+    for i in range(len(rep)):
+        if keys[i] != prev_key:
+            prev_key, seen_years = keys[i], set()
+            rid, start, start_year = rid + 1, dates[i], years[i]
+            seen_years.add(start_year)
+        elif dates[i] - start > window_days:
+            if years[i] in seen_years:
+                # a new record in a year the person already counts in: count, do not double
+                in_window[i] = False
+            else:
+                rid, start, start_year = rid + 1, dates[i], years[i]
+                seen_years.add(start_year)
+        record[i], rec_year[i], days[i] = rid, start_year, dates[i] - start
+    rep["record"], rep["year"], rep["days"], rep["in_window"] = record, rec_year, days, in_window
+    return rep
+
+
+def _majority(values: pd.Series, record: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Majority non-missing value per record (ties: earliest report) and a
+    flag for records whose non-missing values differ. ``values`` are in
+    report order within record."""
+    frame = pd.DataFrame({"record": record, "v": values, "order": np.arange(len(values))}).dropna(subset=["v"])
+    counts = frame.groupby(["record", "v"], sort=False).agg(n=("order", "size"), first=("order", "min")).reset_index()
+    counts = counts.sort_values(["record", "n", "first"], ascending=[True, False, True])
+    best = counts.drop_duplicates("record").set_index("record")["v"]
+    n_levels = counts.groupby("record").size()
+    return best, n_levels > 1
+
+
+def derive_covariates(episodes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Covariates per record from its reports (method.md 3.3).
+
+    Parameters
+    ----------
+    episodes : DataFrame
+        From :func:`assign_episodes` (in-window reports only), sorted by
+        person and date.
+
+    Returns
+    -------
+    levels : DataFrame
+        Index ``record``; columns S L N U with levels of
+        :data:`codes.COVARIATES` or <NA>.
+    conflicts : DataFrame
+        Index ``record``; boolean columns S L N U: the reports disagree
+        (sex F and M; nationality Dutch and not; ages that put the person in
+        both age groups at the first report; exploitation sexual in one
+        report and only non-sexual forms in another).
+    """
+    rec = episodes["record"]
+    index = pd.Index(sorted(rec.unique()), name="record")
+    levels = pd.DataFrame(index=index, columns=list(COVARIATES), dtype="string")
+    conflicts = pd.DataFrame(False, index=index, columns=list(COVARIATES))
+    sex, sex_conf = _majority(episodes["sex"], rec)
+    levels["S"] = sex.reindex(index).astype("string")
+    conflicts["S"] = sex_conf.reindex(index, fill_value=False)
+    nat, _ = _majority(episodes["nationality"], rec)
+    levels["N"] = nat.reindex(index).map(lambda c: pd.NA if pd.isna(c) else ("NL" if c == "NL" else "O")).astype("string")
+    nat_level = episodes["nationality"].map(lambda c: pd.NA if pd.isna(c) else ("NL" if c == "NL" else "O"))
+    conflicts["N"] = (nat_level.groupby(rec).nunique() > 1).reindex(index, fill_value=False)
+    aged = episodes.dropna(subset=["age"])
+    first_age = aged.groupby("record")["age"].first()
+    levels["L"] = first_age.reindex(index).map(lambda a: pd.NA if pd.isna(a) else ("M" if a < 18 else "A")).astype("string")
+    # Age at the record's first report implied by each report (ageing allowed). Ages are
+    # whole years, so implied ages within one year of each other agree; a conflict is
+    # reports that put the person in both age groups and differ by more than that.
+    implied = aged["age"].astype(float) - aged["days"] / 365.25
+    by_rec = implied.groupby(aged["record"])
+    both_groups = (implied < 18).groupby(aged["record"]).nunique() > 1
+    conflicts["L"] = (both_groups & ((by_rec.max() - by_rec.min()) > 1)).reindex(index, fill_value=False)
+    forms = episodes["exploitation"].fillna("").str.split(";")
+    sexual = forms.map(lambda f: "sexual" in f)
+    other = forms.map(lambda f: any(x in NON_SEXUAL_FORMS for x in f))
+    any_sexual = sexual.groupby(rec).any().reindex(index)
+    any_other = other.groupby(rec).any().reindex(index)
+    u = pd.Series(pd.NA, index=index, dtype="string")
+    u[any_other.to_numpy()] = "O"
+    u[any_sexual.to_numpy()] = "S"
+    levels["U"] = u
+    only_other = (other & ~sexual).groupby(rec).any().reindex(index)
+    conflicts["U"] = (any_sexual & only_other).to_numpy()
+    return levels, conflicts
+
+
+def person_records(mapped: pd.DataFrame, window_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One record per person and year with all six registers and covariates.
+
+    Parameters
+    ----------
+    mapped : DataFrame
+        From :func:`map_registers`; excluded organisations are dropped here.
+    window_days : int
+
+    Returns
+    -------
+    records : DataFrame
+        One row per record: ``year``, I..Z (0/1 Int8), S L N U, conflict
+        flags ``conflict_S``.. and ``n_reports``. No person key.
+    episodes : DataFrame
+        The reports used, with ``record``, ``year`` and ``in_window``.
+    """
+    kept = mapped[mapped["register"] != EXCLUDE]
+    episodes = assign_episodes(kept, window_days)
+    used = episodes[episodes["in_window"]]
+    regs = pd.crosstab(used["record"], used["register"]).reindex(columns=list(REGISTERS), fill_value=0)
+    records = (regs > 0).astype("Int8")
+    records.insert(0, "year", used.groupby("record")["year"].first().astype(int))
+    levels, conflicts = derive_covariates(used)
+    records = records.join(levels).join(conflicts.add_prefix("conflict_"))
+    records["n_reports"] = used.groupby("record").size()
+    return records.reset_index(drop=True), episodes
+
+
+def person_level_file(records: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
+                      source: str = "reports") -> pd.DataFrame:
+    """Restrict records to the chosen registers and covariates (data.md 4).
+
+    Records on none of the chosen registers must be removed (and counted)
+    before; this only selects and types the columns.
+
+    Returns
+    -------
+    DataFrame
+        ``year`` int, registers Int8, covariates string, ``source``.
+    """
+    out = pd.DataFrame({"year": records["year"].astype(int).to_numpy()})
+    for g in registers:
+        out[g] = pd.array(records[g].to_numpy(), dtype="Int8")
+    for c in covariates:
+        out[c] = pd.array(records[c].to_numpy(), dtype="string")
+    out["source"] = pd.Series([source] * len(out), dtype="string")
+    return out
+
+
+# --- 3.4 aggregates to partial records ------------------------------------------------
+
+def partial_records_of_row(row: pd.Series, register: str, registers: Sequence[str],
+                           covariates: Sequence[str]) -> pd.DataFrame:
+    """Partial records for one organisation-year of aggregate counts.
+
+    A covariate with all ``total`` persons in one level is known for every
+    record. Of the other covariates, only the one with the fewest unknowns is
+    assigned (its two level counts, the rest missing); ties go to the more
+    nearly constant covariate (larger majority), then the order S L N U. This
+    reproduces the study's FairWork 2018 example (method.md 3.4).
+
+    Parameters
+    ----------
+    row : Series
+        One aggregates row.
+    register : str
+        The organisation's register (1 on every record).
+    registers, covariates : sequence of str
+        Columns of the person-level file.
+
+    Returns
+    -------
+    DataFrame
+        ``total`` rows: ``year``, registers (``register`` 1, others <NA>),
+        covariates, ``source`` = ``aggregate``.
+    """
+    total = int(row["total"])
+    constant: dict[str, str] = {}
+    candidates = []
+    for c in covariates:
+        first, second = AGGREGATE_LEVEL_COLUMNS[c]
+        n0, n1 = int(row[first]), int(row[second])
+        if n0 == total or n1 == total:
+            if total > 0:
+                constant[c] = COVARIATES[c][0] if n0 == total else COVARIATES[c][1]
+            continue
+        unknown = total - n0 - n1
+        candidates.append((unknown, -max(n0, n1), list(COVARIATES).index(c), c, n0, n1))
+    cov_values = {c: np.full(total, pd.NA, dtype=object) for c in covariates}
+    for c, lev in constant.items():
+        cov_values[c][:] = lev
+    if candidates:
+        _, _, _, c, n0, n1 = min(candidates)
+        if n0 + n1 > 0:
+            cov_values[c][:n0] = COVARIATES[c][0]
+            cov_values[c][n0:n0 + n1] = COVARIATES[c][1]
+    out = pd.DataFrame({"year": np.full(total, int(row["year"]), dtype=int)})
+    for g in registers:
+        out[g] = pd.array([1 if g == register else pd.NA] * total, dtype="Int8")
+    for c in covariates:
+        out[c] = pd.array(cov_values[c], dtype="string")
+    out["source"] = pd.array(["aggregate"] * total, dtype="string")
+    return out
+
+
+def partial_records(aggregates: pd.DataFrame, register_map: pd.DataFrame, registers: Sequence[str],
+                    covariates: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All partial records of an aggregates file.
+
+    Parameters
+    ----------
+    aggregates : DataFrame
+        Validated (see :func:`inputs.read_aggregates`).
+    register_map : DataFrame
+    registers, covariates : sequence of str
+
+    Returns
+    -------
+    partial : DataFrame
+        Partial records (see :func:`partial_records_of_row`) of organisations
+        whose register is in ``registers``.
+    counts : DataFrame
+        ``year, organisation, register, total, used``: records per
+        organisation-year; ``used`` False when the register is left out.
+    """
+    lookup = dict(zip(register_map["organisation"], register_map["register"]))
+    parts, counts = [], []
+    for _, row in aggregates.iterrows():
+        reg = lookup[row["organisation"]]
+        used = reg in registers
+        counts.append(dict(year=int(row["year"]), organisation=row["organisation"], register=reg,
+                           total=int(row["total"]), used=used))
+        if used:
+            parts.append(partial_records_of_row(row, reg, registers, covariates))
+    if parts:
+        partial = pd.concat(parts, ignore_index=True)
+    else:  # a typed frame with no rows
+        zero = {"year": 0, "total": 0, **{c: 0 for pair in AGGREGATE_LEVEL_COLUMNS.values() for c in pair}}
+        partial = partial_records_of_row(pd.Series(zero), registers[0], registers, covariates)
+    return partial, pd.DataFrame(counts, columns=["year", "organisation", "register", "total", "used"])
+
+
+# --- 3.5 linking -------------------------------------------------------------------------
+
+def _pattern(frame: pd.DataFrame, registers: Sequence[str]) -> pd.Series:
+    """Other-register pattern as a string of 0/1 (e.g. ``"0101"``)."""
+    if not registers:
+        return pd.Series([""] * len(frame), index=frame.index)
+    return frame[list(registers)].astype(int).astype(str).agg("".join, axis=1)
+
+
+def register_pattern_distribution(persons: pd.DataFrame, register: str,
+                                  reference_years: Iterable[int]) -> pd.Series:
+    """q(p): distribution of the other-register pattern among persons on
+    ``register`` in the reference years (method.md 3.5).
+
+    Returns
+    -------
+    Series
+        Pattern string -> share (sums to 1); empty if nobody is on it.
+    """
+    regs = [g for g in REGISTERS if g in persons.columns]
+    others = [g for g in regs if g != register]
+    ref = persons[persons["year"].isin(list(reference_years)) & (persons[register] == 1)]
+    if ref.empty:
+        return pd.Series(dtype=float)
+    return _pattern(ref, others).value_counts(normalize=True).sort_index()
+
+
+def _compatible(record: pd.Series, candidates: pd.DataFrame, covariates: Sequence[str]) -> np.ndarray:
+    ok = np.ones(len(candidates), dtype=bool)
+    for c in covariates:
+        v = record[c]
+        if pd.isna(v):
+            continue
+        col = candidates[c]
+        ok &= (col.isna() | (col == v)).to_numpy(dtype=bool)
+    return ok
+
+
+def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference_years: Iterable[int],
+                         rng: np.random.Generator) -> pd.DataFrame:
+    """Link partial records to persons or make them new persons (method.md 3.5).
+
+    For each year t and register X with partial records (registers in
+    canonical order, each seeing the links already made): q(p) is the
+    other-register pattern distribution of X-persons in the reference years;
+    T = X-persons in t + partial records; for every pattern p other than
+    "none", round(q(p) T) - (X-persons in t with pattern p) records (if
+    positive) are linked to randomly chosen persons of year t with pattern p,
+    not on X, whose known covariates do not contradict the record; their
+    missing covariates are filled from it. The other records become new
+    persons on X only.
+
+    Parameters
+    ----------
+    persons : DataFrame
+        Person-level file (registers 0/1).
+    partial : DataFrame
+        Partial records (one register 1, the others <NA>).
+    reference_years : iterable of int
+    rng : numpy.random.Generator
+        Its own stream, e.g. ``seeds.rng(seed, "link", i)``.
+
+    Returns
+    -------
+    DataFrame
+        All registers 0/1; ``source`` "linked" for report persons that absorbed
+        a record, "aggregate" for new persons (also when a new person from
+        one register's record later absorbs another register's record).
+        Inputs are not changed.
+    """
+    reference_years = list(reference_years)
+    registers = [g for g in REGISTERS if g in persons.columns]
+    covariates = [c for c in COVARIATES if c in persons.columns]
+    out = persons.copy().reset_index(drop=True)
+    if partial.empty:
+        return out
+    for year in sorted(partial["year"].unique()):
+        for reg in registers:
+            recs = partial[(partial["year"] == year) & (partial[reg] == 1)]
+            if recs.empty:
+                continue
+            out = _link_one(out, recs, int(year), reg, registers, covariates, reference_years, rng)
+    for g in registers:
+        out[g] = out[g].astype("Int8")
+    for c in covariates:
+        out[c] = out[c].astype("string")
+    out["source"] = out["source"].astype("string")
+    return out.reset_index(drop=True)
+
+
+def _link_one(out: pd.DataFrame, recs: pd.DataFrame, year: int, reg: str, registers: list[str],
+              covariates: list[str], reference_years: list[int], rng: np.random.Generator) -> pd.DataFrame:
+    """Link the partial records of one register-year (see link_partial_records)."""
+    others = [g for g in registers if g != reg]
+    q = register_pattern_distribution(out, reg, reference_years)
+    if q.empty:
+        raise ValueError(f"linking register {reg} in {year}: no person on {reg} in the reference years "
+                         f"{reference_years}; choose other reference_years")
+    in_year = out["year"] == year
+    pattern = _pattern(out, others)
+    current = pattern[in_year & (out[reg] == 1)].value_counts()
+    total = int((in_year & (out[reg] == 1)).sum()) + len(recs)
+    none = "0" * len(others)
+    need = {p: max(0, int(np.floor(share * total + 0.5)) - int(current.get(p, 0)))
+            for p, share in q.items() if p != none}
+    order = rng.permutation(len(recs))
+    unassigned = list(order)
+    used_rows: set[int] = set()
+    for p in sorted(need, key=lambda k: (-need[k], k)):
+        n = need[p]
+        if n == 0 or not unassigned:
+            continue
+        cand_idx = out.index[in_year & (out[reg] == 0) & (pattern == p)].to_numpy()
+        cand_idx = cand_idx[rng.permutation(len(cand_idx))]
+        cand_idx = np.array([i for i in cand_idx if i not in used_rows], dtype=int)
+        linked = 0
+        still: list[int] = []
+        for k in unassigned:
+            if linked >= n or len(cand_idx) == 0:
+                still.append(k)
+                continue
+            rec = recs.iloc[k]
+            ok = _compatible(rec, out.loc[cand_idx], covariates)
+            if not ok.any():
+                still.append(k)
+                continue
+            j = int(cand_idx[np.argmax(ok)])
+            cand_idx = cand_idx[cand_idx != j]
+            used_rows.add(j)
+            out.loc[j, reg] = 1
+            for c in covariates:
+                if pd.isna(out.at[j, c]) and not pd.isna(rec[c]):
+                    out.at[j, c] = rec[c]
+            if out.at[j, "source"] == "reports":
+                out.at[j, "source"] = "linked"
+            linked += 1
+        unassigned = still
+    new = recs.iloc[sorted(unassigned)].copy()
+    for g in others:
+        new[g] = 0
+    new[reg] = 1
+    new["source"] = "aggregate"
+    return pd.concat([out, new[out.columns]], ignore_index=True)
+
+
+# --- the stage ---------------------------------------------------------------------------
+
+def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
+                  years: Sequence[int] | None, reference_years: Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """Analysed years and reference years (method.md 3.5, 9).
+
+    Parameters
+    ----------
+    record_years : iterable of int
+        Years of the person records in the data.
+    aggregate_years : iterable of int
+        Years with aggregate counts.
+    years, reference_years : sequence of int or None
+        The parameters; None resolves from the data.
+
+    Returns
+    -------
+    years, reference_years : list of int
+    """
+    data_years = sorted(set(int(y) for y in record_years))
+    years = data_years if years is None else sorted(years)
+    agg_years = sorted(set(int(y) for y in aggregate_years) & set(years))
+    if reference_years is None:
+        if agg_years:
+            reference_years = [y for y in years if y < agg_years[0]]
+            if not reference_years:
+                raise ValueError(f"parameter reference_years: the first analysed year {years[0]} already has "
+                                 f"aggregates, so there are no earlier years to copy; set reference_years")
+        else:
+            reference_years = []
+    else:
+        reference_years = sorted(reference_years)
+        missing = [y for y in reference_years if y not in data_years]
+        if missing:
+            raise ValueError(f"parameter reference_years: {missing} not in the data (years {data_years})")
+    return list(years), list(reference_years)
+
+
+def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFrame, kept: pd.DataFrame,
+              agg_counts: pd.DataFrame, years: list[int], reference_years: list[int],
+              registers: Sequence[str]) -> tuple[dict, pd.DataFrame]:
+    """Counts of everything read, excluded and dropped (the ``prep_summary.json``).
+
+    Returns
+    -------
+    summary : dict
+    quality : DataFrame
+        One row per year: reports read, excluded by organisation (also per
+        organisation in the summary), outside the analysed years, outside the
+        linkage window; persons, persons dropped (only on left-out
+        registers); missing and conflicting covariate values.
+    """
+    all_years = sorted(set(years) | set(int(y) for y in mapped["report_year"]) | set(int(y) for y in records["year"]))
+    q = pd.DataFrame(index=pd.Index(all_years, name="year"))
+    q["reports_read"] = mapped.groupby("report_year").size()
+    q["reports_excluded"] = mapped[mapped["register"] == EXCLUDE].groupby("report_year").size()
+    outside = episodes[~episodes["year"].isin(years)]
+    q["reports_outside_years"] = outside.groupby(outside["report_date"].dt.year).size()
+    late = episodes[~episodes["in_window"]]
+    q["reports_outside_window"] = late.groupby(late["report_date"].dt.year).size()
+    in_years = records[records["year"].isin(years)]
+    on_any = in_years[list(registers)].sum(axis=1) > 0
+    q["persons_in_reports"] = in_years.groupby("year").size()
+    q["persons_dropped_registers"] = in_years[~on_any].groupby("year").size()
+    q["persons"] = kept.groupby("year").size()
+    for c in COVARIATES:
+        q[f"missing_{c}"] = kept[kept[c].isna()].groupby("year").size()
+        q[f"conflicts_{c}"] = kept[kept[f"conflict_{c}"]].groupby("year").size()
+    q = q.fillna(0).astype(int)
+    excluded = (mapped[mapped["register"] == EXCLUDE].groupby(["report_year", "organisation"]).size()
+                .rename("reports").reset_index())
+    summary = {
+        "years": [int(y) for y in years],
+        "reference_years": [int(y) for y in reference_years],
+        "registers": list(registers),
+        "counts_per_year": {str(y): {k: int(v) for k, v in row.items()} for y, row in q.iterrows()},
+        "excluded_reports_per_organisation": [
+            {"year": int(r.report_year), "organisation": r.organisation, "reports": int(r.reports)}
+            for r in excluded.itertuples()],
+        "partial_records": [
+            {"year": int(r.year), "organisation": r.organisation, "register": r.register,
+             "records": int(r.total), "used": bool(r.used)} for r in agg_counts.itertuples()],
+    }
+    return summary, q
+
+
+def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read and validate the register map, reports and aggregates named in ``p``.
+
+    Parameters
+    ----------
+    p : Params
+
+    Returns
+    -------
+    register_map, reports, aggregates : DataFrame
+
+    Raises
+    ------
+    inputs.InputError
+        With every violation of every file at once.
+    """
+    register_map = inputs.read_register_map(p.register_map)
+    problems: list[inputs.Violation] = []
+    reports = aggregates = None
+    try:
+        reports = inputs.read_reports(p.reports, register_map)
+    except inputs.InputError as exc:
+        problems.extend(exc.violations)
+    try:
+        aggregates = (inputs.read_aggregates(p.aggregates, register_map) if p.aggregates is not None
+                      else inputs.empty_aggregates())
+    except inputs.InputError as exc:
+        problems.extend(exc.violations)
+    if problems:
+        raise inputs.InputError(problems)
+    return register_map, reports, aggregates
+
+
+def build(p) -> PrepResult:
+    """Data preparation in memory: read, validate and build, writing nothing.
+
+    ``mse run`` calls this before it makes a run folder, so that bad input is
+    refused with nothing half-written.
+
+    Parameters
+    ----------
+    p : Params
+        Uses reports, aggregates, register_map, years, registers, covariates,
+        linkage_window_days, reference_years.
+
+    Returns
+    -------
+    PrepResult
+
+    Raises
+    ------
+    inputs.InputError
+        With every violation of the input files.
+    ValueError
+        When the years or reference years cannot be resolved.
+    """
+    register_map, reports, aggregates = read_inputs(p)
+    mapped = map_registers(reports, register_map)
+    records, episodes = person_records(mapped, p.linkage_window_days)
+    years, reference_years = resolve_years(records["year"], aggregates["year"], p.years, p.reference_years)
+    registers, covariates = list(p.registers), list(p.covariates)
+    in_years = records[records["year"].isin(years)]
+    kept = in_years[in_years[registers].sum(axis=1) > 0]
+    persons = person_level_file(kept, registers, covariates)
+    agg_in = aggregates[aggregates["year"].isin(years)]
+    partial, agg_counts = partial_records(agg_in, register_map, registers, covariates)
+    summary, quality = summarise(mapped, episodes, records, kept, agg_counts, years, reference_years, registers)
+    summary["aggregate_rows_outside_years"] = int(len(aggregates) - len(agg_in))
+    summary["notes"] = list(reports.attrs.get("notes", []))
+    mapped = mapped.merge(episodes[["report_id", "year", "in_window"]], on="report_id", how="left")
+    return PrepResult(persons=persons, partial=partial, summary=summary, reports=mapped,
+                      aggregates=aggregates, register_map=register_map, quality=quality)
+
+
+def run_stage(p, work_dir: Path) -> PrepResult:
+    """Data preparation for one run: read, validate, build (:func:`build`), write.
+
+    Parameters
+    ----------
+    p : Params
+        Uses reports, aggregates, register_map, years, registers, covariates,
+        linkage_window_days, reference_years.
+    work_dir : Path
+        Created; receives ``persons.parquet``, ``partial.parquet`` and
+        ``prep_summary.json``.
+
+    Returns
+    -------
+    PrepResult
+
+    Raises
+    ------
+    inputs.InputError
+        With every violation of the input files (nothing is written).
+    ValueError
+        When the years or reference years cannot be resolved.
+    """
+    result = build(p)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    result.persons.to_parquet(work_dir / "persons.parquet", index=False)
+    result.partial.to_parquet(work_dir / "partial.parquet", index=False)
+    (work_dir / "prep_summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+    return result

@@ -1,0 +1,63 @@
+"""``mse simulate``: write synthetic registration data (see :mod:`mse_helpers.simulate`).
+
+Each year is drawn from its own random stream ``seeds.rng(seed, "simulate",
+year)``, so::
+
+    mse simulate --years 2016-2019 --seed 20161231 --out data
+    mse simulate --years 2020 --seed 20161231 --out data --append
+
+first writes the bundled data, then adds a 2020 that is the same as in a run
+of ``--years 2016-2020``: the bundled years are not changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from .cli import UsageError
+
+DEFAULT_SEED = 20161231  # the seed of the bundled data (data/defaults.yaml's master seed)
+
+
+def parse_years(text: str) -> list[int]:
+    """``2016-2019``, ``2020`` or ``2016,2018`` to a list of years."""
+    m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", text)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        if a > b:
+            raise UsageError(f"--years {text}: the range runs backwards")
+        return list(range(a, b + 1))
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    if not parts or not all(re.fullmatch(r"\d{4}", p) for p in parts):
+        raise UsageError(f"--years {text!r}: expected a year, a range like 2016-2019 or a list like 2016,2018")
+    return sorted(set(int(p) for p in parts))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mse simulate``."""
+    parser.add_argument("--years", default="2016-2019", help="years to simulate, e.g. 2016-2019 or 2020")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"master seed (default {DEFAULT_SEED})")
+    parser.add_argument("--out", required=True, help="folder for reports.csv, aggregates.csv, truth.csv, register_map.csv")
+    parser.add_argument("--append", action="store_true",
+                        help="add the years to the files already in --out (rows of these years are replaced)")
+    parser.add_argument("--calibration", action="store_true",
+                        help="also print the target-versus-generated table (Markdown)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``mse simulate``."""
+    from . import simulate
+
+    years = parse_years(args.years)
+    if args.seed < 0:
+        raise UsageError("--seed must be a non-negative whole number")
+    data = simulate.simulate(years, args.seed)
+    paths = simulate.write_data(data, args.out, append=args.append)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    print(f"years {years[0]}-{years[-1]}: {len(data.reports)} reports, "
+          f"{int(data.aggregates['total'].sum()) if len(data.aggregates) else 0} persons in aggregates")
+    if args.calibration:
+        print(simulate.calibration_markdown(simulate.calibration_table(data)))
+    return 0

@@ -1,0 +1,134 @@
+"""Readers and validation of the input files (data.md 1-3) and pseudonymisation (data.md 5)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mse_helpers import inputs
+
+FIX = Path(__file__).parent / "fixtures"
+MAP = FIX / "prep_register_map.csv"
+
+
+@pytest.fixture(scope="module")
+def rmap():
+    return inputs.read_register_map(MAP)
+
+
+def _where(exc):
+    return {(v.row, v.column) for v in exc.violations}
+
+
+def test_reports_rules_fixture_reads_typed_with_note(rmap):
+    rep = inputs.read_reports(FIX / "prep_reports_rules.csv", rmap)
+    assert len(rep) == 22
+    assert str(rep["report_date"].dtype).startswith("datetime64")
+    assert rep["age"].dtype == "Int64" and rep["age"].isna().sum() == 1
+    assert rep["sex"].isna().sum() == 1  # the empty cell is missing, not ""
+    assert rep["row"].iloc[0] == 2  # header is row 1
+    assert any("comment" in n for n in rep.attrs["notes"])
+
+
+def test_every_reports_violation_is_listed_with_row_and_column(rmap):
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(FIX / "prep_reports_bad.csv", rmap)
+    where = _where(err.value)
+    expected = {(3, "report_date"), (4, "report_id"), (5, "person_key"), (6, "sex"), (6, "age"),
+                (6, "nationality"), (6, "exploitation"), (7, "report_date"), (7, "age"), (7, "nationality")}
+    assert expected <= where
+    # row 7's "labour;sexual" is valid; row 2 is valid
+    assert (7, "exploitation") not in where and not any(r == 2 for r, _ in where)
+    unknown = [v for v in err.value.violations if "not in the register map" in v.rule]
+    assert len(unknown) == 2  # one violation per unknown name, with its rows
+    text = {v.rule for v in unknown}
+    assert any("'Politie Utrecht'" in t and "rows 6, 7" in t for t in text)
+    assert any("'Unknown Care'" in t and "row 8" in t for t in text)
+    assert "prep_reports_bad.csv" in str(err.value) and "row 3, column report_date" in str(err.value)
+
+
+def test_duplicate_report_id_names_the_first_row(rmap):
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(FIX / "prep_reports_bad.csv", rmap)
+    dup = [v for v in err.value.violations if v.column == "report_id"]
+    assert len(dup) == 1 and dup[0].row == 4 and "also row 2" in dup[0].rule
+
+
+def test_missing_column_is_reported_on_the_header_row(tmp_path, rmap):
+    path = tmp_path / "r.csv"
+    pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str).drop(columns=["sex", "age"]).to_csv(path, index=False)
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(path, rmap)
+    assert _where(err.value) == {(1, "sex"), (1, "age")}
+
+
+def test_xlsx_reports_read_and_validated(tmp_path, rmap):
+    good = pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
+    good["report_date"] = pd.to_datetime(good["report_date"])  # real Excel date cells
+    good.to_excel(tmp_path / "good.xlsx", index=False)
+    rep = inputs.read_reports(tmp_path / "good.xlsx", rmap)
+    assert rep["report_date"].iloc[0] == pd.Timestamp("2016-12-20")
+    assert len(rep) == 22
+    bad = pd.read_csv(FIX / "prep_reports_bad.csv", dtype=str, keep_default_na=False)
+    bad.to_excel(tmp_path / "bad.xlsx", index=False)
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(tmp_path / "bad.xlsx", rmap)
+    assert (3, "report_date") in _where(err.value)
+
+
+def test_register_map_rules(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_text("organisation,register,note\nA,P,\nB,X,\n,Z,\nA,K,\n", encoding="utf-8")
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_register_map(path)
+    where = _where(err.value)
+    assert (3, "register") in where and (4, "organisation") in where
+    assert any("'A' is listed more than once (rows 2, 5)" in v.rule for v in err.value.violations)
+    path.write_text("organisation,reg\nA,P\n", encoding="utf-8")
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_register_map(path)
+    assert _where(err.value) == {(1, "register")}
+
+
+def test_register_map_without_note_column(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_text("organisation,register\nPolice Unit 1,P\nHelpdesk,Z\nCopy Office,exclude\n", encoding="utf-8")
+    m = inputs.read_register_map(path)
+    assert list(m["register"]) == ["P", "Z", "exclude"] and list(m.columns) == ["organisation", "register", "note"]
+
+
+def test_every_aggregates_violation(rmap):
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_aggregates(FIX / "prep_aggregates_bad.csv", rmap)
+    where = _where(err.value)
+    assert (2, "sex_F+sex_M") in where  # 64 + 150 > 210
+    assert (4, "organisation") in where  # EMM is excluded
+    assert (5, "total") in where  # -3
+    assert (6, "organisation") in where  # FairWork 2018 twice
+    assert (7, "year") in where and (7, "expl_other") in where
+    assert any("'Nobody'" in v.rule and "row 3" in v.rule for v in err.value.violations)
+
+
+def test_fairwork_aggregates_read(rmap):
+    agg = inputs.read_aggregates(FIX / "prep_aggregates_fairwork.csv", rmap)
+    assert agg.loc[0, "total"] == 210 and agg.loc[0, "sex_M"] == 146 and agg.loc[0, "row"] == 2
+
+
+def test_missing_file_is_an_input_error(tmp_path, rmap):
+    with pytest.raises(inputs.InputError, match="does not exist"):
+        inputs.read_reports(tmp_path / "nope.csv", rmap)
+
+
+def test_pseudonymise_is_keyed_and_stable():
+    key = inputs.study_key_fields("Anna", "de Vries", 1994)
+    assert key == "adev94"
+    a = inputs.pseudonymise([key, key, "bjan90"], "a secret of enough length")
+    assert a[0] == a[1] != a[2] and len(a[0]) == 64
+    b = inputs.pseudonymise([key], "another secret, also long")
+    assert b[0] != a[0]
+    import hashlib
+    assert a[0] != hashlib.sha256(key.encode()).hexdigest()  # keyed, not a plain hash
+    with pytest.raises(ValueError, match="16 bytes"):
+        inputs.pseudonymise([key], "short")
+    with pytest.raises(ValueError):
+        inputs.study_key_fields("Anna", "de Vries", 94)

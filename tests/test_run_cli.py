@@ -1,0 +1,69 @@
+"""`mse run` as a user calls it: exit codes, messages, and a real run on the bundled data."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from mse_helpers.cli import main
+from mse_helpers.params import PROJECT_ROOT
+
+
+def test_bad_parameter_exits_2_naming_it(tmp_path, capsys):
+    assert main(["run", "--set", "m=abc", "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "parameter m" in err and "'abc'" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_input_file_exits_2_naming_it(tmp_path, capsys):
+    missing = tmp_path / "nope.csv"
+    assert main(["run", "--set", f"aggregates={missing}", "--reports", str(tmp_path / "r")]) == 2
+    assert f"parameter aggregates: input file {missing} does not exist" in capsys.readouterr().err
+
+
+def test_bad_reports_file_exits_2_naming_rows_and_writes_nothing(tmp_path, capsys):
+    rows = list(csv.reader(open(PROJECT_ROOT / "data" / "reports.csv", newline="")))
+    rows[4][2] = "2016-13-45"            # file row 5: a bad date
+    rows[8][3] = "Politie Atlantis"     # file row 9: an unknown organisation
+    bad = tmp_path / "bad.csv"
+    with open(bad, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    assert main(["run", "--set", f"reports={bad}", "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "row 5, column report_date" in err and "2016-13-45" in err
+    assert "'Politie Atlantis' is not in the register map (row 9)" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_quick_run_on_bundled_data(tmp_path, capsys):
+    reports = tmp_path / "reports"
+    args = ["run", "--reports", str(reports), "--set", "m=2", "--set", "maxit=2",
+            "--set", "bootstrap=10", "--set", "three_factor_candidates=3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for nb in ("01_data_preparation", "02_imputation", "03_model_selection", "04_results"):
+        assert f"{nb} ok" in out
+    (run,) = [d for d in reports.iterdir() if d.is_dir()]
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["status"] == "ok" and man["years"] == [2016, 2017, 2018, 2019]
+    assert all(v["status"] == "ok" for v in man["notebooks"].values())
+    assert set(man["inputs"]) == {"reports", "aggregates", "register_map", "truth"}
+    for nb in man["notebooks"]:
+        assert (run / "html" / f"{nb}.html").is_file() and (run / "html_code" / f"{nb}.html").is_file()
+    assert f"{run.name}/index.html" in (reports / "index.html").read_text()
+    # Privacy: no person key or report id of the input in anything publishable.
+    keys = set()
+    with open(PROJECT_ROOT / "data" / "reports.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            keys.add(row["person_key"])
+            keys.add(row["report_id"])
+    published = [f for sub in ("html", "html_code", "results", "notebooks") for f in (run / sub).rglob("*")
+                 if f.is_file()] + [run / "index.html", reports / "index.html", run / "manifest.json"]
+    for f in published:
+        text = f.read_text(encoding="utf-8", errors="ignore")
+        leaked = [k for k in keys if k in text]
+        assert not leaked, f"{f} contains input keys {leaked[:3]}"
+    shutil.rmtree(reports)

@@ -26,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -190,6 +191,23 @@ def _kernel_env() -> None:
             os.environ["JUPYTER_PATH"] = os.pathsep.join([str(share)] + ([paths] if paths else []))
 
 
+def _ipc_kernel_manager(socket_dir: str):
+    """A kernel manager whose kernel talks over Unix sockets in a private folder.
+
+    The default is unencrypted TCP on localhost; the notebooks handle
+    special-category personal data, so keep the traffic off the network stack.
+    """
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(socket_dir, "kernel")
+
+    return IPCKernelManager
+
+
 def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) -> None:
     """Execute one notebook with papermill; raise :class:`NotebookFailure` on error.
 
@@ -200,10 +218,12 @@ def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) 
 
     _kernel_env()
     try:
-        pm.execute_notebook(
-            str(src), str(dst), parameters=parameters, kernel_name=KERNEL,
-            cwd=str(src.parent), progress_bar=False, execution_timeout=cell_timeout,
-        )
+        with tempfile.TemporaryDirectory(prefix="mse-kernel-") as socket_dir:
+            pm.execute_notebook(
+                str(src), str(dst), parameters=parameters, kernel_name=KERNEL,
+                cwd=str(src.parent), progress_bar=False, execution_timeout=cell_timeout,
+                kernel_manager_class=_ipc_kernel_manager(socket_dir),
+            )
     except PapermillExecutionError as exc:
         raise NotebookFailure(src.stem, exc.cell_index, exc.source or "",
                               f"{exc.ename}: {exc.evalue}") from None

@@ -1,0 +1,184 @@
+"""``mse estimate COUNTS.csv``: log-linear MSE on an aggregated count table.
+
+For researchers who only have a published table of list histories (and
+possibly covariate strata). The CSV has one column per list (0/1), optional
+categorical covariate columns, and ``count``; histories that are absent count
+0, and a row with every list 0 is an error (that cell is what MSE estimates).
+
+Exit codes: 0 an estimate was made; 1 the model's MLE does not exist or is not
+identifiable (the status and the responsible terms are printed, no number);
+2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from . import seeds
+from .cli import UsageError
+from .codes import group_label
+from .loglinear import Design, complete_table, fit_model, n_hat_by, parametric_bootstrap
+
+LEVEL = 0.95
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mse estimate``."""
+    parser.description = __doc__.split("\n\n")[1].replace("\n", " ")
+    parser.add_argument("counts", metavar="COUNTS.csv", help="table of list histories with a 'count' column")
+    parser.add_argument("--lists", help="comma-separated list columns (default: every 0/1 column but count); "
+                                        "every other column except count is a covariate")
+    parser.add_argument("--terms", default="",
+                        help="interaction terms: 'A:B,B:C', a formula 'A*B + C:D', or 'all2' for every "
+                             "two-factor term (default: main effects only)")
+    parser.add_argument("--by", help="covariate(s) to report estimates for, e.g. J or J,S")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                        help="parametric bootstrap replicates (method.md 7): redraw every cell from the fitted "
+                             "model, refit, and report the 2.5%% and 97.5%% percentiles of the B N-hats; "
+                             "replicates whose refit has no MLE are counted and left out")
+    parser.add_argument("--seed", type=int, help="seed of the bootstrap (required with --bootstrap)")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+
+def read_counts(path: str | Path) -> pd.DataFrame:
+    """Read the CSV, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable CSV file ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "count" not in frame.columns:
+        raise UsageError(f"{path}: no 'count' column; columns are {list(frame.columns)}")
+    return frame
+
+
+def _is_binary(series: pd.Series) -> bool:
+    values = pd.unique(series.dropna())
+    try:
+        return len(values) > 0 and set(float(v) for v in values) <= {0.0, 1.0}
+    except (TypeError, ValueError):
+        return False
+
+
+def split_columns(frame: pd.DataFrame, lists_opt: str | None, source: str) -> tuple[list[str], list[str]]:
+    """Decide which columns are lists and which are covariates."""
+    others = [c for c in frame.columns if c != "count"]
+    if lists_opt:
+        lists = [c.strip() for c in lists_opt.split(",") if c.strip()]
+        missing = [c for c in lists if c not in frame.columns]
+        if missing:
+            raise UsageError(f"--lists: column(s) {missing} not in {source}; columns are {others}")
+        if len(set(lists)) != len(lists):
+            raise UsageError(f"--lists: a column is named twice: {lists}")
+    else:
+        lists = [c for c in others if _is_binary(frame[c])]
+    if len(lists) < 2:
+        raise UsageError(f"{source}: MSE needs at least two list columns (0/1); found {lists}")
+    factors = [c for c in others if c not in lists]
+    return lists, factors
+
+
+def _labels(frame: pd.DataFrame, by: list[str]) -> list[str]:
+    """``J=2018&S=F`` per row (records keep each column's type: 2018, not 2018.0)."""
+    return [group_label(**{b: str(r[b]) for b in by}) for r in frame[by].to_dict("records")]
+
+
+def _num(x: float) -> float | None:
+    """JSON-safe number (NaN -> null)."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``mse estimate``; see the module docstring for exit codes."""
+    source = str(args.counts)
+    frame = read_counts(source)
+    lists, factors = split_columns(frame, args.lists, source)
+    by = [b.strip() for b in args.by.split(",") if b.strip()] if args.by else []
+    bad_by = [b for b in by if b not in factors]
+    if bad_by:
+        raise UsageError(f"--by: {bad_by} are not covariate columns of {source}; covariates are {factors}")
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
+    if args.bootstrap and args.seed is None:
+        raise UsageError("--bootstrap needs --seed (the interval must be reproducible)")
+    try:
+        table = complete_table(frame, lists, factors, source=source)
+        design = Design(table, lists, factors)
+        terms = design.terms(args.terms or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    fit = fit_model(design, terms)
+    result = {
+        "n_obs": int(round(fit.n_obs)), "n_hat": _num(fit.n_hat), "terms": list(terms),
+        "loglik": _num(fit.loglik), "aic": _num(fit.aic), "bic": _num(fit.bic),
+        "deviance": _num(fit.deviance), "df": int(fit.df_resid), "status": fit.status,
+        "by": {}, "interval": None,
+    }
+    if fit.status != "ok":
+        result["message"] = fit.message
+        result["responsible"] = list(fit.responsible)
+    groups = n_hat_by(fit, by) if by else None
+    if groups is not None:
+        for label, n_obs, n_hat in zip(_labels(groups, by), groups["n_obs"], groups["n_hat"]):
+            result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
+    if args.bootstrap and fit.ok:
+        rng = seeds.rng(args.seed, "estimate", 0)
+        boot = parametric_bootstrap(fit, args.bootstrap, rng, by=[(), tuple(by)] if by else [()])
+        iv = boot.interval(level=LEVEL)
+        result["interval"] = {
+            "lower": _num(iv["lower"].iloc[0]) if len(iv) else None,
+            "upper": _num(iv["upper"].iloc[0]) if len(iv) else None,
+            "level": LEVEL, "method": "parametric bootstrap, percentile",
+            "n_boot": boot.n_boot, "n_failed": boot.n_failed,
+        }
+        if by:
+            ivs = boot.interval(by, LEVEL)
+            for label, lo, hi in zip(_labels(ivs, by), ivs["lower"], ivs["upper"]):
+                result["by"][label]["interval"] = {"lower": _num(lo), "upper": _num(hi)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(render(result, source, lists, factors, by))
+    return 0 if fit.ok else 1
+
+
+def render(result: dict, source: str, lists: list[str], factors: list[str], by: list[str]) -> str:
+    """The readable report of ``mse estimate``."""
+    def f(x, nd=1):
+        return "-" if x is None else f"{x:,.{nd}f}"
+
+    lines = [f"MSE estimate from {source}",
+             f"  lists:      {' '.join(lists)}",
+             f"  covariates: {' '.join(factors) if factors else '(none)'}",
+             f"  model:      main effects{' + ' + ' + '.join(result['terms']) if result['terms'] else ' only'}",
+             f"  status:     {result['status']}"]
+    if result["status"] != "ok":
+        lines.append(f"  {result.get('message', '')}")
+        lines.append("  no estimate is reported for this model")
+    lines += ["",
+              f"  observed (n_obs)   {result['n_obs']:,}",
+              f"  estimated (N-hat)  {f(result['n_hat'])}"]
+    iv = result["interval"]
+    if iv:
+        lines.append(f"  95% interval       {f(iv['lower'])} - {f(iv['upper'])}  "
+                     f"({iv['method']}, {iv['n_boot'] - iv['n_failed']} of {iv['n_boot']} replicates usable)")
+    lines += [f"  log-likelihood     {f(result['loglik'], 3)}",
+              f"  deviance           {f(result['deviance'], 3)} on {result['df']} df",
+              f"  AIC / BIC          {f(result['aic'], 3)} / {f(result['bic'], 3)}"]
+    if by:
+        lines += ["", f"  by {','.join(by)}:", f"  {'group':<20}{'n_obs':>10}{'N-hat':>14}{'interval':>26}"]
+        for label, g in result["by"].items():
+            giv = g.get("interval")
+            ivs = f"{f(giv['lower'])} - {f(giv['upper'])}" if giv else ""
+            lines.append(f"  {label:<20}{g['n_obs']:>10,}{f(g['n_hat']):>14}{ivs:>26}")
+    return "\n".join(lines)
+

@@ -1,0 +1,270 @@
+"""Existence and identifiability of the log-linear MLE (method.md 5).
+
+Two checks run before a model is fitted, as in the R package SparseMSE
+(``checkident``, Chan, Silverman and Vincent 2021):
+
+1. **Rank test** (identifiability): the design restricted to the observed
+   cells must have full column rank. A column that is a linear combination of
+   earlier ones (e.g. the three-list term of a three-list table, where the
+   all-zero cell is unobserved) makes its term *not identifiable*.
+2. **Fienberg-Rinaldo linear program** (existence): the MLE exists iff there
+   is a table ``x`` with every observed cell strictly positive and the same
+   sufficient statistics as the data, ``X' x = X' y``. The LP maximises ``t``
+   subject to ``X' x = X' y``, ``x_i >= t``, ``x >= 0``; the MLE exists iff the
+   optimum is > 0 (Fienberg and Rinaldo 2012, Ann. Statist. 40, 996-1023, p. 3
+   of the supplement, with the typo corrected as in SparseMSE).
+
+   By LP duality the same question is answered by a much smaller LP over
+   the p coefficients (Haberman 1974, Thm 2.3; Geyer 2009): the MLE fails to
+   exist iff there is a *direction of recession* ``d`` with ``x_i'd = 0`` on
+   every cell with a positive count, ``x_i'd <= 0`` on the zero cells and
+   ``x_i'd < 0`` on at least one of them (moving the coefficients along ``d``
+   never lowers the likelihood and drives those fitted cells to 0). We solve
+   ``max sum_{y_i = 0} -x_i'd`` subject to those constraints and
+   ``x_i'd >= -1``; the optimum is 0 iff the MLE exists. This is the default
+   (``method="direction"``, about ten times faster on the study-size table);
+   ``method="fienberg-rinaldo"`` solves the LP as SparseMSE does; the tests
+   check that both agree.
+
+When all observed counts are positive the MLE exists trivially (``x = y``) and
+no LP is solved.
+
+Responsible terms: a term with a column whose sufficient statistic is 0 (two
+lists that never overlap, a stratum with nobody in it) is named directly;
+otherwise the terms with a non-zero coefficient in the direction of recession
+found by the LP (the terms whose estimates run off to minus infinity).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+from .loglinear import (INTERCEPT, STATUS_NO_MLE, STATUS_NOT_IDENTIFIABLE, STATUS_OK, Design)
+
+#: LP optimum below this counts as 0 (the counts are whole numbers, so a
+#: feasible strictly positive table has a minimum far above solver noise).
+LP_TOL = 1e-7
+#: Relative residual norm below which a column counts as dependent.
+RANK_TOL = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class Existence:
+    """Outcome of the checks for one model and one set of counts.
+
+    Attributes
+    ----------
+    status : str
+        "ok", "not_identifiable" (rank test failed; reported first) or
+        "mle_does_not_exist" (LP optimum 0).
+    lp_value : float
+        Fienberg-Rinaldo LP optimum (``inf`` when skipped because every
+        observed count is positive, NaN when skipped for rank deficiency).
+    rank_deficiency : int
+        Number of design columns that depend on earlier ones.
+    responsible : tuple of str
+        Terms blamed (empty when ok or when no single term could be blamed).
+    message : str
+        One sentence for the user.
+    """
+
+    status: str
+    lp_value: float
+    rank_deficiency: int
+    responsible: tuple[str, ...]
+    message: str
+
+
+def _column_terms(design: Design, terms: Sequence[str]) -> list[str]:
+    """Term name of each model column, in model column order."""
+    out = [INTERCEPT]
+    for t in list(design.variables) + list(terms):
+        out += [t] * design.blocks[t].size
+    return out
+
+
+def dependent_columns(X: np.ndarray) -> np.ndarray:
+    """Indices of columns that are linear combinations of earlier columns.
+
+    Gram-Schmidt in column order (twice, for numerical stability), so that the
+    *later* term of a dependent set is blamed: main effects come first.
+
+    Parameters
+    ----------
+    X : ndarray
+        Observed cells x model columns.
+
+    Returns
+    -------
+    ndarray of int
+    """
+    n, p = X.shape
+    Q = np.empty((n, 0))
+    dep = []
+    for j in range(p):
+        x = X[:, j].astype(float)
+        norm0 = np.linalg.norm(x)
+        if norm0 == 0:
+            dep.append(j)
+            continue
+        r = x - Q @ (Q.T @ x)
+        r = r - Q @ (Q.T @ r)
+        nr = np.linalg.norm(r)
+        if nr <= RANK_TOL * norm0 * max(1.0, np.sqrt(p)):
+            dep.append(j)
+        else:
+            Q = np.column_stack([Q, r / nr])
+    return np.array(dep, dtype=int)
+
+
+def fienberg_rinaldo_lp(X: np.ndarray, y: np.ndarray) -> float:
+    """Optimum of the Fienberg-Rinaldo LP: max t s.t. X'x = X'y, x >= t, x >= 0.
+
+    Parameters
+    ----------
+    X : ndarray
+        Observed cells x model columns.
+    y : ndarray
+        Observed counts.
+
+    Returns
+    -------
+    float
+        The optimum; the MLE exists iff it is > 0.
+    """
+    n, p = X.shape
+    c = np.zeros(n + 1)
+    c[-1] = -1.0  # linprog minimises
+    a_eq = sparse.hstack([sparse.csr_matrix(X.T), sparse.csr_matrix((p, 1))]).tocsr()
+    b_eq = X.T @ y
+    a_ub = sparse.hstack([-sparse.identity(n, format="csr"), sparse.csr_matrix(np.ones((n, 1)))]).tocsr()
+    b_ub = np.zeros(n)
+    # t cannot exceed the mean count (the intercept fixes sum x); the bound
+    # keeps the LP bounded even if a design lacks an intercept
+    bounds = [(0, None)] * n + [(0, float(y.sum()) / max(n, 1) + 1.0)]
+    res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if res.status != 0:
+        # infeasible cannot happen (x = y is feasible); treat solver trouble as
+        # "cannot certify existence"
+        return 0.0
+    return float(-res.fun)
+
+
+def recession_direction_lp(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Largest direction of recession of the Poisson log-likelihood.
+
+    Solves ``max sum_{y_i=0} -x_i'd`` s.t. ``x_i'd = 0`` where ``y_i > 0`` and
+    ``-1 <= x_i'd <= 0`` where ``y_i = 0``.
+
+    Parameters
+    ----------
+    X : ndarray
+        Observed cells x model columns.
+    y : ndarray
+        Observed counts.
+
+    Returns
+    -------
+    value : float
+        The optimum: 0 iff the MLE exists.
+    d : ndarray
+        The direction found (zeros when the MLE exists).
+    """
+    zero = y == 0
+    p = X.shape[1]
+    if not zero.any():
+        return 0.0, np.zeros(p)
+    Xz, Xp = X[zero], X[~zero]
+    nz = Xz.shape[0]
+    res = linprog(Xz.sum(axis=0), A_ub=np.vstack([Xz, -Xz]), b_ub=np.r_[np.zeros(nz), np.ones(nz)],
+                  A_eq=Xp if Xp.shape[0] else None, b_eq=np.zeros(Xp.shape[0]) if Xp.shape[0] else None,
+                  bounds=[(None, None)] * p, method="highs")
+    if res.status != 0:  # d = 0 is always feasible and the objective bounded
+        raise RuntimeError(f"existence LP failed: {res.message}")
+    return float(-res.fun), np.asarray(res.x)
+
+
+def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | None = None,
+                    explain: bool = True, method: str = "direction") -> Existence:
+    """Rank test and Fienberg-Rinaldo LP for one model.
+
+    Parameters
+    ----------
+    design : Design
+    terms : sequence of str
+        Interaction terms of the model (canonical names).
+    counts : ndarray, optional
+        Observed-cell counts (default: the design's).
+    explain : bool
+        Name the responsible terms when the LP fails.
+    method : {"direction", "fienberg-rinaldo"}
+        Which of the two equivalent LPs to solve (see the module docstring).
+
+    Returns
+    -------
+    Existence
+    """
+    terms = tuple(terms)
+    y = design.check_counts(counts)
+    cols = design.columns(terms)
+    X = design.X_obs[:, cols]
+    col_terms = _column_terms(design, terms)
+    dep = dependent_columns(X)
+    if dep.size:
+        blamed = tuple(dict.fromkeys(col_terms[j] for j in dep))
+        names = [design.column_names[cols[j]] for j in dep]
+        return Existence(STATUS_NOT_IDENTIFIABLE, float("nan"), int(dep.size), blamed,
+                         f"not identifiable: design column(s) {names} of term(s) {list(blamed)} are linear "
+                         "combinations of earlier columns on the observed cells")
+    if np.all(y > 0):
+        return Existence(STATUS_OK, float("inf"), 0, (), "")
+    if method == "fienberg-rinaldo":
+        value = fienberg_rinaldo_lp(X, y)
+        exists, direction = value > LP_TOL, None
+    elif method == "direction":
+        value, direction = recession_direction_lp(X, y)
+        # a direction scaled so its most negative cell is -1 scores >= 1
+        exists = value < 0.5
+    else:
+        raise ValueError(f"method: must be 'direction' or 'fienberg-rinaldo', got {method!r}")
+    if exists:
+        return Existence(STATUS_OK, value, 0, (), "")
+    blamed: tuple[str, ...] = ()
+    how = ""
+    if explain:
+        blamed, how = _zero_statistic_terms(X, y, col_terms), "zero sufficient statistic"
+        if not blamed:
+            if direction is None:
+                direction = recession_direction_lp(X, y)[1]
+            blamed = _direction_terms(direction, col_terms)
+            how = "their coefficients run off to -infinity along the direction of recession"
+    if blamed:
+        msg = f"MLE does not exist: term(s) {list(blamed)} ({how})"
+    else:
+        msg = ("MLE does not exist: some fitted cells are forced to 0 by the sampling zeros"
+               + ("" if explain else " (responsible terms not searched)"))
+    return Existence(STATUS_NO_MLE, value, 0, blamed, msg)
+
+
+def _direction_terms(d: np.ndarray, col_terms: list[str]) -> tuple[str, ...]:
+    """Terms with a non-zero coefficient in the direction of recession;
+    interaction terms when there are any (main effects only shift to
+    compensate), else main effects."""
+    scale = max(np.abs(d).max(), 1e-300)
+    hit = [col_terms[j] for j in np.flatnonzero(np.abs(d) > 1e-7 * scale) if col_terms[j] != INTERCEPT]
+    inter = [t for t in hit if ":" in t]
+    return tuple(dict.fromkeys(inter or hit))
+
+
+def _zero_statistic_terms(X: np.ndarray, y: np.ndarray, col_terms: list[str]) -> tuple[str, ...]:
+    """Terms with a column that is non-zero on some observed cell but has
+    sufficient statistic 0 (e.g. two lists that never overlap)."""
+    stat = X.T @ y
+    support = (X != 0).any(axis=0)
+    bad = np.flatnonzero((stat == 0) & support)
+    return tuple(dict.fromkeys(col_terms[j] for j in bad))

@@ -1,0 +1,158 @@
+"""Tests of ``mse estimate`` (mse_helpers.estimate_cli), through the ``mse`` entry point."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from mse_helpers import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KOREA = str(FIXTURES / "korea.csv")
+
+# Published abundance and BIC for the Korea data, by model (user guide of the R
+# package MultipleSystemsEstimation, table `bic_results`, printed to 4 and 5
+# decimals). That package's BIC uses n = 123 persons; ours uses n = 7 cells, so
+# the published BIC is recomputed from our log-likelihood as -2 llf + k log(123).
+KOREA_PUBLISHED = {
+    "b:c,c:d": (157.1667, 57.14081),
+    "b:c": (268.7778, 58.96860),
+    "b:d,c:d": (123.4630, 91.89711),
+    "c:d": (126.1944, 138.06368),
+    "b:d": (126.9394, 155.16018),
+    "": (141.9926, 184.14431),
+}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["estimate", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_json(capsys, *argv: str) -> tuple[int, dict]:
+    code, out, _ = run(capsys, *argv, "--json")
+    assert out.count("\n") == 1  # exactly one JSON object on stdout
+    return code, json.loads(out)
+
+
+@pytest.mark.parametrize("terms,published", KOREA_PUBLISHED.items())
+def test_reproduces_published_korea_estimates(capsys, terms, published):
+    n_hat, bic_123 = published
+    code, res = run_json(capsys, KOREA, "--terms", terms)
+    assert code == 0 and res["status"] == "ok"
+    assert res["n_obs"] == 123
+    assert res["n_hat"] == pytest.approx(n_hat, abs=5e-5)
+    k = 4 + len(res["terms"])  # intercept, three lists, the interactions
+    assert -2 * res["loglik"] + k * math.log(123) == pytest.approx(bic_123, abs=5e-6)
+
+
+def test_korea_model_bc_fit_statistics_match_published_glm(capsys):
+    # same source: glm output for model [12,3] = b:c, deviance 8.567 on 2 df, AIC 44.91
+    code, res = run_json(capsys, KOREA, "--terms", "b:c")
+    assert res["deviance"] == pytest.approx(8.566946, abs=5e-7)
+    assert res["aic"] == pytest.approx(44.90767, abs=5e-6)
+    assert res["df"] == 2
+    assert res["bic"] == pytest.approx(-2 * res["loglik"] + 5 * math.log(7), rel=1e-12)
+
+
+def test_json_has_exactly_the_documented_keys(capsys):
+    code, res = run_json(capsys, KOREA)
+    assert set(res) == {"n_obs", "n_hat", "terms", "loglik", "aic", "bic", "deviance", "df",
+                        "status", "by", "interval"}
+    assert res["by"] == {} and res["interval"] is None and res["terms"] == []
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "counts.csv"
+    p.write_text(text)
+    return str(p)
+
+
+STRATA = """A,B,C,S,J,count
+1,0,0,F,2018,60
+0,1,0,F,2018,40
+1,1,0,F,2018,20
+0,0,1,F,2018,30
+1,0,1,F,2018,10
+1,0,0,M,2018,50
+0,1,0,M,2018,30
+1,1,0,M,2018,10
+0,0,1,M,2018,20
+0,1,1,M,2018,5
+1,0,0,F,2019,70
+0,1,0,F,2019,35
+1,1,0,F,2019,15
+0,0,1,F,2019,33
+1,1,1,F,2019,4
+1,0,0,M,2019,44
+0,1,0,M,2019,28
+1,1,0,M,2019,12
+0,0,1,M,2019,25
+0,1,1,M,2019,6
+"""
+
+
+def test_by_groups_add_up_and_bootstrap_is_reproducible(capsys, tmp_path):
+    path = write(tmp_path, STRATA)
+    args = (path, "--terms", "A:B", "--by", "J,S", "--bootstrap", "30", "--seed", "7")
+    code, res = run_json(capsys, *args)
+    assert code == 0 and res["status"] == "ok"
+    assert set(res["by"]) == {"J=2018&S=F", "J=2018&S=M", "J=2019&S=F", "J=2019&S=M"}
+    assert sum(g["n_obs"] for g in res["by"].values()) == res["n_obs"] == 547
+    assert sum(g["n_hat"] for g in res["by"].values()) == pytest.approx(res["n_hat"], rel=1e-12)
+    iv = res["interval"]
+    assert iv["n_boot"] == 30 and iv["lower"] < res["n_hat"] < iv["upper"]
+    assert all(g["interval"]["lower"] < g["n_hat"] < g["interval"]["upper"] for g in res["by"].values())
+    _, again = run_json(capsys, *args)
+    assert again["interval"] == iv
+    _, other = run_json(capsys, path, "--terms", "A:B", "--bootstrap", "30", "--seed", "8")
+    assert other["interval"]["lower"] != iv["lower"]
+
+
+def test_readable_output(capsys, tmp_path):
+    code, out, _ = run(capsys, write(tmp_path, STRATA), "--by", "J")
+    assert code == 0
+    assert "N-hat" in out and "J=2018" in out and "status:     ok" in out
+
+
+def test_lists_option_makes_other_columns_covariates(capsys, tmp_path):
+    text = "A,B,X,count\n1,0,0,10\n0,1,0,12\n1,1,0,4\n1,0,1,8\n0,1,1,9\n1,1,1,3\n"
+    path = write(tmp_path, text)
+    _, default = run_json(capsys, path)  # X is 0/1, so by default it is a third list
+    _, with_x = run_json(capsys, path, "--lists", "A,B", "--by", "X")
+    assert default["n_obs"] == with_x["n_obs"] == 46
+    assert set(with_x["by"]) == {"X=0", "X=1"}
+    # two lists per stratum, main effects + X: Lincoln-Petersen with a common A:B odds
+    assert with_x["n_hat"] != default["n_hat"]
+
+
+def test_failed_model_reports_status_not_a_number(capsys, tmp_path):
+    text = "A,B,C,count\n1,0,0,30\n0,1,0,25\n0,0,1,40\n1,0,1,8\n0,1,1,5\n"
+    code, res = run_json(capsys, write(tmp_path, text), "--terms", "A:B")
+    assert code == 1
+    assert res["status"] == "mle_does_not_exist" and res["n_hat"] is None
+    assert res["responsible"] == ["A:B"]
+
+
+@pytest.mark.parametrize("text,args,message", [
+    ("A,B,count\n1,0,5\n0,1,4\n0,0,3\n", (), "data row(s) [3] have every list 0"),
+    ("A,B,n\n1,0,5\n0,1,4\n", (), "no 'count' column"),
+    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--lists", "A,Q"), "--lists: column(s) ['Q']"),
+    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--by", "J"), "--by: ['J'] are not covariate columns"),
+    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "10"), "--bootstrap needs --seed"),
+    ("A,B,count\n1,0,5\n0,1,4\n1,1,-2\n", (), "whole number >= 0; data row 3"),
+    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--terms", "A:Z"), "unknown variable(s) ['Z']"),
+])
+def test_bad_input_exits_2_with_a_clear_message(capsys, tmp_path, text, args, message):
+    code, out, err = run(capsys, write(tmp_path, text), *args)
+    assert code == 2 and out == ""
+    assert message in err
+
+
+def test_missing_file(capsys, tmp_path):
+    code, _, err = run(capsys, str(tmp_path / "nope.csv"))
+    assert code == 2 and "no such file" in err

@@ -9,6 +9,11 @@ STAMP  := $(VENV)/.installed
 # even when the user has another `python3` kernel installed for themselves.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 export MPLBACKEND := Agg
+# The engine factorises small (~90x90) matrices thousands of times: threaded BLAS
+# only adds overhead there; parallelism comes from joblib across data sets.
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
 
 .PHONY: report test unit notebooks lab venv requirements benchmark clean-venv
 

@@ -229,6 +229,38 @@ def count_table(persons: pd.DataFrame, lists: Sequence[str], factors: Sequence[s
     return complete_table(agg, lists, factors, levels=levels, source="persons")
 
 
+def dataset_table(persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
+                  years: Sequence[int]) -> pd.DataFrame:
+    """The count table of one completed person-level data set (method.md 5).
+
+    Lists are the registers, factors the covariates and the year as factor
+    ``J``, with fixed levels (the covariates' two levels, every analysed
+    year), so that every completed data set gives the same cells.
+
+    Parameters
+    ----------
+    persons : DataFrame
+        A completed person-level file: ``year``, registers 0/1, covariates as
+        level strings, no missing values.
+    registers, covariates : sequence of str
+        Codes from ``codes.REGISTERS`` and ``codes.COVARIATES``.
+    years : sequence of int
+        The analysed years.
+
+    Returns
+    -------
+    DataFrame
+        See :func:`count_table`.
+    """
+    frame = persons.rename(columns={"year": YEAR})
+    # A person on none of the registers in use is not in the data: data
+    # preparation already dropped (and counted) them.
+    levels = {c: COVARIATES[c] for c in covariates}
+    levels[YEAR] = tuple(int(y) for y in years)
+    frame = frame.assign(**{YEAR: frame[YEAR].astype(int)})
+    return count_table(frame, list(registers), list(covariates) + [YEAR], levels=levels)
+
+
 # --- terms ---------------------------------------------------------------------
 
 def parse_terms(spec: str | Sequence[str] | None, variables: Sequence[str],

@@ -61,6 +61,7 @@ class Params:
     interval: str
     seed: int
     n_jobs: int
+    sensitivity: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (paths as strings, tuples as lists)."""
@@ -241,6 +242,35 @@ def _path(key: str, value: Any, optional: bool) -> Path | None:
     return path.resolve()
 
 
+def _sensitivity(value: Any) -> tuple[str, ...]:
+    """Sensitivity analyses: ``drop:K`` (registers and/or covariates), ``no-covariates``."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError("parameter sensitivity: must be a list such as [drop:K, no-covariates]")
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ParameterError(f"parameter sensitivity: {item!r} is not a text such as drop:K")
+        item = item.strip()
+        if item == "no-covariates":
+            out.append(item)
+            continue
+        m = re.fullmatch(r"drop:([A-Z](?:,[A-Z])*)", item.replace(" ", ""))
+        codes = m.group(1).split(",") if m else []
+        bad = [c for c in codes if c not in REGISTERS and c not in COVARIATES]
+        if not m or bad:
+            raise ParameterError(
+                f"parameter sensitivity: {item!r} is not 'no-covariates' or 'drop:' followed by register "
+                f"or covariate codes ({' '.join(REGISTERS)} {' '.join(COVARIATES)}), e.g. drop:K")
+        out.append("drop:" + ",".join(codes))
+    if len(set(out)) != len(out):
+        raise ParameterError(f"parameter sensitivity: an analysis is listed twice: {out}")
+    return tuple(out)
+
+
 def validate(raw: Mapping[str, Any]) -> Params:
     """Check every value and build :class:`Params`.
 
@@ -280,6 +310,7 @@ def validate(raw: Mapping[str, Any]) -> Params:
         interval=interval,
         seed=_int("seed", raw["seed"], 0, 2**63 - 1),
         n_jobs=_int("n_jobs", raw["n_jobs"], 1, 256),
+        sensitivity=_sensitivity(raw["sensitivity"]),
     )
     for key, optional in INPUT_KEYS.items():
         values[key] = _path(key, raw[key], optional)

@@ -182,6 +182,10 @@ def initial_manifest(p: Params, run_dir: Path, notebooks: tuple[str, ...]) -> di
 # --- executing and rendering ------------------------------------------------------
 
 def _kernel_env() -> None:
+    # Small matrices, many fits: single-threaded BLAS is much faster (see
+    # docs/engine.md); parallelism comes from joblib across data sets.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     # Make kernel `python3` the one of this environment even if the user has
     # another `python3` kernel registered for themselves.
     share = Path(sys.prefix) / "share" / "jupyter"

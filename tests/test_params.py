@@ -95,3 +95,12 @@ def test_parse_set_reads_yaml_values():
 def test_to_dict_round_trip(inputs):
     p = load_params(None, {**inputs, "years": [2017, 2016]})
     assert load_params(None, p.to_dict()) == p
+
+
+def test_sensitivity_analyses(inputs):
+    p = load_params(None, {**inputs, "sensitivity": ["drop:K", "drop: S, L", "no-covariates"]})
+    assert p.sensitivity == ("drop:K", "drop:S,L", "no-covariates")
+    assert load_params(None, {**inputs, "sensitivity": []}).sensitivity == ()
+    for bad in (["drop:X"], ["leave-out K"], [3], ["drop:K", "drop:K"]):
+        with pytest.raises(ParameterError, match="parameter sensitivity"):
+            load_params(None, {**inputs, "sensitivity": bad})

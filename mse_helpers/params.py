@@ -182,22 +182,34 @@ def _int(key: str, value: Any, lo: int, hi: int | None = None) -> int:
     return value
 
 
+def parse_years_text(text: str) -> list[int]:
+    """``"2016-2019"``, ``"2020"`` or ``"2016,2018"`` to a list of years.
+
+    Raises
+    ------
+    ValueError
+        With a message saying what was expected.
+    """
+    m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", text)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        if a > b:
+            raise ValueError(f"range {text!r} runs backwards")
+        return list(range(a, b + 1))
+    parts = [v for v in re.split(r"[,\s]+", text.strip()) if v]
+    if not parts or not all(re.fullmatch(r"\d{4}", v) for v in parts):
+        raise ValueError(f"expected a year, a range like 2016-2019 or a list like 2016,2018; got {text!r}")
+    return [int(v) for v in parts]
+
+
 def _years(key: str, value: Any) -> tuple[int, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", value)
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            if a > b:
-                raise ParameterError(f"parameter {key}: range {value!r} runs backwards")
-            return tuple(range(a, b + 1))
-        value = [v for v in re.split(r"[,\s]+", value.strip()) if v]
         try:
-            value = [int(v) for v in value]
-        except ValueError:
-            raise ParameterError(
-                f"parameter {key}: must be a list of years or a range like 2016-2019, got {value!r}") from None
+            value = parse_years_text(value)
+        except ValueError as exc:
+            raise ParameterError(f"parameter {key}: {exc}") from None
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:

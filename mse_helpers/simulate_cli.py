@@ -13,25 +13,19 @@ of ``--years 2016-2020``: the bundled years are not changed.
 from __future__ import annotations
 
 import argparse
-import re
 
 from .cli import UsageError
+from .params import parse_years_text
 
 DEFAULT_SEED = 20161231  # the seed of the bundled data (data/defaults.yaml's master seed)
 
 
 def parse_years(text: str) -> list[int]:
-    """``2016-2019``, ``2020`` or ``2016,2018`` to a list of years."""
-    m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", text)
-    if m:
-        a, b = int(m.group(1)), int(m.group(2))
-        if a > b:
-            raise UsageError(f"--years {text}: the range runs backwards")
-        return list(range(a, b + 1))
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    if not parts or not all(re.fullmatch(r"\d{4}", p) for p in parts):
-        raise UsageError(f"--years {text!r}: expected a year, a range like 2016-2019 or a list like 2016,2018")
-    return sorted(set(int(p) for p in parts))
+    """``2016-2019``, ``2020`` or ``2016,2018`` to a sorted list of years."""
+    try:
+        return sorted(set(parse_years_text(text)))
+    except ValueError as exc:
+        raise UsageError(f"--years: {exc}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

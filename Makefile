@@ -8,7 +8,6 @@ STAMP  := $(VENV)/.installed
 # The notebooks ask for kernel `python3`; JUPYTER_PATH makes that the venv's kernel
 # even when the user has another `python3` kernel installed for themselves.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
-export MPLBACKEND := Agg
 # The engine factorises small (~90x90) matrices thousands of times: threaded BLAS
 # only adds overhead there; parallelism comes from joblib across data sets.
 export OPENBLAS_NUM_THREADS := 1

@@ -181,11 +181,19 @@ def initial_manifest(p: Params, run_dir: Path, notebooks: tuple[str, ...]) -> di
 
 # --- executing and rendering ------------------------------------------------------
 
+#: Environment of the notebook kernels. Figures must render inline even when
+#: the caller has MPLBACKEND=Agg (as in a headless shell); small matrices and
+#: many fits make single-threaded BLAS much faster (docs/engine.md), the
+#: parallelism comes from joblib across data sets.
+KERNEL_ENV = {
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
 def _kernel_env() -> None:
-    # Small matrices, many fits: single-threaded BLAS is much faster (see
-    # docs/engine.md); parallelism comes from joblib across data sets.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
     # Make kernel `python3` the one of this environment even if the user has
     # another `python3` kernel registered for themselves.
     share = Path(sys.prefix) / "share" / "jupyter"
@@ -198,6 +206,8 @@ def _kernel_env() -> None:
 def _ipc_kernel_manager(socket_dir: str):
     """A kernel manager whose kernel talks over Unix sockets in a private folder.
 
+    Its kernels also get :data:`KERNEL_ENV`.
+
     The default is unencrypted TCP on localhost; the notebooks handle
     special-category personal data, so keep the traffic off the network stack.
     """
@@ -208,6 +218,10 @@ def _ipc_kernel_manager(socket_dir: str):
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.ip = os.path.join(socket_dir, "kernel")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), **KERNEL_ENV}
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return IPCKernelManager
 

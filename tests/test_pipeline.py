@@ -116,3 +116,18 @@ def test_headline_needs_the_columns(tmp_path):
     f = tmp_path / "e.csv"
     f.write_text("year,group,n_hat\n2018,total,1\n")
     assert headline_from_estimates(f) is None
+
+
+def test_kernels_render_figures_inline_even_with_agg(setup, monkeypatch):
+    tmp, nbdir, p = setup
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # a headless shell's setting must not reach the kernels
+    _notebook(nbdir / "c_fig.ipynb",
+              "import os, matplotlib.pyplot as plt\nfrom IPython.display import display\n"
+              "fig, ax = plt.subplots()\nax.plot([1, 2])\ndisplay(fig)\nplt.close(fig)",
+              "print('blas threads', os.environ.get('OPENBLAS_NUM_THREADS'))")
+    r = run_pipeline(p, tmp / "reports", notebook_dir=nbdir, notebooks=("c_fig",), progress=lambda s: None)
+    assert r.status == "ok"
+    nb = nbformat.read(r.run_dir / "notebooks" / "c_fig.ipynb", as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("blas threads 1" in o.get("text", "") for o in outputs)

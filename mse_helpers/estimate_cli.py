@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import seeds
+from . import seeds, selection
 from .cli import UsageError
 from .codes import group_label
 from .loglinear import Design, complete_table, fit_model, n_hat_by, parametric_bootstrap
 
 LEVEL = 0.95
+SELECT_METHODS = ("backward-aic", "forward-bic", "study")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "model, refit, and report the 2.5%% and 97.5%% percentiles of the B N-hats; "
                              "replicates whose refit has no MLE are counted and left out")
     parser.add_argument("--seed", type=int, help="seed of the bootstrap (required with --bootstrap)")
+    parser.add_argument("--select", choices=SELECT_METHODS,
+                        help="select the model (method.md 6): 'backward-aic' removes terms by AIC from --terms "
+                             "(default all two-factor terms); 'forward-bic' adds two- and three-factor terms by "
+                             "BIC to --terms (default main effects), a term only when its margins are in; "
+                             "'study' does both (backward AIC from all two-factor terms, then forward BIC over "
+                             "all three-factor terms). A start without MLE first loses the terms the existence "
+                             "check blames; refused terms are reported")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
 
@@ -109,20 +117,31 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
     if args.bootstrap and args.seed is None:
         raise UsageError("--bootstrap needs --seed (the interval must be reproducible)")
+    select = getattr(args, "select", None)
     try:
         table = complete_table(frame, lists, factors, source=source)
-        design = Design(table, lists, factors)
+        design = Design(table, lists, factors, three_factor="all" if select else None)
         terms = design.terms(args.terms or None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
-    fit = fit_model(design, terms)
+    selected = None
+    if select:
+        try:
+            fit, selected = run_select(design, select, terms if args.terms else None)
+        except RuntimeError as exc:  # no starting model with an MLE
+            raise UsageError(f"--select {select}: {exc}") from None
+    else:
+        fit = fit_model(design, terms)
     result = {
         "n_obs": int(round(fit.n_obs)), "n_hat": _num(fit.n_hat), "terms": list(terms),
         "loglik": _num(fit.loglik), "aic": _num(fit.aic), "bic": _num(fit.bic),
         "deviance": _num(fit.deviance), "df": int(fit.df_resid), "status": fit.status,
         "by": {}, "interval": None,
     }
+    if selected is not None:
+        result["terms"] = list(fit.terms)
+        result["selection"] = selected
     if fit.status != "ok":
         result["message"] = fit.message
         result["responsible"] = list(fit.responsible)
@@ -151,6 +170,47 @@ def main(args: argparse.Namespace) -> int:
     return 0 if fit.ok else 1
 
 
+def run_select(design: Design, method: str, start: tuple[str, ...] | None):
+    """Run one of the ``--select`` methods (see :mod:`mse_helpers.selection`).
+
+    Parameters
+    ----------
+    design : Design
+        Built with ``three_factor="all"``.
+    method : {"backward-aic", "forward-bic", "study"}
+    start : tuple of str or None
+        The ``--terms`` model, or None for the method's default start.
+
+    Returns
+    -------
+    fit : Fit
+        The selected model (checked: its MLE exists).
+    selection : dict
+        ``method``, ``removed`` and ``added`` (terms in order), ``refused``
+        (term, status, reason, step), ``fits``, ``checks``.
+    """
+    two_factor = tuple(t for t in design.candidate_terms if t.count(":") == 1)
+    removed: list[str] = []
+    added: list[str] = []
+    refused: list[dict] = []
+    fits = checks = 0
+    if method in ("backward-aic", "study"):
+        back = selection.backward(design, start if start is not None else two_factor, criterion="aic")
+        fit, removed, refused = back.fit, back.path, [dict(r, type="backward") for r in back.refused]
+        fits, checks = back.counter.fits, back.counter.checks
+    if method in ("forward-bic", "study"):
+        if method == "study":
+            base, cands = fit, [t for t in design.candidate_terms if t.count(":") == 2]
+        else:
+            base, cands = (start or ()), list(design.candidate_terms)
+        fwd = selection.forward(design, base, cands, criterion="bic")
+        fit, added = fwd.fit, fwd.path
+        refused += [dict(r, type="forward") for r in fwd.refused]
+        fits, checks = fits + fwd.counter.fits, checks + fwd.counter.checks
+    return fit, {"method": method, "removed": removed, "added": added, "refused": refused,
+                 "fits": fits, "checks": checks}
+
+
 def render(result: dict, source: str, lists: list[str], factors: list[str], by: list[str]) -> str:
     """The readable report of ``mse estimate``."""
     def f(x, nd=1):
@@ -161,6 +221,15 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
              f"  covariates: {' '.join(factors) if factors else '(none)'}",
              f"  model:      main effects{' + ' + ' + '.join(result['terms']) if result['terms'] else ' only'}",
              f"  status:     {result['status']}"]
+    sel = result.get("selection")
+    if sel:
+        lines.append(f"  selection:  {sel['method']} ({sel['fits']} fits, {sel['checks']} existence checks)")
+        if sel["removed"]:
+            lines.append(f"    removed (in order): {' '.join(sel['removed'])}")
+        if sel["added"]:
+            lines.append(f"    added (in order):   {' '.join(sel['added'])}")
+        for r in sel["refused"]:
+            lines.append(f"    refused {r['term']} ({r['type']}, step {r['step']}): {r['reason']}")
     if result["status"] != "ok":
         lines.append(f"  {result.get('message', '')}")
         lines.append("  no estimate is reported for this model")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables
-from .codes import REGISTERS
+from .codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS
 
 
 def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) -> plt.Figure:
@@ -69,5 +69,205 @@ def register_sizes_plot(persons: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("persons")
     ax.set_title("Persons per register and year")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- results figures (notebook 04): study Figures 4, 5, 6 and the ratios -----------------------
+
+OBSERVED_STYLE = dict(color="black", marker="o", lw=1.5)
+ESTIMATED_COLOR = "tab:blue"
+PUBLISHED_COLOR = "tab:orange"
+
+
+def _group_rows(est: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Rows of one group for the single years, in year order, with an int ``x``."""
+    rows = est[(est["group"] == group) & est["year"].str.fullmatch(r"\d{4}")]
+    rows = rows.assign(x=rows["year"].astype(int)).sort_values("x")
+    if rows.empty:
+        raise ValueError(f"estimates: no yearly rows for group {group}")
+    return rows
+
+
+def _interval_name(est: pd.DataFrame) -> str:
+    kinds = sorted(set(est["interval"].astype(str))) if "interval" in est.columns else []
+    return "95% interval" + (f" ({', '.join(kinds)})" if kinds else "")
+
+
+def _band(ax, rows: pd.DataFrame, color, label: str | None) -> None:
+    ax.fill_between(rows["x"], rows["lower"].astype(float), rows["upper"].astype(float),
+                    color=color, alpha=0.2, lw=0, label=label)
+
+
+def _year_axis(ax, years) -> None:
+    ax.set_xticks(list(years))
+    ax.set_xlabel("year")
+    ax.set_ylim(bottom=0)
+
+
+def figure4(estimates: pd.DataFrame) -> plt.Figure:
+    """Study Figure 4: observed (black) and estimated (blue) victims per year, interval shaded.
+
+    Parameters
+    ----------
+    estimates : DataFrame
+        ``results/estimates.csv`` (exact values; rows of group ``total``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes: line ``observed (n_obs)``, line ``estimated (N-hat)``, one
+        shaded band.
+    """
+    est = tables.check_estimates(estimates)
+    rows = _group_rows(est, "total")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _band(ax, rows, ESTIMATED_COLOR, _interval_name(est))
+    ax.plot(rows["x"], rows["n_hat"], color=ESTIMATED_COLOR, marker="o", lw=2, label="estimated (N-hat)")
+    ax.plot(rows["x"], rows["n_obs"], label="observed (n_obs)", **OBSERVED_STYLE)
+    _year_axis(ax, rows["x"])
+    ax.set_ylabel("victims")
+    ax.set_title("Observed and estimated number of victims per year")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def figure5(estimates: pd.DataFrame, covariates=None) -> plt.Figure:
+    """Study Figure 5: estimates per year by each covariate, one panel per covariate.
+
+    Parameters
+    ----------
+    estimates : DataFrame
+    covariates : sequence of str, optional
+        Default: every covariate with estimates (four panels for S L N U).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per covariate (2 columns); in each, one line per level with
+        its interval shaded.
+    """
+    est = tables.check_estimates(estimates)
+    covs = list(covariates) if covariates is not None else tables.result_covariates(est)
+    if not covs:
+        raise ValueError("estimates: no covariate groups (the run used no covariates)")
+    ncols = 2 if len(covs) > 1 else 1
+    nrows = int(np.ceil(len(covs) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, c in zip(axes.flat, covs):
+        for k, level in enumerate(COVARIATES[c]):
+            rows = _group_rows(est, f"{c}={level}")
+            color = f"C{k}"
+            _band(ax, rows, color, None)
+            ax.plot(rows["x"], rows["n_hat"], color=color, marker="o", lw=2,
+                    label=f"{LEVEL_NAMES[c][level]} ({level})")
+        _year_axis(ax, rows["x"])
+        ax.set_ylabel("estimated victims")
+        ax.set_title(COVARIATE_NAMES[c])
+        ax.legend(fontsize=8, loc="upper left")
+    for ax in list(axes.flat)[len(covs):]:
+        ax.remove()
+    fig.suptitle(f"Estimated victims per year by covariate (shaded: {_interval_name(est)})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> plt.Figure:
+    """Study Figure 6: the long series, this run's years with earlier published estimates.
+
+    One panel per group that has earlier estimates and estimates in this run
+    (``total`` first). This run: observed (black) and estimated (blue, interval
+    shaded). Published figures (orange, labelled "published") as points with
+    their interval where one was published; a period (``2010-2015``) as a
+    horizontal line at the yearly average over the period, its band the
+    published range.
+
+    Parameters
+    ----------
+    estimates : DataFrame
+        This run's estimates.
+    earlier : DataFrame
+        From :func:`tables.read_earlier_estimates`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    est = tables.check_estimates(estimates)
+    groups = [g for g in dict.fromkeys(["total"] + list(earlier["group"])) if g in set(est["group"])]
+    if not groups:
+        raise ValueError("earlier estimates: none of their groups is estimated in this run")
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 3.8 * len(groups)), squeeze=False)
+    for ax, g in zip(axes[:, 0], groups):
+        rows = _group_rows(est, g)
+        _band(ax, rows, ESTIMATED_COLOR, f"this run: {_interval_name(est)}")
+        ax.plot(rows["x"], rows["n_hat"], color=ESTIMATED_COLOR, marker="o", lw=2, label="this run: estimated")
+        ax.plot(rows["x"], rows["n_obs"], label="this run: observed", **OBSERVED_STYLE)
+        pub = earlier[earlier["group"] == g]
+        single = pub[pub["first_year"] == pub["last_year"]].sort_values("first_year")
+        if len(single):
+            err = np.vstack([(single["n_hat"] - single["lower"]).fillna(0), (single["upper"] - single["n_hat"]).fillna(0)])
+            ax.errorbar(single["first_year"], single["n_hat"], yerr=err, fmt="s", color=PUBLISHED_COLOR,
+                        capsize=4, label="published estimate (not this run)")
+        for k, r in enumerate(pub[pub["first_year"] < pub["last_year"]].itertuples()):
+            x = [r.first_year - 0.4, r.last_year + 0.4]
+            ax.plot(x, [r.n_hat, r.n_hat], color=PUBLISHED_COLOR, lw=2.5, ls="--",
+                    label=f"published yearly average {r.year}" if k == 0 else None)
+            if np.isfinite(r.lower) and np.isfinite(r.upper):
+                ax.fill_between(x, r.lower, r.upper, color=PUBLISHED_COLOR, alpha=0.15, lw=0,
+                                label=f"published range {r.year}" if k == 0 else None)
+        years = sorted(set(rows["x"]) | set(pub["first_year"]) | set(pub["last_year"]))
+        ax.set_xticks(range(min(years), max(years) + 1))
+        ax.set_xlabel("year")
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("victims")
+        ax.set_title("all victims" if g == "total" else tables.group_name(g))
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle("Long series: this run and earlier published estimates (orange: published, not re-estimated)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ratio_figure(estimates: pd.DataFrame, pairs: bool = True) -> plt.Figure:
+    """Ratios N-hat / n_obs per group and year: which groups are most hidden.
+
+    Parameters
+    ----------
+    estimates : DataFrame
+    pairs : bool
+        Add a second panel with the pairs of covariate levels (Annex G groups).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Panels: covariate levels, then (``pairs``) pairs of levels. Groups on
+        the vertical axis, most hidden (highest mean ratio) on top; one marker
+        per year; the dashed line is the ratio of all victims (mean over the years).
+    """
+    table = tables.ratio_table(estimates, pairs=pairs)
+    years = [c for c in table.columns if c not in ("name", "mean")]
+    total = table.loc["total", "mean"] if "total" in table.index else np.nan
+    parts = [("covariate levels", table[[("&" not in g and g != "total") for g in table.index]])]
+    if pairs:
+        parts.append(("pairs of covariate levels", table[["&" in g for g in table.index]]))
+    parts = [(t, d) for t, d in parts if len(d)]
+    heights = [max(2.0, 0.28 * len(d) + 1.2) for _, d in parts]
+    fig, axes = plt.subplots(len(parts), 1, figsize=(8, sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (title, d) in zip(axes[:, 0], parts):
+        d = d.iloc[::-1]  # highest mean ratio on top
+        y = np.arange(len(d))
+        for k, year in enumerate(years):
+            ax.scatter(d[year], y, color=f"C{k}", s=22, label=year, zorder=3)
+        ax.set_yticks(y, d["name"], fontsize=7)
+        if np.isfinite(total):
+            ax.axvline(total, color="0.4", ls="--", lw=1, label="all victims (mean)")
+        ax.set_xlabel("ratio N-hat / n_obs (higher: more hidden)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", color="0.9")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Estimated per observed victim, by group and year", fontsize=10)
     fig.tight_layout()
     return fig

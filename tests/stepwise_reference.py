@@ -132,3 +132,17 @@ def random_table(rng: np.random.Generator, lists, factors, year_levels=None, sca
         eta += beta * grid[term.split(":")].prod(axis=1)
     grid["count"] = rng.poisson(np.exp(eta))
     return grid[grid[list(lists)].sum(axis=1) > 0].reset_index(drop=True)
+
+
+def n_hat(table: pd.DataFrame, lists, factors, terms, categorical=()) -> float:
+    """N-hat of a model: observed total plus the fitted all-zero-list cell of every
+    stratum (every combination of ``factors`` in the table), predicted by statsmodels."""
+    variables = list(lists) + list(factors)
+    res = fit(table, variables, terms, categorical)["result"]
+    if factors:
+        strata = table[list(factors)].drop_duplicates().reset_index(drop=True)
+    else:
+        strata = pd.DataFrame(index=[0])
+    for lst in lists:
+        strata[lst] = 0
+    return float(table["count"].sum() + np.asarray(res.predict(strata)).sum())

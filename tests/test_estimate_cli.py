@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -156,3 +157,80 @@ def test_bad_input_exits_2_with_a_clear_message(capsys, tmp_path, text, args, me
 def test_missing_file(capsys, tmp_path):
     code, _, err = run(capsys, str(tmp_path / "nope.csv"))
     assert code == 2 and "no such file" in err
+
+
+# --- --select (model selection, mse_helpers.selection) ---------------------------------
+
+def _random_counts_csv(tmp_path: Path, seed: int, effects: dict, zero_ab: bool = False) -> tuple[str, "object"]:
+    """A random table with lists A B G D, a 0/1 covariate S and three years, as CSV and as the
+    reference's frame (``tests/stepwise_reference.py``)."""
+    import numpy as np
+
+    import stepwise_reference as ref
+
+    table = ref.random_table(np.random.default_rng(seed), ["A", "B", "G", "D"], ["S"],
+                             year_levels=[2016, 2017, 2018], scale=25.0, effects=effects)
+    if zero_ab:  # lists A and B never overlap: the all-two-factor model has no MLE
+        table = table.assign(count=np.where((table["A"] == 1) & (table["B"] == 1), 0, table["count"]))
+    path = tmp_path / f"random{seed}.csv"
+    table.to_csv(path, index=False)
+    return str(path), table
+
+
+def _sorted_names(terms) -> set[str]:
+    return {":".join(sorted(t.split(":"))) for t in terms}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_select_backward_aic_matches_reference_step(capsys, tmp_path, seed):
+    import stepwise_reference as ref
+
+    path, table = _random_counts_csv(tmp_path, seed, {"A:B": 0.9, "G:D": -0.7, "A:S": 0.5})
+    code, res = run_json(capsys, path, "--lists", "A,B,G,D", "--select", "backward-aic")
+    assert code == 0 and res["status"] == "ok"
+    variables = ["A", "B", "G", "D", "S", "J"]
+    start = [f"{a}:{b}" for a, b in itertools.combinations(variables, 2)]
+    slow = ref.backward(table, variables, start, "aic", categorical=["J"])
+    assert _sorted_names(res["terms"]) == _sorted_names(slow)
+    assert res["n_hat"] == pytest.approx(ref.n_hat(table, ["A", "B", "G", "D"], ["S", "J"], slow, ["J"]), rel=1e-7)
+    assert len(res["selection"]["removed"]) == len(start) - len(res["terms"]) > 0
+
+
+def test_select_study_matches_reference_and_reports_refused_terms(capsys, tmp_path):
+    import stepwise_reference as ref
+
+    path, table = _random_counts_csv(tmp_path, 3, {"G:D": 0.8, "A:S": 0.4, "G:S": 0.5, "D:S": 0.4, "G:D:S": 0.7},
+                                     zero_ab=True)
+    code, res = run_json(capsys, path, "--lists", "A,B,G,D", "--select", "study")
+    assert code == 0
+    sel = res["selection"]
+    assert [(r["term"], r["status"], r["step"]) for r in sel["refused"] if r["type"] == "backward"] == \
+        [("A:B", "mle_does_not_exist", 0)]
+    variables = ["A", "B", "G", "D", "S", "J"]
+    start = [f"{a}:{b}" for a, b in itertools.combinations(variables, 2) if (a, b) != ("A", "B")]
+    two = ref.backward(table, variables, start, "aic", categorical=["J"])
+    # every three-factor term containing A and B has no MLE: the reference need not see them
+    three = [":".join(c) for c in itertools.combinations(variables, 3) if not {"A", "B"} <= set(c)]
+    slow = ref.forward(table, variables, two, three, "bic", categorical=["J"])
+    assert _sorted_names(res["terms"]) == _sorted_names(slow)
+    assert res["n_hat"] == pytest.approx(ref.n_hat(table, ["A", "B", "G", "D"], ["S", "J"], slow, ["J"]), rel=1e-7)
+    code, out, _ = run(capsys, path, "--lists", "A,B,G,D", "--select", "study")
+    assert "selection:  study" in out and "refused A:B (backward, step 0)" in out
+
+
+def test_select_forward_bic_on_korea_finds_the_lowest_bic_model(capsys):
+    # all six models the published enumeration lists, by our BIC (n = 7 cells): forward search
+    # from main effects must reach the best of them, b:c + c:d (N-hat 157.1667)
+    bics = {terms: run_json(capsys, KOREA, "--terms", terms)[1]["bic"] for terms in KOREA_PUBLISHED}
+    assert min(bics, key=bics.get) == "b:c,c:d"
+    code, res = run_json(capsys, KOREA, "--select", "forward-bic")
+    assert code == 0 and res["terms"] == ["b:c", "c:d"]
+    assert res["n_hat"] == pytest.approx(157.1667, abs=5e-5)
+    assert [r["term"] for r in res["selection"]["refused"]] == ["b:d"]  # b:c + b:d + c:d: no MLE
+
+
+def test_select_unknown_method_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["estimate", KOREA, "--select", "stepwise"])
+    assert exc.value.code == 2
+    assert "--select" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""Benchmark: the whole default run (``make report``) against the 3-minute budget.
+
+1. Runs ``mse run`` with the default parameters (m = 25, B = 100, both model
+   types) into a temporary reports folder, as ``make report`` does (same
+   single-threaded BLAS), and prints the duration of every notebook from the
+   run's ``manifest.json`` and the total, against the 180-second budget.
+2. Runs the bootstrap stage alone on that run's work folder with n_jobs = 1
+   and n_jobs = 2, alternating (the machine is shared and noisy), prints the
+   times side by side and checks that both give identical results.
+
+If the run's notebooks do not yet call model selection or the bootstrap stage
+(no ``work/models.json`` / ``results/estimates.csv`` after the run), those
+stages are run here on the run's work folder and their times are added to the
+projected total; the output says so.
+
+Usage: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pipeline.py [--rounds 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as the Makefile: small matrices, parallel workers
+
+import pandas as pd  # noqa: E402
+
+from mse_helpers import bootstrap  # noqa: E402
+from mse_helpers.params import PROJECT_ROOT, load_params  # noqa: E402
+
+BUDGET_S = 180.0
+
+
+def run_pipeline(reports: Path) -> tuple[Path, float, dict]:
+    """``mse run`` with the defaults into ``reports``; the run folder, wall time, manifest."""
+    mse = Path(sys.executable).with_name("mse")
+    cmd = [str(mse)] if mse.exists() else [sys.executable, "-m", "mse_helpers.cli"]
+    env = dict(os.environ, MPLBACKEND="Agg", JUPYTER_PATH=str(PROJECT_ROOT / ".venv" / "share" / "jupyter"))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd + ["run", "--reports", str(reports)], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+        raise SystemExit(f"mse run failed with exit code {proc.returncode}")
+    run_dir = next(d for d in sorted(reports.iterdir()) if (d / "manifest.json").is_file())
+    return run_dir, wall, json.loads((run_dir / "manifest.json").read_text())
+
+
+def time_stage(p, work: Path, results: Path) -> tuple[float, bootstrap.BootstrapResult]:
+    """Wall time of the bootstrap stage (design cache cleared: every run pays for it)."""
+    bootstrap._DESIGN_CACHE.clear()
+    t0 = time.perf_counter()
+    res = bootstrap.run_stage(p, work, results)
+    return time.perf_counter() - t0, res
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of n_jobs 1 and 2")
+    args = parser.parse_args()
+    p = load_params(None, None)
+    print(f"default parameters: m = {p.m}, B = {p.bootstrap}, n_jobs = {p.n_jobs}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory(prefix="mse_bench_") as tmp:
+        run_dir, wall, manifest = run_pipeline(Path(tmp) / "reports")
+        print(f"\n1. mse run (as make report), run folder {run_dir.name}")
+        print(f"{'notebook':<24}{'status':>8}{'seconds':>10}")
+        for name, entry in manifest["notebooks"].items():
+            print(f"{name:<24}{entry['status']:>8}{entry['duration_s']:>10.1f}")
+        total = float(manifest["duration_s"])
+        print(f"{'run total (manifest)':<24}{'':>8}{total:>10.1f}")
+        print(f"{'mse run wall time':<24}{'':>8}{wall:>10.1f}   (with input checks and start-up)")
+        work, results = run_dir / "work", run_dir / "results"
+        extra = 0.0
+        if not (work / "models.json").is_file():
+            from mse_helpers import selection  # noqa: PLC0415 - only when notebook 03 did not run it
+            t0 = time.perf_counter()
+            selection.run_stage(p, work)
+            extra += time.perf_counter() - t0
+            print(f"{'  + selection (here)':<24}{'':>8}{time.perf_counter() - t0:>10.1f}   "
+                  "(notebook 03 did not write work/models.json)")
+        stage_ran = (results / "estimates.csv").is_file()
+
+        print(f"\n2. bootstrap stage alone ({p.bootstrap} replicates x models of work/models.json)")
+        times: dict[int, list[float]] = {1: [], 2: []}
+        outs = {}
+        for r in range(args.rounds):
+            for n_jobs in ((2, 1) if r % 2 else (1, 2)):
+                q = load_params(None, {"n_jobs": n_jobs})
+                t, res = time_stage(q, work, Path(tmp) / f"results_{n_jobs}")
+                times[n_jobs].append(t)
+                outs[n_jobs] = res
+        same = all(outs[1].__dict__[k].equals(outs[2].__dict__[k]) for k in ("estimates", "per_model", "failed"))
+        f = outs[2].failed
+        print(f"models pooled: {len(outs[2].models)} (not used: {outs[2].n_models_skipped}); replicates: "
+              f"{int(f['n_boot'].sum())}, failed (no MLE, left out): {int(f['n_boot_failed'].sum())}, "
+              f"needing the engine's LP: {int(f['n_lp_checks'].sum())}")
+        print(f"{'round':<8}{'n_jobs=1 (s)':>14}{'n_jobs=2 (s)':>14}{'ratio':>8}")
+        for r in range(args.rounds):
+            print(f"{r + 1:<8}{times[1][r]:>14.1f}{times[2][r]:>14.1f}{times[1][r] / times[2][r]:>8.2f}")
+        print(f"identical results for n_jobs 1 and 2: {same}")
+        if not stage_ran:
+            extra += min(times[p.n_jobs])
+            print(f"(notebook 04 did not run the bootstrap stage; its n_jobs={p.n_jobs} time is added below)")
+        projected = total + extra
+        print(f"\nwhole default run: {projected:.1f} s of the {BUDGET_S:.0f} s budget "
+              f"({projected / BUDGET_S:.0%}){'' if extra == 0 else f'; {extra:.1f} s of it measured here'}")
+        totals = outs[2].estimates.query("group == 'total'")[["year", "n_obs", "n_hat", "lower", "upper"]]
+        print("\nheadline estimates (n_jobs=2 run):")
+        print(totals.round(0).to_string(index=False))
+    return 0 if projected <= BUDGET_S else 1
+
+
+if __name__ == "__main__":
+    pd.set_option("display.width", 120)
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""The report's text (notebook 04) as Markdown strings built from the run's facts.
+
+Every number in the text comes from the run: the parameters (``Params``),
+``work/prep_summary.json`` (data preparation), the register map, and the
+estimates and per-model results of the bootstrap stage. Nothing here is a
+person-level row: the inputs are counts and estimates only.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import tables
+from .codes import COVARIATE_NAMES, COVARIATES, EXCLUDE, REGISTER_NAMES, REGISTERS
+
+INTERVAL_TEXT = {
+    "rubin-t": (
+        "The interval shown is Rubin's symmetric t interval, N-hat +- t * sqrt(T), with Rubin's degrees "
+        "of freedom: the interval the study reports. Being symmetric, its lower bound can fall below the "
+        "observed number n_obs (even below zero for small groups), which is impossible for the true number; "
+        "the log-scale interval (parameter `interval: log-scale`) avoids that."
+    ),
+    "log-scale": (
+        "The interval shown is the log-scale interval: the logarithm of the dark number, log(N-hat - n_obs), "
+        "is pooled by Rubin's rules, its t interval is transformed back and n_obs added. It is asymmetric "
+        "and never falls below the observed number. The study reported the symmetric t interval "
+        "(parameter `interval: rubin-t`)."
+    ),
+}
+
+_WAYS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def fmt(value: float) -> str:
+    """A publication-rounded estimate with thousands separators (``4,200``)."""
+    return f"{tables.publication_round(value):,.0f}"
+
+
+def fmt_count(value: float) -> str:
+    """A count (or mean count) rounded to whole persons (``1,207``)."""
+    return f"{float(np.floor(value + 0.5)):,.0f}"
+
+
+def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
+    """A DataFrame as a Markdown table (pandas' ``to_markdown`` needs an extra package).
+
+    Parameters
+    ----------
+    frame : DataFrame
+    index : bool
+        Show the index (its levels become the first columns).
+
+    Returns
+    -------
+    str
+    """
+    shown = frame.reset_index() if index else frame
+    head = "| " + " | ".join(str(c) for c in shown.columns) + " |"
+    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
+    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
+            for row in shown.itertuples(index=False)]
+    return "\n".join([head, rule] + body)
+
+
+def interval_text(interval: str) -> str:
+    """Which interval is shown, and why (``p.interval``)."""
+    if interval not in INTERVAL_TEXT:
+        raise ValueError(f"parameter interval: {interval!r} is not one of {', '.join(INTERVAL_TEXT)}")
+    return INTERVAL_TEXT[interval]
+
+
+def headline(estimates: pd.DataFrame) -> str:
+    """The summary: N-hat, interval, n_obs and ratio per year (and over all years).
+
+    Parameters
+    ----------
+    estimates : DataFrame
+        ``results/estimates.csv`` (exact values; rounded here for the text).
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    t6 = tables.table6(estimates, rounded=False)
+    est = tables.check_estimates(estimates)
+    kinds = sorted(set(est["interval"].astype(str))) if "interval" in est.columns else []
+    lines = [f"Estimated number of victims (N-hat) with its 95% interval"
+             + (f" ({', '.join(kinds)})" if kinds else "") + ", the number registered (n_obs) and the "
+             "ratio N-hat / n_obs:", ""]
+    for year, r in t6.iterrows():
+        label = "All years together" if year == tables.ALL_YEARS else f"{year}"
+        lines.append(f"- **{label}: {fmt(r['N-hat'])}** ({fmt(r['lower 95%'])}-{fmt(r['upper 95%'])}); "
+                     f"registered {fmt_count(r['n_obs'])}; ratio {r['ratio']:.1f}")
+    return "\n".join(lines)
+
+
+def assumptions(registers: Sequence[str]) -> str:
+    """The assumptions of the method (method.md 2), for the run's registers."""
+    k = len(registers)
+    ways = _WAYS.get(k, f"{k}")
+    return "\n".join([
+        "The estimates rest on four assumptions:",
+        "",
+        "1. **Closed population per year**: the persons who were exploited in the Netherlands and could have "
+        "been registered in that year.",
+        "2. **Perfect linkage**: the registration identifies the same person across reports (a pseudonymous "
+        "person key).",
+        "3. **Homogeneous inclusion probabilities within strata** of the covariates, for at least one register.",
+        f"4. **No highest-order interaction among the registers**: with {k} registers only the {ways}-way "
+        "interaction must be absent; dependencies between registers (referrals) are modelled by interaction "
+        "terms.",
+    ])
+
+
+def method(p, n_models: int | None = None, n_years: int | None = None) -> str:
+    """The method as run: imputation, log-linear models, selection, bootstrap, pooling.
+
+    Parameters
+    ----------
+    p : Params
+        Uses registers, covariates, m, maxit, three_factor_candidates, bootstrap, interval.
+    n_models : int, optional
+        Models actually pooled (``n_models`` of the estimates); default 2m.
+    n_years : int, optional
+        Number of analysed years (for the size of the table).
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    n_models = 2 * p.m if n_models is None else int(n_models)
+    regs = ", ".join(f"{g} ({REGISTER_NAMES[g]})" for g in p.registers)
+    covs = ", ".join(f"{c} ({COVARIATE_NAMES[c]})" for c in p.covariates) or "none"
+    cells = 2 ** len(p.registers) * 2 ** len(p.covariates) * (n_years or 1)
+    size = (f"{2 ** len(p.registers)} x {2 ** len(p.covariates)} x {n_years} = {cells:,} cells"
+            if n_years else f"{2 ** len(p.registers)} x {2 ** len(p.covariates)} cells per year")
+    return "\n".join([
+        "**Multiple Systems Estimation.** Every registered person is on one or more of the registers "
+        f"{regs}. The pattern of overlaps between the registers tells how many victims were on none of them "
+        "(the dark number). The estimated number of victims is the registered number plus the estimated dark "
+        "number.",
+        "",
+        f"**Multiple imputation.** Missing covariate values, and the registers of the records made from aggregate "
+        f"counts, are filled in by chained equations (logistic regressions with the coefficients drawn from their "
+        f"posterior, as R `mice` does), {p.maxit} iterations, giving {p.m} completed data sets. The aggregate "
+        "records are linked to the person-level records anew for every data set, so the uncertainty of the "
+        "linking is part of the variation between data sets.",
+        "",
+        f"**Log-linear models.** For each completed data set, the persons are counted by register pattern, "
+        f"covariates ({covs}) and year ({size}). A Poisson log-linear model is fitted to the observed cells; its "
+        "fitted value for the unobserved cell (on no register) of each stratum is the estimated dark number "
+        "there. Estimates for a group (a year, a covariate level, a pair of levels) are sums over its strata. "
+        "Before a model is fitted or compared, the existence of its maximum likelihood estimate is checked "
+        "(a linear-programming test and a rank test); a model that fails is never selected.",
+        "",
+        "**Model selection, two model types per data set.** The two-factor model starts from all two-factor "
+        "interactions and removes terms one at a time while that lowers AIC; the three-factor model adds "
+        f"three-factor terms to it one at a time while that lowers BIC, from the {p.three_factor_candidates} "
+        "terms that did best in a screening on one data set (hierarchy respected).",
+        "",
+        f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
+        "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance of "
+        f"every estimate. Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
+        "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
+        + interval_text(p.interval),
+    ])
+
+
+def _organisations_by_register(register_map: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for reg in list(REGISTERS) + [EXCLUDE]:
+        orgs = register_map.loc[register_map["register"] == reg, "organisation"].tolist()
+        if orgs:
+            rows.append({"register": reg if reg == EXCLUDE else f"{reg} ({REGISTER_NAMES[reg]})",
+                         "organisations": len(orgs), "names": ", ".join(sorted(orgs))})
+    return pd.DataFrame(rows)
+
+
+def data_decisions(summary: Mapping, register_map: pd.DataFrame, p) -> str:
+    """The data decisions of this run: mapping, exclusions, aggregates, linking.
+
+    Parameters
+    ----------
+    summary : mapping
+        ``work/prep_summary.json`` (years, reference_years,
+        excluded_reports_per_organisation, partial_records, counts_per_year).
+    register_map : DataFrame
+        ``organisation, register`` (the run's register map; counts only).
+    p : Params
+        Uses registers, covariates, linkage_window_days.
+
+    Returns
+    -------
+    str
+        Markdown with tables.
+    """
+    years = [int(y) for y in summary["years"]]
+    out = [f"**Years analysed:** {', '.join(map(str, years))}. **Registers:** {' '.join(p.registers)}"
+           + (f" (left out: {' '.join(g for g in REGISTERS if g not in p.registers)})"
+              if len(p.registers) < len(REGISTERS) else "")
+           + f". **Covariates:** {' '.join(p.covariates) or 'none'}.", ""]
+    out += ["**Mapping.** Every reporting organisation is mapped to one register by the register map; several "
+            "units of one organisation are one register. Organisations mapped to `exclude` are left out:", "",
+            markdown_table(_organisations_by_register(register_map), index=False), ""]
+    excl = pd.DataFrame(summary.get("excluded_reports_per_organisation", []))
+    if len(excl):
+        wide = excl.pivot_table(index="organisation", columns="year", values="reports", aggfunc="sum",
+                                fill_value=0).astype(int)
+        wide.columns = [str(c) for c in wide.columns]
+        wide["total"] = wide.sum(axis=1)
+        out += [f"Reports of excluded organisations (by year of the report date; {int(wide['total'].sum()):,} "
+                "in all):", "", markdown_table(wide), ""]
+    else:
+        out += ["No reports were excluded.", ""]
+    counts = summary.get("counts_per_year", {})
+    persons = {y: counts.get(str(y), {}).get("persons") for y in years}
+    if all(v is not None for v in persons.values()):
+        out += [f"**One record per person.** A person counts in the year of the first report; the registers are "
+                f"all registers that reported the person within {p.linkage_window_days} days. Persons in the "
+                "person-level file: " + "; ".join(f"{y}: {persons[y]:,}" for y in years) + ".", ""]
+    partial = pd.DataFrame(summary.get("partial_records", []))
+    if len(partial):
+        used = partial[partial["used"].astype(bool)] if "used" in partial.columns else partial
+        unused = partial[~partial["used"].astype(bool)] if "used" in partial.columns else partial.iloc[:0]
+        per_year = used.groupby("year")["records"].sum()
+        table = used[["year", "organisation", "register", "records"]].sort_values(["year", "organisation"])
+        out += ["**Aggregates and partial records.** Organisations that sent only totals (GDPR) give one partial "
+                "record per counted person, with a 1 on their register; covariates constant within the "
+                "organisation-year are known, at most one other is assigned, the rest are missing and imputed. "
+                "Partial records per year: " + "; ".join(f"{y}: {n:,}" for y, n in per_year.items()) + ".", "",
+                markdown_table(table, index=False), ""]
+        if len(unused):
+            out += [f"Aggregate rows not used (register left out of this run): {len(unused)} "
+                    f"({int(unused['records'].sum()):,} persons).", ""]
+        ref = summary.get("reference_years", [])
+        out += [f"**Linking.** A partial record is either a person already in the file (on other registers) or a "
+                f"new person. It is decided so that the register's overlap with the other registers looks like "
+                f"that in the reference years {', '.join(map(str, ref))}; linking is random and redone with its "
+                "own seed for every completed data set.", ""]
+    else:
+        out += ["**Aggregates.** No aggregate counts in this run: all records are person-level reports.", ""]
+    outside = summary.get("aggregate_rows_outside_years")
+    if outside:
+        out += [f"Aggregate rows outside the analysed years (not used): {outside}.", ""]
+    for note in summary.get("notes", []):
+        out += [f"Note: {note}", ""]
+    return "\n".join(out).rstrip()
+
+
+def parameters(p) -> str:
+    """The run's parameters as a Markdown table (input files by name only)."""
+    rows = []
+    for key, value in p.to_dict().items():
+        if key in p.input_files() or key in ("reports", "aggregates", "register_map", "truth",
+                                              "earlier_estimates"):
+            value = "none" if value is None else str(value).replace("\\", "/").rsplit("/", 1)[-1]
+            if key == "earlier_estimates" and value == "none":
+                value = f"none (default: {tables.PUBLISHED_ESTIMATES.name}, method.md 10)"
+        elif isinstance(value, list):
+            value = " ".join(map(str, value)) if value else "none"
+        elif value is None:
+            value = "from the data"
+        rows.append({"parameter": key, "value": value})
+    return markdown_table(pd.DataFrame(rows), index=False)
+
+
+def bootstrap_failures(failed: pd.DataFrame) -> pd.DataFrame:
+    """Bootstrap replicates per model: succeeded and failed (never averaged in).
+
+    Parameters
+    ----------
+    failed : DataFrame
+        ``BootstrapResult.failed`` (one row per model of models.json, with
+        ``status``) or ``work/bootstrap.parquet`` (one row per pooled model and
+        group): ``model``, ``dataset``, ``type``, ``n_boot_ok``, ``n_boot_failed``.
+
+    Returns
+    -------
+    DataFrame
+        One row per model; ``status`` too when given.
+    """
+    need = ["model", "dataset", "type", "n_boot_ok", "n_boot_failed"]
+    missing = [c for c in need if c not in failed.columns]
+    if missing:
+        raise ValueError(f"bootstrap results per model: missing column(s) {', '.join(missing)}")
+    cols = need + [c for c in ("status", "failed_statuses") if c in failed.columns]
+    return failed[cols].drop_duplicates("model").sort_values("model").reset_index(drop=True)
+
+
+def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame | None = None) -> str:
+    """Caveats of this run's estimates, with their numbers.
+
+    Parameters
+    ----------
+    estimates : DataFrame
+        ``results/estimates.csv`` (``var_between``, ``var_total`` used when present).
+    summary : mapping
+        ``work/prep_summary.json``.
+    p : Params
+    failed : DataFrame, optional
+        ``BootstrapResult.failed`` (or ``work/bootstrap.parquet``): replicates
+        and models that failed.
+
+    Returns
+    -------
+    str
+        Markdown list.
+    """
+    est = tables.check_estimates(estimates)
+    items = []
+    partial = pd.DataFrame(summary.get("partial_records", []))
+    if len(partial):
+        if "used" in partial.columns:
+            partial = partial[partial["used"].astype(bool)]
+        counts = summary.get("counts_per_year", {})
+        parts = []
+        for y, n in partial.groupby("year")["records"].sum().items():
+            persons = counts.get(str(y), {}).get("persons")
+            share = f", against {persons:,} persons from person-level reports" if persons else ""
+            parts.append(f"{y}: {n:,} partial records{share}")
+        items.append("**Years with aggregates are partly imputed** (" + "; ".join(parts) + "). Their registers "
+                     "and covariates are linked and imputed, so their n_obs is a mean over the completed data "
+                     "sets and their estimates lean on the assumption that the register overlap resembles the "
+                     "reference years " + ", ".join(map(str, summary.get("reference_years", []))) + ".")
+    items.append("**Interval.** " + interval_text(p.interval))
+    yearly = est[est["year"].str.fullmatch(r"\d{4}")]
+    below = yearly[yearly["lower"] < yearly["n_obs"]]
+    if len(below):
+        per_year = below.groupby("year").size()
+        shown = below.assign(_k=below["group"].map(tables.group_sort_key)).sort_values(["_k", "year"]).head(8)
+        names = ", ".join(f"{r.year} {r.group}" for r in shown.itertuples())
+        more = f" and {len(below) - len(shown)} more" if len(below) > len(shown) else ""
+        items.append(f"**Lower bounds below the observed number** in {len(below)} of {len(yearly)} yearly groups "
+                     f"(per year: " + "; ".join(f"{y}: {n}" for y, n in per_year.items()) + f"; e.g. {names}{more}): "
+                     "the true number cannot be below n_obs; read these intervals as wide, or use the "
+                     "log-scale interval.")
+    if {"var_between", "var_total"} <= set(est.columns):
+        tot = est[(est["group"] == "total") & est["year"].str.fullmatch(r"\d{4}")].sort_values("year")
+        share = (1 + 1 / tot["n_models"].astype(float)) * tot["var_between"] / tot["var_total"] \
+            if "n_models" in tot.columns else tot["var_between"] / tot["var_total"]
+        items.append("**Model and imputation uncertainty.** Share of the total variance that comes from the "
+                     "differences between the models (data sets and model types): "
+                     + "; ".join(f"{y}: {s:.0%}" for y, s in zip(tot["year"], share)) + ".")
+    if failed is not None and len(failed):
+        fails = bootstrap_failures(failed)
+        if "status" in fails.columns and (fails["status"] != "ok").any():
+            skipped = fails[fails["status"] != "ok"]
+            items.append(f"**Models not pooled.** {len(skipped)} of {len(fails)} selected models were left out: "
+                         + "; ".join(f"model {int(r.model)} (data set {int(r.dataset)}, {r.type}): {r.status}"
+                                     for r in skipped.itertuples()) + ".")
+            fails = fails[fails["status"] == "ok"]
+        n_fail, n_all = int(fails["n_boot_failed"].sum()), int((fails["n_boot_ok"] + fails["n_boot_failed"]).sum())
+        text = (f"**Bootstrap.** {n_fail:,} of {n_all:,} bootstrap replicates failed the existence check or did "
+                "not converge; they are left out, never averaged in")
+        if n_fail:
+            worst = fails.sort_values("n_boot_failed", ascending=False).iloc[0]
+            text += (f" (most in model {int(worst['model'])}: data set {int(worst['dataset'])}, {worst['type']}, "
+                     f"{int(worst['n_boot_failed'])} failed)")
+        items.append(text + ".")
+    items.append("**Rounding.** " + tables.ROUNDING_RULE)
+    sens = ", ".join(f"`{a}`" for a in getattr(p, "sensitivity", ()))
+    items.append("**Assumptions.** The assumptions of the method cannot be tested from the registration alone"
+                 + (f"; the sensitivity analyses of this run ({sens}, model selection notebook) show how much "
+                    "the estimates move when registers or covariates are left out." if sens else "."))
+    return "\n".join(f"- {i}" for i in items)
+
+
+def validation(validation_table: pd.DataFrame) -> str:
+    """The validation against the truth file, in words (synthetic data only).
+
+    Parameters
+    ----------
+    validation_table : DataFrame
+        From :func:`tables.validation_table`.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    v = validation_table[validation_table["n_hat"].notna()]
+    yearly = v[v["year"] != tables.ALL_YEARS]
+    tot = yearly[yearly["group"] == "total"].sort_values("year")
+    lines = [f"A truth file was supplied (synthetic data), so the true numbers are known. The 95% intervals contain the true number "
+             f"in {int(yearly['covered'].sum())} of {len(yearly)} yearly groups "
+             f"({yearly['covered'].mean():.0%}); the mean relative error of N-hat is "
+             f"{yearly['relative_error'].mean():+.1%} (mean absolute {yearly['relative_error'].abs().mean():.1%}).",
+             "", "True total versus estimate per year:", ""]
+    for r in tot.itertuples():
+        lines.append(f"- {r.year}: true {r.n_true:,.0f}, estimated {fmt(r.n_hat)} ({fmt(r.lower)}-{fmt(r.upper)}), "
+                     + ("inside" if r.covered else "**outside**") + " the interval")
+    missing = validation_table[validation_table["n_hat"].isna()]
+    if len(missing):
+        lines += ["", f"{len(missing)} truth rows have no estimate in this run (groups not estimated): "
+                  + ", ".join(f"{r.year} {r.group}" for r in missing.itertuples()) + "."]
+    return "\n".join(lines)

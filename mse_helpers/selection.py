@@ -1,0 +1,715 @@
+"""Model selection over all completed data sets (method.md 6; docs/selection.md).
+
+For every completed data set two models are selected, as in the study:
+
+1. **two-factor model**: backward stepwise AIC from all two-factor terms of the
+   registers, covariates and year. When the all-two-factor model has no MLE
+   (it has none on the bundled data), the terms the existence check names as
+   responsible are removed first, each recorded with the reason, until the
+   MLE exists; the backward search starts from there.
+2. **three-factor model**: forward stepwise BIC from the two-factor model over
+   the ``k`` three-factor terms kept by a screening on data set 0; a
+   three-factor term is eligible only when its three two-factor margins are
+   in the model.
+
+The searches are *exactly greedy*: at every step every allowed candidate is
+refitted exactly (warm-started from the current model) and the candidate with
+the lowest criterion is taken, with the same tie rule and tolerance as R's
+``step()`` and the test oracle ``tests/stepwise_reference.py``: candidates are
+visited in design order and one replaces the running best only when its
+criterion is lower by more than :data:`TOL`. Existence checks (the LP of
+``existence.py``) are needed only when terms are *added*: sub-models of a
+model whose MLE exists have one too. A forward step checks candidates in the
+order of the selection rule until the first that passes, which chooses the
+same model as checking all of them first. A candidate whose check fails, or
+whose fit does not converge, is recorded in ``refused`` and never chosen; a
+refused term stays out of later forward steps of that search (non-existence
+is inherited by every larger model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from .codes import YEAR
+from .existence import check_existence
+from .loglinear import STATUS_OK, Design, Fit, dataset_table, fit_model, n_hat_by
+
+#: A candidate must lower the criterion by more than this to be taken (as the
+#: reference implementation; R's step() uses a similar 1e-7 guard).
+TOL = 1e-9
+
+TWO_FACTOR, THREE_FACTOR, SCREENING = "two-factor", "three-factor", "screening"
+REFUSED_COLUMNS = ["dataset", "type", "step", "term", "status", "reason"]
+SCREENING_COLUMNS = ["term", "bic_gain", "rank", "kept"]
+SENSITIVITY_COLUMNS = ["analysis", "dataset", "type", "year", "n_obs", "n_hat"]
+NO_COVARIATES = "no-covariates"
+
+
+# --- bookkeeping -----------------------------------------------------------------
+
+@dataclasses.dataclass
+class Counter:
+    """How much work a search did (for the benchmark and the notebook)."""
+
+    fits: int = 0
+    checks: int = 0
+
+    def add(self, other: "Counter") -> None:
+        """Add another counter's numbers to this one."""
+        self.fits += other.fits
+        self.checks += other.checks
+
+
+@dataclasses.dataclass
+class Selection:
+    """Outcome of one stepwise search.
+
+    Attributes
+    ----------
+    fit : Fit
+        The selected model (status "ok").
+    path : list of str
+        Terms removed (backward) or added (forward), in order.
+    refused : list of dict
+        ``step``, ``term``, ``status``, ``reason`` of every refused candidate
+        (and of the terms removed to reach a starting model whose MLE exists).
+    counter : Counter
+        Fits and existence checks done.
+    """
+
+    fit: Fit
+    path: list[str]
+    refused: list[dict]
+    counter: Counter
+
+
+def margins(term: str) -> tuple[str, ...]:
+    """The lower-order interaction margins of a term (``"O:P:R"`` -> ``O:P``, ``O:R``, ``P:R``).
+
+    Variables keep their order, so canonical names stay canonical. A
+    two-factor term has none (main effects are always in the model).
+    """
+    vs = term.split(":")
+    if len(vs) <= 2:
+        return ()
+    return tuple(":".join(c) for c in itertools.combinations(vs, len(vs) - 1))
+
+
+def _order(design: Design, terms: Sequence[str]) -> tuple[str, ...]:
+    """Terms in design order (the order ties are broken in)."""
+    pos = {t: i for i, t in enumerate(design.candidate_terms)}
+    return tuple(sorted(terms, key=pos.__getitem__))
+
+
+def _pick(values: Sequence[tuple[str, float]], current: float, tol: float = TOL) -> str | None:
+    """The step rule of R's ``step()`` and of the reference: visit candidates in
+    order; one becomes the best when it beats the running best (initially the
+    current model) by more than ``tol``. None when no candidate improves."""
+    best, best_val = None, current
+    for term, val in values:
+        if val < best_val - tol:
+            best, best_val = term, val
+    return best
+
+
+# --- starting model ----------------------------------------------------------------
+
+def existing_start(design: Design, terms: Sequence[str], counts: np.ndarray | None = None,
+                   counter: Counter | None = None) -> tuple[tuple[str, ...], list[dict]]:
+    """Remove the terms the existence check blames until the model's MLE exists.
+
+    Parameters
+    ----------
+    design : Design
+    terms : sequence of str
+        The intended starting model (e.g. all two-factor terms).
+    counts : ndarray, optional
+        Observed-cell counts (default: the design's).
+    counter : Counter, optional
+        Incremented per check.
+
+    Returns
+    -------
+    terms : tuple of str
+        The largest model reached this way whose MLE exists and is identifiable.
+    removed : list of dict
+        One record per removed term: ``step`` (0), ``term``, ``status``, ``reason``.
+
+    Raises
+    ------
+    RuntimeError
+        When the check fails without naming a term (nothing to remove).
+    """
+    terms = _order(design, design.canonical(tuple(terms)))
+    counter = counter if counter is not None else Counter()
+    removed: list[dict] = []
+    while True:
+        counter.checks += 1
+        ex = check_existence(design, terms, counts=counts, explain=True)
+        if ex.status == STATUS_OK:
+            return terms, removed
+        blamed = [t for t in ex.responsible if t in terms and ":" in t]
+        if not blamed:
+            raise RuntimeError(f"starting model: {ex.message}; no interaction term to remove")
+        for t in blamed:
+            removed.append({"step": 0, "term": t, "status": ex.status,
+                            "reason": f"removed from the starting model: {ex.message}"})
+        terms = tuple(t for t in terms if t not in blamed)
+
+
+# --- the searches ------------------------------------------------------------------
+
+def _fit(design, terms, counts, start, counter, check=False) -> Fit:
+    counter.fits += 1
+    return fit_model(design, terms, counts=counts, start=start, check=check, explain=False)
+
+
+def _why_not(design: Design, cand: Fit, counts, counter: Counter, step: int, term: str) -> dict:
+    """Refusal record of a candidate whose unchecked fit failed: usually its
+    MLE does not exist (Newton drifts); the check says so and names the terms."""
+    counter.checks += 1
+    ex = check_existence(design, cand.terms, counts=counts, explain=True)
+    if ex.status != STATUS_OK:
+        return {"step": step, "term": term, "status": ex.status, "reason": ex.message}
+    return {"step": step, "term": term, "status": cand.status, "reason": cand.message}
+
+
+def backward(design: Design, start_terms: Sequence[str], counts: np.ndarray | None = None,
+             criterion: str = "aic", repair_start: bool = True, tol: float = TOL) -> Selection:
+    """Backward stepwise selection (R's ``step(direction = "backward")``).
+
+    At each step every term not contained in another term of the model
+    (marginality) is dropped in turn and the model refitted exactly, warm
+    started from the current model; the drop that lowers the criterion most
+    is made (:func:`_pick`), until none lowers it.
+
+    Parameters
+    ----------
+    design : Design
+    start_terms : sequence of str
+        Interaction terms of the starting model ("all2" for all two-factor terms).
+    counts : ndarray, optional
+        Observed-cell counts of this data set (default: the design's).
+    criterion : {"aic", "bic"}
+    repair_start : bool
+        When the starting model has no MLE, remove the terms the existence
+        check blames first (:func:`existing_start`); otherwise the start is
+        assumed to pass. Sub-models then need no check.
+    tol : float
+        Minimum improvement.
+
+    Returns
+    -------
+    Selection
+    """
+    counter = Counter()
+    terms = _order(design, design.canonical(start_terms if isinstance(start_terms, (str, tuple))
+                                            else tuple(start_terms)))
+    refused: list[dict] = []
+    if repair_start:
+        terms, refused = existing_start(design, terms, counts, counter)
+    current = _fit(design, terms, counts, None, counter)
+    if not current.ok:
+        raise RuntimeError(f"starting model {list(terms)}: {current.status}: {current.message}")
+    path: list[str] = []
+    step = 0
+    while terms:
+        step += 1
+        # the previous step's candidate models never come back: free their cached
+        # information plans (~0.3 MB each on the study table), bounding memory
+        design.clear_caches()
+        values = []
+        for t in terms:
+            if any(t != u and set(t.split(":")) < set(u.split(":")) for u in terms):
+                continue  # marginality: t is a margin of a term still in the model
+            cand = _fit(design, tuple(u for u in terms if u != t), counts, current.coef, counter)
+            if not cand.ok:  # cannot happen for an existing MLE; recorded, never chosen
+                refused.append({"step": step, "term": t, "status": cand.status, "reason": cand.message})
+                continue
+            values.append((t, getattr(cand, criterion), cand))
+        best = _pick([(t, v) for t, v, _ in values], getattr(current, criterion), tol)
+        if best is None:
+            break
+        current = next(c for t, _, c in values if t == best)
+        terms = tuple(u for u in terms if u != best)
+        path.append(best)
+    return Selection(current, path, refused, counter)
+
+
+def forward(design: Design, base: Fit | Sequence[str], candidates: Sequence[str],
+            counts: np.ndarray | None = None, criterion: str = "bic", tol: float = TOL) -> Selection:
+    """Forward stepwise selection (R's ``step(direction = "forward")``) with hierarchy.
+
+    A candidate is eligible when every lower-order margin is in the model.
+    Every eligible candidate is refitted exactly (warm started from the current
+    model, no existence check); then candidates are checked in the order of
+    the step rule until one passes, which is taken if it lowers the criterion.
+    Candidates that fail are recorded and leave the pool for good (a model
+    containing them has no MLE either).
+
+    Parameters
+    ----------
+    design : Design
+        Must hold the candidate terms.
+    base : Fit or sequence of str
+        Starting model (a Fit whose MLE exists, or its terms: then checked).
+    candidates : sequence of str
+        Terms that may be added.
+    counts : ndarray, optional
+    criterion : {"bic", "aic"}
+    tol : float
+
+    Returns
+    -------
+    Selection
+    """
+    counter = Counter()
+    refused: list[dict] = []
+    if isinstance(base, Fit):
+        current = _fit(design, _order(design, base.terms), counts, base.coef if base.ok else None, counter)
+    else:
+        base_terms = _order(design, design.canonical(tuple(base) if not isinstance(base, str) else base))
+        current = _fit(design, base_terms, counts, None, counter, check=True)
+        counter.checks += 1
+    if not current.ok:
+        raise RuntimeError(f"starting model {list(current.terms)}: {current.status}: {current.message}")
+    pool = list(_order(design, [t for t in design.canonical(tuple(candidates)) if t not in current.terms]))
+    path: list[str] = []
+    step = 0
+    while pool:
+        step += 1
+        terms = set(current.terms)
+        values = []
+        for t in list(pool):
+            if any(mg not in terms for mg in margins(t)):
+                continue  # hierarchy: a margin is missing
+            cand = _fit(design, _order(design, current.terms + (t,)), counts, current.coef, counter)
+            if not cand.ok:
+                refused.append(_why_not(design, cand, counts, counter, step, t))
+                pool.remove(t)
+                continue
+            values.append((t, getattr(cand, criterion), cand))
+        chosen = None
+        while values:
+            best = _pick([(t, v) for t, v, _ in values], getattr(current, criterion), tol)
+            if best is None:
+                break
+            cand = next(c for t, _, c in values if t == best)
+            counter.checks += 1
+            ex = check_existence(design, cand.terms, counts=counts, explain=True)
+            if ex.status == STATUS_OK:
+                chosen = cand
+                break
+            refused.append({"step": step, "term": best, "status": ex.status, "reason": ex.message})
+            pool.remove(best)
+            values = [v for v in values if v[0] != best]
+        if chosen is None:
+            break
+        added = next(t for t in chosen.terms if t not in terms)
+        pool.remove(added)
+        path.append(added)
+        current = chosen
+    return Selection(current, path, refused, counter)
+
+
+# --- screening of three-factor terms ----------------------------------------------------
+
+def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | None = None,
+                        ) -> tuple[pd.DataFrame, list[dict], Counter]:
+    """Rank all three-factor terms by their BIC gain on one data set; keep the best k.
+
+    The gain of a term is ``BIC(base) - BIC(base + term)``, the term added alone
+    to the two-factor model ``base`` (the first step of a forward BIC search over
+    all three-factor terms). Only terms whose three margins are in ``base`` are
+    eligible (hierarchy). Eligible terms are ranked by gain (ties: design
+    order); the top k whose MLE exists are kept, checking in rank order; a term
+    that fails is refused (recorded) and the next one moves up.
+
+    Parameters
+    ----------
+    design : Design
+        Built with ``three_factor="all"``.
+    base : Fit
+        The two-factor model (its MLE exists).
+    k : int
+        Terms to keep.
+    counts : ndarray, optional
+
+    Returns
+    -------
+    screening : DataFrame
+        ``term``, ``bic_gain`` (NaN when not eligible), ``rank`` (1 = largest
+        gain among eligible terms; <NA> when not eligible), ``kept``; every
+        three-factor term once, in design order.
+    refused : list of dict
+        Terms that failed the check or did not converge.
+    counter : Counter
+    """
+    counter = Counter()
+    three = [t for t in design.candidate_terms if t.count(":") == 2]
+    base_fit = _fit(design, _order(design, base.terms), counts, base.coef if base.ok else None, counter)
+    terms = set(base_fit.terms)
+    gains: dict[str, float] = {}
+    fits: dict[str, Fit] = {}
+    refused: list[dict] = []
+    for t in three:
+        if any(mg not in terms for mg in margins(t)):
+            continue
+        cand = _fit(design, _order(design, base_fit.terms + (t,)), counts, base_fit.coef, counter)
+        if not cand.ok:
+            refused.append(_why_not(design, cand, counts, counter, 1, t))
+            gains[t] = float("nan")
+            continue
+        gains[t] = base_fit.bic - cand.bic
+        fits[t] = cand
+    ranked = sorted(fits, key=lambda t: -gains[t])  # stable: ties keep design order
+    kept: list[str] = []
+    for t in ranked:
+        if len(kept) >= k:
+            break
+        counter.checks += 1
+        ex = check_existence(design, fits[t].terms, counts=counts, explain=True)
+        if ex.status == STATUS_OK:
+            kept.append(t)
+        else:
+            refused.append({"step": 1, "term": t, "status": ex.status, "reason": ex.message})
+    rank = {t: i + 1 for i, t in enumerate(ranked)}
+    frame = pd.DataFrame({
+        "term": three,
+        "bic_gain": [gains.get(t, float("nan")) for t in three],
+        "rank": pd.array([rank.get(t) for t in three], dtype="Int64"),
+        "kept": [t in kept for t in three],
+    })
+    return frame, refused, counter
+
+
+# --- one completed data set --------------------------------------------------------------
+
+#: Designs built in this process, reused across data sets (their cells are
+#: identical; only the counts differ). Keyed by variables and three-factor terms.
+_DESIGNS: dict[tuple, Design] = {}
+
+
+def design_for(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str],
+               three_factor: Sequence[str] | str | None = None) -> tuple[Design, np.ndarray]:
+    """A Design with this table's cells (cached per process) and the table's counts.
+
+    All completed data sets give the same cells in the same order
+    (:func:`loglinear.dataset_table` fixes the levels), so one Design serves
+    them all; the counts are passed to every fit. The cache saves building the
+    model matrix, and keeps the information plans of models visited before.
+    """
+    three = three_factor if isinstance(three_factor, str) or three_factor is None else tuple(three_factor)
+    key = (tuple(lists), tuple(factors), three)
+    d = _DESIGNS.get(key)
+    cols = list(lists) + list(factors)
+    if d is None or not d.table[cols].equals(table[cols].reset_index(drop=True)):
+        d = Design(table, lists, factors, three_factor=three)
+        if len(_DESIGNS) > 8:
+            _DESIGNS.clear()
+        _DESIGNS[key] = d
+    else:
+        # the information plans of one data set's search take ~0.3 MB each; few
+        # recur on the next data set, so free them (bounded worker memory)
+        d.clear_caches()
+    return d, table["count"].to_numpy()[table["observed"].to_numpy().astype(bool)].astype(float)
+
+
+def model_summary(fit: Fit, dataset: int, model_type: str) -> dict:
+    """The models.json object of one selected model (method.md 6; the stage contract)."""
+    n_hat = {"total": float(fit.n_hat)}
+    n_obs = {"total": float(fit.n_obs)}
+    if YEAR in fit.design.factors:
+        by = n_hat_by(fit, YEAR)
+        n_hat.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_hat"])})
+        n_obs.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_obs"])})
+    return {"dataset": int(dataset), "type": model_type, "terms": list(fit.terms), "status": fit.status,
+            "loglik": float(fit.loglik), "aic": float(fit.aic), "bic": float(fit.bic),
+            "deviance": float(fit.deviance), "df": int(fit.df_resid), "n_params": int(fit.n_params),
+            "n_hat": n_hat, "n_obs_by": n_obs}
+
+
+def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str],
+                 candidates: Sequence[str], dataset: int = 0) -> dict:
+    """Both selections (two-factor by backward AIC, three-factor by forward BIC) on one table.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Complete count table (:func:`loglinear.dataset_table`).
+    lists, factors : sequence of str
+    candidates : sequence of str
+        Three-factor candidate terms (terms with a variable not in the table
+        are ignored).
+    dataset : int
+        Index, written into the records.
+
+    Returns
+    -------
+    dict
+        ``models`` (two summaries, :func:`model_summary`), ``refused`` (records
+        with ``dataset`` and ``type``), ``fits`` and ``checks`` (counts).
+    """
+    variables = set(lists) | set(factors)
+    cands = tuple(t for t in candidates if set(t.split(":")) <= variables)
+    d2, y = design_for(table, lists, factors)
+    two = backward(d2, "all2", counts=y, criterion="aic")
+    d3, _ = design_for(table, lists, factors, cands) if cands else (d2, y)
+    three = forward(d3, two.fit, cands, counts=y, criterion="bic")
+    refused = [dict(r, dataset=int(dataset), type=TWO_FACTOR) for r in two.refused]
+    refused += [dict(r, dataset=int(dataset), type=THREE_FACTOR) for r in three.refused]
+    counter = Counter()
+    counter.add(two.counter)
+    counter.add(three.counter)
+    return {"models": [model_summary(two.fit, dataset, TWO_FACTOR), model_summary(three.fit, dataset, THREE_FACTOR)],
+            "refused": refused, "fits": counter.fits, "checks": counter.checks}
+
+
+# --- sensitivity transformations ---------------------------------------------------------
+
+def analysis_variables(analysis: str, registers: Sequence[str], covariates: Sequence[str]
+                       ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Registers and covariates used by a sensitivity analysis.
+
+    Parameters
+    ----------
+    analysis : str
+        ``"main"``, ``"no-covariates"`` or ``"drop:K"`` / ``"drop:S,L"`` (codes of
+        registers and/or covariates to leave out).
+    registers, covariates : sequence of str
+        Those of the main analysis.
+
+    Returns
+    -------
+    registers, covariates : tuple of str
+    """
+    registers, covariates = tuple(registers), tuple(covariates)
+    if analysis == "main":
+        return registers, covariates
+    if analysis == NO_COVARIATES:
+        return registers, ()
+    if not analysis.startswith("drop:"):
+        raise ValueError(f"parameter sensitivity: unknown analysis {analysis!r}")
+    codes = [c for c in analysis[5:].split(",") if c]
+    unknown = [c for c in codes if c not in registers and c not in covariates]
+    if unknown:
+        raise ValueError(f"parameter sensitivity: {analysis!r} leaves out {unknown}, which the run does not "
+                         f"use (registers {list(registers)}, covariates {list(covariates)})")
+    regs = tuple(r for r in registers if r not in codes)
+    if len(regs) < 2:
+        raise ValueError(f"parameter sensitivity: {analysis!r} leaves fewer than two registers")
+    return regs, tuple(c for c in covariates if c not in codes)
+
+
+def analysis_table(persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
+                   years: Sequence[int]) -> pd.DataFrame:
+    """Count table of a completed data set on a subset of registers and covariates.
+
+    Persons on none of the remaining registers become unobserved (they are
+    part of what the model estimates); their number is visible as the drop in
+    ``n_obs`` in sensitivity.csv.
+    """
+    on_any = persons[list(registers)].astype(int).sum(axis=1) > 0
+    return dataset_table(persons.loc[on_any], registers, covariates, years)
+
+
+# --- the stage ------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class SelectionResult:
+    """What notebook 03 shows; no person-level rows.
+
+    Attributes
+    ----------
+    models : list of dict
+        The models.json objects (2m, data set then type).
+    screening : DataFrame
+        ``term``, ``bic_gain``, ``rank``, ``kept`` (screening.csv).
+    refused : DataFrame
+        ``dataset``, ``type``, ``step``, ``term``, ``status``, ``reason`` (refused.csv).
+    sensitivity : DataFrame
+        ``analysis``, ``dataset``, ``type``, ``year``, ``n_obs``, ``n_hat``
+        (sensitivity.csv; the main analysis included as ``main``).
+    years : list of int
+    stats : dict
+        Wall times (s) and numbers of fits and existence checks.
+    """
+
+    models: list[dict]
+    screening: pd.DataFrame
+    refused: pd.DataFrame
+    sensitivity: pd.DataFrame
+    years: list[int]
+    stats: dict
+
+
+def _dataset_file(work_dir: Path, i: int) -> Path:
+    return Path(work_dir) / "imputed" / f"imp_{i:03d}.parquet"
+
+
+def _task(path: Path, i: int, registers, covariates, years, candidates, analysis: str = "main") -> dict:
+    """One data set, one analysis (runs in a joblib worker)."""
+    persons = pd.read_parquet(path)
+    regs, covs = analysis_variables(analysis, registers, covariates)
+    table = analysis_table(persons, regs, covs, years)
+    out = select_table(table, regs, list(covs) + [YEAR], candidates, dataset=i)
+    out["analysis"] = analysis
+    return out
+
+
+def run_selections(files: Sequence[Path], registers: Sequence[str], covariates: Sequence[str],
+                   years: Sequence[int], candidates: Sequence[str], n_jobs: int = 1,
+                   analysis: str = "main") -> list[dict]:
+    """Both selections on every completed data set, in parallel; results do not depend on ``n_jobs``.
+
+    Parameters
+    ----------
+    files : sequence of Path
+        Completed data sets, data set i at position i.
+    registers, covariates, years, candidates
+        See :func:`select_table`.
+    n_jobs : int
+        joblib workers (1: in this process).
+    analysis : str
+        "main" or a sensitivity analysis (:func:`analysis_variables`).
+
+    Returns
+    -------
+    list of dict
+        :func:`select_table` outputs, in data-set order.
+    """
+    args = (tuple(registers), tuple(covariates), tuple(years), tuple(candidates), analysis)
+    if n_jobs == 1:
+        return [_task(f, i, *args) for i, f in enumerate(files)]
+    return list(Parallel(n_jobs=n_jobs)(delayed(_task)(f, i, *args) for i, f in enumerate(files)))
+
+
+def screening_step(path: Path, registers: Sequence[str], covariates: Sequence[str], years: Sequence[int],
+                   k: int) -> tuple[pd.DataFrame, list[dict], Counter]:
+    """The screening of all three-factor terms on one completed data set (data set 0).
+
+    Selects the two-factor model of that data set by backward AIC, then ranks
+    every three-factor term with :func:`screen_three_factor`.
+
+    Returns
+    -------
+    screening : DataFrame
+    refused : list of dict
+        With ``dataset`` 0 and ``type`` "screening".
+    counter : Counter
+    """
+    persons = pd.read_parquet(path)
+    factors = list(covariates) + [YEAR]
+    table = dataset_table(persons, registers, covariates, years)
+    d2, y = design_for(table, registers, factors)
+    two = backward(d2, "all2", counts=y, criterion="aic")
+    d3 = Design(table, registers, factors, three_factor="all")
+    frame, refused, counter = screen_three_factor(d3, two.fit, k, counts=y)
+    counter.add(two.counter)
+    return frame, [dict(r, dataset=0, type=SCREENING) for r in refused], counter
+
+
+def run_stage(p, work_dir: Path, sensitivity_datasets: int | None = None) -> SelectionResult:
+    """Model selection stage of ``mse run`` (notebook 03).
+
+    Reads ``work/imputed/imp_*.parquet`` (data sets 0..p.m-1) and
+    ``work/prep_summary.json``; screens the three-factor terms on data set 0
+    (keeping ``p.three_factor_candidates``); selects both models on every data
+    set with ``p.n_jobs`` workers; runs each analysis of ``p.sensitivity``.
+
+    Parameters
+    ----------
+    p : Params
+    work_dir : Path
+    sensitivity_datasets : int, optional
+        Run the sensitivity analyses on the first this many data sets only
+        (default: all p.m).
+
+    Returns
+    -------
+    SelectionResult
+
+    Notes
+    -----
+    Writes ``work/models.json``, ``work/screening.csv``, ``work/refused.csv`` and
+    ``work/sensitivity.csv`` (the main analysis included as ``main``).
+    """
+    work_dir = Path(work_dir)
+    summary_path = work_dir / "prep_summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: missing; run data preparation (notebook 01) first")
+    years = sorted(int(y) for y in json.loads(summary_path.read_text(encoding="utf-8"))["years"])
+    files = [_dataset_file(work_dir, i) for i in range(p.m)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"completed data set(s) missing for m = {p.m}: {missing[:3]}"
+                                f"{' ...' if len(missing) > 3 else ''}; run the imputation (notebook 02) first")
+    registers, covariates = tuple(p.registers), tuple(p.covariates)
+    for analysis in p.sensitivity:  # fail before the long part, naming the parameter
+        analysis_variables(analysis, registers, covariates)
+
+    t0 = time.perf_counter()
+    screening, screen_refused, screen_counter = screening_step(files[0], registers, covariates, years,
+                                                               p.three_factor_candidates)
+    candidates = tuple(screening.loc[screening["kept"], "term"])
+    t1 = time.perf_counter()
+    main = run_selections(files, registers, covariates, years, candidates, n_jobs=p.n_jobs)
+    t2 = time.perf_counter()
+    n_sens = p.m if sensitivity_datasets is None else max(1, min(p.m, int(sensitivity_datasets)))
+    sens_results = {a: run_selections(files[:n_sens], registers, covariates, years, candidates,
+                                      n_jobs=p.n_jobs, analysis=a) for a in p.sensitivity}
+    t3 = time.perf_counter()
+
+    models = [mdl for res in main for mdl in res["models"]]
+    refused = pd.DataFrame(screen_refused + [r for res in main for r in res["refused"]]
+                           + [dict(r, type=f"{r['type']} ({a})") for a, rs in sens_results.items()
+                              for res in rs for r in res["refused"]],
+                           columns=REFUSED_COLUMNS)
+    sensitivity = sensitivity_frame({"main": main, **sens_results})
+    stats = {
+        "seconds_screening": t1 - t0, "seconds_main": t2 - t1, "seconds_sensitivity": t3 - t2,
+        "fits_screening": screen_counter.fits, "checks_screening": screen_counter.checks,
+        "fits_main": sum(r["fits"] for r in main), "checks_main": sum(r["checks"] for r in main),
+        "fits_sensitivity": sum(r["fits"] for rs in sens_results.values() for r in rs),
+        "checks_sensitivity": sum(r["checks"] for rs in sens_results.values() for r in rs),
+        "n_jobs": p.n_jobs, "m": p.m, "sensitivity_datasets": n_sens if p.sensitivity else 0,
+    }
+    result = SelectionResult(models, screening, refused, sensitivity, years, stats)
+    write_outputs(result, work_dir)
+    return result
+
+
+def sensitivity_frame(results: dict[str, list[dict]]) -> pd.DataFrame:
+    """sensitivity.csv rows: N-hat per analysis, data set, model type and year (and "total").
+
+    ``n_obs`` is the number of persons observed on the analysis' registers.
+    """
+    rows = []
+    for analysis, res in results.items():
+        for r in res:
+            for mdl in r["models"]:
+                for year, n_hat in mdl["n_hat"].items():
+                    rows.append({"analysis": analysis, "dataset": mdl["dataset"], "type": mdl["type"],
+                                 "year": year, "n_obs": mdl["n_obs_by"][year], "n_hat": n_hat})
+    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
+
+
+def write_outputs(result: SelectionResult, work_dir: Path) -> None:
+    """Write models.json, screening.csv, refused.csv and sensitivity.csv into ``work_dir``."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    contract = [{k: v for k, v in mdl.items() if k != "n_obs_by"} for mdl in result.models]
+    (work_dir / "models.json").write_text(json.dumps(contract, indent=1), encoding="utf-8")
+    result.screening.to_csv(work_dir / "screening.csv", index=False)
+    result.refused.to_csv(work_dir / "refused.csv", index=False)
+    result.sensitivity.to_csv(work_dir / "sensitivity.csv", index=False)

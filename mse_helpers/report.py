@@ -328,6 +328,12 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
                      "sets and their estimates lean on the assumption that the register overlap resembles the "
                      "reference years " + ", ".join(map(str, summary.get("reference_years", []))) + ".")
     items.append("**Interval.** " + interval_text(p.interval))
+    items.append("**The intervals are likely too narrow.** As in the study, each model's bootstrap refits the "
+                 "*selected* model and does not repeat the model selection, so the uncertainty of choosing the "
+                 "model is only partly reflected (through the differences between the data sets' models). On "
+                 "synthetic data with a known truth, the project's calibration check (`scripts/coverage.py`, "
+                 "results in `docs/estimation.md`) found that the 95% intervals contained the true number "
+                 "clearly less often than 95% of the time.")
     yearly = est[est["year"].str.fullmatch(r"\d{4}")]
     below = yearly[yearly["lower"] < yearly["n_obs"]]
     if len(below):

@@ -38,7 +38,7 @@ import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
 from mse_helpers import bootstrap, impute, loglinear, prepare, simulate  # noqa: E402
-from mse_helpers.codes import YEAR  # noqa: E402
+from mse_helpers.codes import COVARIATES, REGISTERS, YEAR  # noqa: E402
 from mse_helpers.params import load_params  # noqa: E402
 from mse_helpers.pooling import pool_estimates  # noqa: E402
 
@@ -128,9 +128,31 @@ def population_seed(base_seed: int, s: int) -> int:
     return int(np.random.SeedSequence([base_seed, s]).generate_state(1)[0])
 
 
+def write_oracle_data(data, years: list[int], work: Path) -> None:
+    """The true registered persons as the one completed data set (``--oracle``).
+
+    Nothing withheld, every covariate known: what the pipeline would see with
+    perfect data. Model selection and the bootstrap then run as usual, so the
+    difference from a normal run is what linking and imputation add.
+    """
+    pop = data.population
+    registered = pop[pop[list(REGISTERS)].sum(axis=1) > 0].copy()
+    for c, levels in COVARIATES.items():
+        registered[c] = pd.array([levels[int(v)] for v in registered[c]], dtype="string")
+    for g in REGISTERS:
+        registered[g] = registered[g].astype("Int8")
+    registered["source"] = pd.array(["reports"] * len(registered), dtype="string")
+    (work / impute.IMPUTED_DIR).mkdir(parents=True, exist_ok=True)
+    registered.reset_index(drop=True).to_parquet(work / impute.IMPUTED_DIR / "imp_000.parquet", index=False)
+    (work / "prep_summary.json").write_text(json.dumps({"years": list(years), "reference_years": []}))
+
+
 def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int,
-                   tmp: Path) -> tuple[pd.DataFrame, str]:
+                   tmp: Path, oracle: bool = False) -> tuple[pd.DataFrame, str]:
     """Simulate population ``s``, run the method, return estimates beside the truth.
+
+    With ``oracle``, preparation and imputation are replaced by the true
+    registered persons (see :func:`write_oracle_data`; m = 1).
 
     Returns
     -------
@@ -147,11 +169,14 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
     paths = simulate.write_data(data, folder / "data")
     p = load_params(None, {"reports": str(paths["reports"]), "aggregates": str(paths["aggregates"]),
                            "register_map": str(paths["register_map"]), "truth": str(paths["truth"]),
-                           "m": m, "bootstrap": n_boot, "seed": seed, "n_jobs": 1,
+                           "m": 1 if oracle else m, "bootstrap": n_boot, "seed": seed, "n_jobs": 1,
                            "years": list(years), "sensitivity": []})  # no sensitivity analyses here
     work, results = folder / "work", folder / "results"
-    prepare.run_stage(p, work)
-    impute.run_stage(p, work)
+    if oracle:
+        write_oracle_data(data, years, work)
+    else:
+        prepare.run_stage(p, work)
+        impute.run_stage(p, work)
     which = run_selection(p, work)
     res = bootstrap.run_stage(p, work, results)
     per_model = res.per_model
@@ -221,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240607, help="seed of the population seeds")
     parser.add_argument("--n-jobs", type=int, default=2, help="populations run in parallel")
     parser.add_argument("--out", help="CSV file for every population's estimates beside the truth")
+    parser.add_argument("--oracle", action="store_true",
+                        help="fit the true registered persons (nothing withheld, no missing values) instead of "
+                             "prepared and imputed data: separates linking/imputation error from the rest")
     args = parser.parse_args(argv)
     if args.populations < 1:
         parser.error("--populations must be at least 1")
@@ -229,14 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mse_coverage_") as tmp:
         done = Parallel(n_jobs=args.n_jobs)(
-            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp))
+            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp), args.oracle)
             for s in range(args.populations))
     results = pd.concat([d[0] for d in done], ignore_index=True)
     which = sorted({d[1] for d in done})
     if args.out:
         results.to_csv(args.out, index=False)
-    print(f"coverage check: {args.populations} simulated populations, years {years[0]}-{years[-1]}, "
-          f"m = {args.m}, B = {args.bootstrap}, seed {args.seed}; model selection: {'; '.join(which)}")
+    print(f"coverage check{' (ORACLE DATA: true registered persons)' if args.oracle else ''}: "
+          f"{args.populations} simulated populations, years {years[0]}-{years[-1]}, "
+          f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}; model selection: {'; '.join(which)}")
     print(f"models pooled per population: {results.groupby('population')['n_models'].max().min()}-"
           f"{results.groupby('population')['n_models'].max().max()}; bootstrap replicates failed "
           f"(no MLE) per population: {results.groupby('population')['n_boot_failed'].first().tolist()}")

@@ -109,6 +109,19 @@ def _full_grid(lists: Sequence[str], factors: Sequence[str],
     return grid[list(lists) + list(factors)]
 
 
+def _row_keys(frame: pd.DataFrame) -> np.ndarray:
+    """One text key per row (columns joined by a separator), built column-wise.
+
+    A row-wise ``agg("".join, axis=1)`` is ~50x slower and made building a
+    count table the slow part of every completed data set.
+    """
+    keys = None
+    for col in frame.columns:
+        part = frame[col].astype(str).to_numpy(dtype=object)
+        keys = part if keys is None else keys + "\x1f" + part
+    return keys if keys is not None else np.full(len(frame), "", dtype=object)
+
+
 def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (),
                    count: str = "count", levels: dict[str, Sequence] | None = None,
                    source: str = "count table") -> pd.DataFrame:
@@ -178,11 +191,11 @@ def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence
         src[col] = src[col].astype(np.int64)
     src[count] = y.astype(np.int64).to_numpy()
     # merge on stringified factor keys so that 2016 and "2016" cannot silently miss
-    gk = grid[key].astype(str).agg("\x1f".join, axis=1)
-    sk = src[key].astype(str).agg("\x1f".join, axis=1)
-    lookup = pd.Series(src[count].to_numpy(), index=sk.to_numpy())
+    gk = _row_keys(grid[key])
+    sk = _row_keys(src[key])
+    lookup = pd.Series(src[count].to_numpy(), index=sk)
     out = grid.copy()
-    out[count] = lookup.reindex(gk.to_numpy()).fillna(0).astype(np.int64).to_numpy()
+    out[count] = lookup.reindex(gk).fillna(0).astype(np.int64).to_numpy()
     if int(out[count].sum()) != int(src[count].sum()):  # pragma: no cover - guarded above
         raise ValueError(f"{source}: {int(src[count].sum() - out[count].sum())} counts did not match a cell")
     out["observed"] = out[lists].sum(axis=1).to_numpy() > 0

@@ -32,6 +32,7 @@ depend on the number of workers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -685,7 +686,8 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
     work_dir = Path(work_dir)
     persons, partial, summary = read_stage_inputs(work_dir)
     if link is None and len(partial):
-        from .prepare import link_partial_records as link  # imported late: another stage's module
+        from .prepare import link_partial_records  # imported late: another stage's module
+        link = functools.partial(link_partial_records, targets=p.linking)
     years = sorted(int(y) for y in summary["years"])
     reference_years = summary.get("reference_years")
     # Check the inputs here, so that a bad file is named as such (not as a worker's linked file).

@@ -22,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS_FILE = PROJECT_ROOT / "data" / "defaults.yaml"
 
 INTERVALS = ("rubin-t", "log-scale")
+LINKING = ("draw", "expected")  # prepare.LINKING; repeated here so params imports no stage
 #: Input files: key -> may it be null?
 INPUT_KEYS: dict[str, bool] = {
     "reports": False,
@@ -54,6 +55,7 @@ class Params:
     covariates: tuple[str, ...]
     linkage_window_days: int
     reference_years: tuple[int, ...] | None
+    linking: str
     m: int
     maxit: int
     three_factor_candidates: int
@@ -309,12 +311,16 @@ def validate(raw: Mapping[str, Any]) -> Params:
     interval = raw["interval"]
     if interval not in INTERVALS:
         raise ParameterError(f"parameter interval: must be one of {', '.join(INTERVALS)}, got {interval!r}")
+    linking = raw["linking"]
+    if linking not in LINKING:
+        raise ParameterError(f"parameter linking: must be one of {', '.join(LINKING)}, got {linking!r}")
     values = dict(
         years=_years("years", raw["years"]),
         registers=_codes("registers", raw["registers"], REGISTERS, 2),
         covariates=_codes("covariates", raw["covariates"], tuple(COVARIATES), 0),
         linkage_window_days=_int("linkage_window_days", raw["linkage_window_days"], 0, 3660),
         reference_years=_years("reference_years", raw["reference_years"]),
+        linking=linking,
         m=_int("m", raw["m"], 1, 1000),
         maxit=_int("maxit", raw["maxit"], 1, 1000),
         three_factor_candidates=_int("three_factor_candidates", raw["three_factor_candidates"], 0, 10000),

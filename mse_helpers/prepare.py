@@ -14,7 +14,9 @@ Steps, each a function:
    exploitation S if any report says sexual; conflicts are counted.
 4. :func:`partial_records` - aggregate counts to partial records (method.md 3.4).
 5. :func:`link_partial_records` - random linking to the reference years' pattern
-   distribution (method.md 3.5).
+   distribution (method.md 3.5); by default the target counts per pattern are
+   drawn from their posterior predictive distribution (``linking: draw``), the
+   study's fixed targets are ``linking: expected``.
 
 :func:`run_stage` runs them for one set of parameters and writes the work files.
 """
@@ -29,7 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import inputs
+from . import inputs, params
 from .codes import COVARIATES, EXCLUDE, REGISTERS
 
 #: Aggregate columns per covariate: (first level column, second level column).
@@ -372,22 +374,46 @@ def _pattern(frame: pd.DataFrame, registers: Sequence[str]) -> pd.Series:
     return pd.Series(joined, index=frame.index, dtype=object)
 
 
-def register_pattern_distribution(persons: pd.DataFrame, register: str,
-                                  reference_years: Iterable[int]) -> pd.Series:
-    """q(p): distribution of the other-register pattern among persons on
-    ``register`` in the reference years (method.md 3.5).
+#: Values of the ``linking`` parameter (how the target counts per pattern are made).
+LINKING: tuple[str, ...] = params.LINKING
+
+
+def pattern_targets(ref_counts: pd.Series, total: int, targets: str,
+                    rng: np.random.Generator) -> pd.Series:
+    """Target numbers of X-persons per other-register pattern in year t (method.md 3.5).
+
+    Parameters
+    ----------
+    ref_counts : Series
+        Pattern -> number of X-persons with that pattern in the reference
+        years ("none" included).
+    total : int
+        T, the X-persons of year t after linking (current + partial records).
+    targets : {"draw", "expected"}
+        ``"expected"``: round(q(p) T) with q the reference shares, as the
+        study did; the same targets in every completed data set, so the
+        intervals treat the reference years' pattern distribution as exactly
+        the year's. ``"draw"``: proper multiple imputation of the year's
+        unknown pattern counts; q* ~ Dirichlet(reference counts + 1/2), then
+        counts ~ Multinomial(T, q*). Their mean is q(p) T (up to the prior),
+        and their spread is what is not known about year t: the sampling
+        error of q and the year's own multinomial variation. Redone with each
+        data set's linking stream, it enters the between-imputation variance.
+    rng : numpy.random.Generator
+        Used only by ``"draw"``.
 
     Returns
     -------
     Series
-        Pattern string -> share (sums to 1); empty if nobody is on it.
+        Pattern -> whole number of X-persons (sums to ``total`` for ``"draw"``).
     """
-    regs = [g for g in REGISTERS if g in persons.columns]
-    others = [g for g in regs if g != register]
-    ref = persons[persons["year"].isin(list(reference_years)) & (persons[register] == 1)]
-    if ref.empty:
-        return pd.Series(dtype=float)
-    return _pattern(ref, others).value_counts(normalize=True).sort_index()
+    if targets == "expected":
+        shares = ref_counts / ref_counts.sum()
+        return np.floor(shares * total + 0.5).astype(int)
+    if targets != "draw":
+        raise ValueError(f"linking targets must be one of {', '.join(LINKING)}, got {targets!r}")
+    q = rng.dirichlet(ref_counts.to_numpy(dtype=float) + 0.5)
+    return pd.Series(rng.multinomial(int(total), q), index=ref_counts.index)
 
 
 def _level_codes(frame: pd.DataFrame, covariates: Sequence[str]) -> np.ndarray:
@@ -400,18 +426,21 @@ def _level_codes(frame: pd.DataFrame, covariates: Sequence[str]) -> np.ndarray:
 
 
 def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference_years: Iterable[int],
-                         rng: np.random.Generator) -> pd.DataFrame:
+                         rng: np.random.Generator, targets: str = "draw",
+                         reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Link partial records to persons or make them new persons (method.md 3.5).
 
     For each year t and register X with partial records (registers in
     canonical order, each seeing the links already made): q(p) is the
     other-register pattern distribution of X-persons in the reference years;
     T = X-persons in t + partial records; for every pattern p other than
-    "none", round(q(p) T) - (X-persons in t with pattern p) records (if
+    "none", target(p) - (X-persons in t with pattern p) records (if
     positive) are linked to randomly chosen persons of year t with pattern p,
     not on X, whose known covariates do not contradict the record; their
     missing covariates are filled from it. The other records become new
-    persons on X only.
+    persons on X only. The targets (:func:`pattern_targets`) are round(q(p) T)
+    with ``targets="expected"`` (the study) or a draw from their posterior
+    predictive distribution with ``targets="draw"`` (the default).
 
     Parameters
     ----------
@@ -422,6 +451,11 @@ def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference
     reference_years : iterable of int
     rng : numpy.random.Generator
         Its own stream, e.g. ``seeds.rng(seed, "link", i)``.
+    targets : {"draw", "expected"}
+        See :func:`pattern_targets` (parameter ``linking``).
+    reference : DataFrame, optional
+        Persons whose reference years give q(p); default ``persons``. For
+        checks only (``scripts/linking_check.py`` passes the true population).
 
     Returns
     -------
@@ -431,6 +465,8 @@ def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference
         one register's record later absorbs another register's record).
         Inputs are not changed.
     """
+    if targets not in LINKING:
+        raise ValueError(f"linking targets must be one of {', '.join(LINKING)}, got {targets!r}")
     reference_years = list(reference_years)
     registers = [g for g in REGISTERS if g in persons.columns]
     covariates = [c for c in COVARIATES if c in persons.columns]
@@ -442,7 +478,8 @@ def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference
             recs = partial[(partial["year"] == year) & (partial[reg] == 1)]
             if recs.empty:
                 continue
-            out = _link_one(out, recs, int(year), reg, registers, covariates, reference_years, rng)
+            out = _link_one(out, recs, int(year), reg, registers, covariates, reference_years, rng, targets,
+                            reference)
     for g in registers:
         out[g] = out[g].astype("Int8")
     for c in covariates:
@@ -452,11 +489,14 @@ def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference
 
 
 def _link_one(out: pd.DataFrame, recs: pd.DataFrame, year: int, reg: str, registers: list[str],
-              covariates: list[str], reference_years: list[int], rng: np.random.Generator) -> pd.DataFrame:
+              covariates: list[str], reference_years: list[int], rng: np.random.Generator,
+              targets: str, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Link the partial records of one register-year (see link_partial_records)."""
     others = [g for g in registers if g != reg]
-    q = register_pattern_distribution(out, reg, reference_years)
-    if q.empty:
+    src = out if reference is None else reference
+    ref = src[src["year"].isin(reference_years) & (src[reg] == 1)]
+    q_counts = _pattern(ref, others).value_counts().sort_index()
+    if q_counts.empty:
         raise ValueError(f"linking register {reg} in {year}: no person on {reg} in the reference years "
                          f"{reference_years}; choose other reference_years")
     in_year = out["year"] == year
@@ -464,8 +504,8 @@ def _link_one(out: pd.DataFrame, recs: pd.DataFrame, year: int, reg: str, regist
     current = pattern[in_year & (out[reg] == 1)].value_counts()
     total = int((in_year & (out[reg] == 1)).sum()) + len(recs)
     none = "0" * len(others)
-    need = {p: max(0, int(np.floor(share * total + 0.5)) - int(current.get(p, 0)))
-            for p, share in q.items() if p != none}
+    target = pattern_targets(q_counts, total, targets, rng)
+    need = {p: max(0, int(t) - int(current.get(p, 0))) for p, t in target.items() if p != none}
     order = rng.permutation(len(recs))
     unassigned = list(order)
     # Work on arrays: the candidate set only loses persons as they are linked

@@ -15,9 +15,9 @@ Usage::
 It takes minutes (about 10-30 s per population and core). Not a unit test: a
 coverage of 19 of 20 and one of 15 of 20 are both consistent with 95%.
 
-Model selection: while ``mse_helpers.selection`` has no ``run_stage`` this
-script uses a clearly labelled STAND-IN (:func:`standin_selection`: fixed
-rules, no stepwise search); the output says which one ran.
+Model selection is ``mse_helpers.selection.run_stage`` (method.md 6), as in
+``mse run``. ``--linking expected`` runs the study's fixed linking targets
+instead of the default draw (docs/estimation.md 5).
 """
 
 from __future__ import annotations
@@ -37,89 +37,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from mse_helpers import bootstrap, impute, loglinear, prepare, simulate  # noqa: E402
-from mse_helpers.codes import COVARIATES, REGISTERS, YEAR  # noqa: E402
+from mse_helpers import bootstrap, impute, prepare, selection, simulate  # noqa: E402
+from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
 from mse_helpers.params import load_params  # noqa: E402
 from mse_helpers.pooling import pool_estimates  # noqa: E402
-
-#: STAND-IN selection: a two-factor term is kept when every one of its columns
-#: has a sufficient statistic (persons in its margin) of at least this many.
-STANDIN_MIN_MARGIN = 10
-#: STAND-IN selection: the three-factor terms tried on top (referral chains
-#: police -> care coordinators -> shelters, and their change over years).
-STANDIN_THREE = ("O:P:R", "P:R:J")
-
-
-# --- model selection (the real one when it exists, else the stand-in) ----------------
-
-def _fit_dropping(design: loglinear.Design, terms: list[str]) -> loglinear.Fit:
-    """Fit ``terms``; while the MLE does not exist, drop the responsible terms."""
-    while True:
-        fit = loglinear.fit_model(design, terms)
-        if fit.ok or not terms:
-            return fit
-        drop = set(fit.responsible) & set(terms) or {terms[-1]}
-        terms = [t for t in terms if t not in drop]
-
-
-def standin_selection(p, work_dir: Path) -> str:
-    """STAND-IN for model selection (used only while selection.run_stage is missing).
-
-    Not the method of method.md 6: per completed data set, the "two-factor"
-    model has every two-factor term whose margins all hold at least
-    :data:`STANDIN_MIN_MARGIN` persons (terms blamed by the existence check are
-    dropped); the "three-factor" model adds :data:`STANDIN_THREE` where the
-    hierarchy and margins allow. Writes ``work/models.json`` in the contract's
-    format.
-
-    Returns
-    -------
-    str
-        A label for the output.
-    """
-    work_dir = Path(work_dir)
-    years = sorted(int(y) for y in json.loads((work_dir / "prep_summary.json").read_text())["years"])
-    factors = list(p.covariates) + ([YEAR] if len(years) > 1 else [])
-    models = []
-    for path in sorted((work_dir / "imputed").glob("imp_*.parquet")):
-        i = int(path.stem.split("_")[1])
-        table = loglinear.dataset_table(pd.read_parquet(path), p.registers, p.covariates, years)
-        three = [t for t in STANDIN_THREE if all(v in factors + list(p.registers) for v in t.split(":"))]
-        design = loglinear.Design(table, p.registers, factors, three_factor=three or None)
-        margins = design.y @ design.X_obs
-        two = [t for t in design.terms("all2") if margins[design.blocks[t]].min() >= STANDIN_MIN_MARGIN]
-        fit2 = _fit_dropping(design, two)
-        extra = [t for t in three if margins[design.blocks[t]].min() >= STANDIN_MIN_MARGIN
-                 and all(":".join(pair) in fit2.terms for pair in _pairs(t))]
-        fit3 = _fit_dropping(design, list(fit2.terms) + extra)
-        for kind, fit in (("two-factor", fit2), ("three-factor", fit3)):
-            n_hat = {"total": fit.n_hat}
-            if YEAR in factors:
-                by = loglinear.n_hat_by(fit, YEAR)
-                n_hat.update({str(y): float(v) for y, v in zip(by[YEAR], by["n_hat"])})
-            models.append({"dataset": i, "type": kind, "terms": list(fit.terms), "status": fit.status,
-                           "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic, "deviance": fit.deviance,
-                           "df": fit.df_resid, "n_params": fit.n_params, "n_hat": n_hat})
-    (work_dir / "models.json").write_text(json.dumps(models, indent=1), encoding="utf-8")
-    return "STAND-IN selection (scripts/coverage.py: margins >= 10, fixed three-factor terms)"
-
-
-def _pairs(term: str) -> list[tuple[str, str]]:
-    vs = term.split(":")
-    return [(vs[a], vs[b]) for a in range(len(vs)) for b in range(a + 1, len(vs))]
-
-
-def run_selection(p, work_dir: Path) -> str:
-    """Run model selection: ``mse_helpers.selection.run_stage(p, work_dir)`` when it
-    exists, else the stand-in. Returns which one ran."""
-    try:
-        from mse_helpers import selection
-        stage = selection.run_stage
-    except (ImportError, AttributeError):
-        return standin_selection(p, work_dir)
-    stage(p, work_dir)
-    return "mse_helpers.selection.run_stage (method.md 6)"
-
 
 # --- one population --------------------------------------------------------------------
 
@@ -148,11 +69,12 @@ def write_oracle_data(data, years: list[int], work: Path) -> None:
 
 
 def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int,
-                   tmp: Path, oracle: bool = False) -> tuple[pd.DataFrame, str]:
+                   tmp: Path, oracle: bool = False, linking: str = "draw") -> pd.DataFrame:
     """Simulate population ``s``, run the method, return estimates beside the truth.
 
     With ``oracle``, preparation and imputation are replaced by the true
-    registered persons (see :func:`write_oracle_data`; m = 1).
+    registered persons (see :func:`write_oracle_data`; m = 1). ``linking`` is
+    the parameter of that name (method.md 3.5, docs/estimation.md 5).
 
     Returns
     -------
@@ -160,8 +82,6 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
         ``population``, ``year``, ``group``, ``n_true``, ``n_obs``, ``n_hat``,
         ``lower_t``, ``upper_t`` (rubin-t), ``lower_log``, ``upper_log`` (log-scale),
         ``n_models``, ``n_boot_failed``.
-    str
-        Which model selection ran.
     """
     seed = population_seed(base_seed, s)
     folder = tmp / f"pop_{s:03d}"
@@ -170,14 +90,14 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
     p = load_params(None, {"reports": str(paths["reports"]), "aggregates": str(paths["aggregates"]),
                            "register_map": str(paths["register_map"]), "truth": str(paths["truth"]),
                            "m": 1 if oracle else m, "bootstrap": n_boot, "seed": seed, "n_jobs": 1,
-                           "years": list(years), "sensitivity": []})  # no sensitivity analyses here
+                           "years": list(years), "linking": linking, "sensitivity": []})  # no sensitivity analyses here
     work, results = folder / "work", folder / "results"
     if oracle:
         write_oracle_data(data, years, work)
     else:
         prepare.run_stage(p, work)
         impute.run_stage(p, work)
-    which = run_selection(p, work)
+    selection.run_stage(p, work)
     res = bootstrap.run_stage(p, work, results)
     per_model = res.per_model
     t_int = pool_estimates(per_model, ["year", "group"], interval="rubin-t")
@@ -191,7 +111,7 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
     out = out.merge(pd.concat([truth, all_years]), on=["year", "group"], how="inner")
     out.insert(0, "population", s)
     out["n_boot_failed"] = int(res.failed["n_boot_failed"].sum())
-    return out, which
+    return out
 
 
 # --- summary ------------------------------------------------------------------------
@@ -249,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle", action="store_true",
                         help="fit the true registered persons (nothing withheld, no missing values) instead of "
                              "prepared and imputed data: separates linking/imputation error from the rest")
+    parser.add_argument("--linking", choices=prepare.LINKING, default="draw",
+                        help="linking targets (parameter linking): draw (default) or expected (the study)")
     args = parser.parse_args(argv)
     if args.populations < 1:
         parser.error("--populations must be at least 1")
@@ -257,15 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mse_coverage_") as tmp:
         done = Parallel(n_jobs=args.n_jobs)(
-            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp), args.oracle)
+            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp), args.oracle,
+                                    args.linking)
             for s in range(args.populations))
-    results = pd.concat([d[0] for d in done], ignore_index=True)
-    which = sorted({d[1] for d in done})
+    results = pd.concat(done, ignore_index=True)
     if args.out:
         results.to_csv(args.out, index=False)
     print(f"coverage check{' (ORACLE DATA: true registered persons)' if args.oracle else ''}: "
           f"{args.populations} simulated populations, years {years[0]}-{years[-1]}, "
-          f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}; model selection: {'; '.join(which)}")
+          f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}"
+          + ("" if args.oracle else f", linking = {args.linking}"))
     print(f"models pooled per population: {results.groupby('population')['n_models'].max().min()}-"
           f"{results.groupby('population')['n_models'].max().max()}; bootstrap replicates failed "
           f"(no MLE) per population: {results.groupby('population')['n_boot_failed'].first().tolist()}")

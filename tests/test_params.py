@@ -25,6 +25,7 @@ def test_defaults_plus_overrides(inputs):
     assert p.registers == ("I", "K", "O", "P")
     assert p.covariates == ("S", "L", "N", "U")
     assert p.interval == "rubin-t"
+    assert p.linking == "draw"
     assert isinstance(p.reports, Path) and p.reports.is_absolute()
 
 
@@ -37,6 +38,7 @@ def test_defaults_plus_overrides(inputs):
     ("seed", -1, "parameter seed"),
     ("n_jobs", 0, "parameter n_jobs"),
     ("interval", "wald", "parameter interval"),
+    ("linking", "fixed", "parameter linking"),
     ("registers", ["P"], "parameter registers: needs at least 2"),
     ("registers", ["P", "X"], "parameter registers: unknown code"),
     ("covariates", ["S", "S"], "parameter covariates: a code is listed twice"),

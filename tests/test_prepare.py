@@ -193,7 +193,7 @@ def _constructed(p_sex="F"):
 def test_linking_reproduces_the_reference_distribution():
     persons, partial = _constructed()
     before = persons.copy()
-    out = prepare.link_partial_records(persons, partial, [2016], seeds.rng(1, "link", 0))
+    out = prepare.link_partial_records(persons, partial, [2016], seeds.rng(1, "link", 0), targets="expected")
     pd.testing.assert_frame_equal(persons, before)  # pure
     o18 = out[(out["year"] == 2018) & (out["O"] == 1)]
     pattern = o18[["P", "R"]].astype(int).astype(str).agg("".join, axis=1).value_counts().to_dict()
@@ -210,7 +210,7 @@ def test_linking_reproduces_the_reference_distribution():
 
 def test_linking_respects_covariates_and_seed():
     persons, partial = _constructed(p_sex="M")  # P persons contradict the records' sex F
-    out = prepare.link_partial_records(persons, partial, [2016], seeds.rng(1, "link", 0))
+    out = prepare.link_partial_records(persons, partial, [2016], seeds.rng(1, "link", 0), targets="expected")
     o18 = out[(out["year"] == 2018) & (out["O"] == 1)]
     assert int(((o18["P"] == 1)).sum()) == 0 and int((o18["R"] == 1).sum()) == 20
     a = prepare.link_partial_records(*_constructed(), [2016], seeds.rng(1, "link", 0))
@@ -219,6 +219,39 @@ def test_linking_respects_covariates_and_seed():
     pd.testing.assert_frame_equal(a, b)
     linked = lambda f: set(f.index[(f["source"] == "linked")])
     assert linked(a) != linked(c)  # another stream picks other persons
+
+
+def test_drawn_targets_have_the_posterior_predictive_mean_and_spread():
+    # Dirichlet(counts + 1/2) then Multinomial(T): mean T a_p / a0, variance
+    # T pi (1 - pi) (T + a0) / (1 + a0) (Dirichlet-multinomial); a0 = sum of a.
+    counts = pd.Series({"00": 50, "01": 20, "10": 30})
+    rng = np.random.default_rng(7)
+    draws = pd.DataFrame([prepare.pattern_targets(counts, 100, "draw", rng) for _ in range(4000)])
+    assert (draws.sum(axis=1) == 100).all()
+    alpha = counts + 0.5
+    pi = alpha / alpha.sum()
+    a0 = alpha.sum()
+    np.testing.assert_allclose(draws.mean(), 100 * pi, atol=0.5)
+    np.testing.assert_allclose(draws.var(), 100 * pi * (1 - pi) * (100 + a0) / (1 + a0), rtol=0.1)
+    # the study's rule: the rounded expectation, the same every time
+    assert prepare.pattern_targets(counts, 100, "expected", rng).to_dict() == {"00": 50, "01": 20, "10": 30}
+    with pytest.raises(ValueError, match="linking targets"):
+        prepare.pattern_targets(counts, 100, "random", rng)
+
+
+def test_drawn_linking_varies_by_data_set_around_the_reference_distribution():
+    patterns = []
+    for i in range(200):
+        out = prepare.link_partial_records(*_constructed(), [2016], seeds.rng(1, "link", i))
+        o18 = out[(out["year"] == 2018) & (out["O"] == 1)]
+        assert len(o18) == 100  # T is kept: every record is a person on O
+        patterns.append(o18[["P", "R"]].astype(int).astype(str).agg("".join, axis=1).value_counts())
+    table = pd.DataFrame(patterns).fillna(0)
+    assert table["10"].nunique() > 5  # the counts differ between data sets
+    # mean close to q(p) T = 30 / 20 (the prior pulls by less than 0.5)
+    assert abs(table["10"].mean() - 30) < 1.5 and abs(table["01"].mean() - 20) < 1.5
+    # sd near the Dirichlet-multinomial value for O+P: sqrt(100 .30 .70 (100+101.5)/102.5) = 6.4
+    assert 5.0 < table["10"].std() < 8.0
 
 
 def test_resolve_years():

@@ -22,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS_FILE = PROJECT_ROOT / "data" / "defaults.yaml"
 
 INTERVALS = ("rubin-t", "log-scale")
-LINKING = ("draw", "expected")  # prepare.LINKING; repeated here so params imports no stage
+LINKING = ("draw", "expected")  # linking targets, see prepare.pattern_targets
 #: Input files: key -> may it be null?
 INPUT_KEYS: dict[str, bool] = {
     "reports": False,

@@ -192,7 +192,7 @@ def data_decisions(summary: Mapping, register_map: pd.DataFrame, p) -> str:
     register_map : DataFrame
         ``organisation, register`` (the run's register map; counts only).
     p : Params
-        Uses registers, covariates, linkage_window_days.
+        Uses registers, covariates, linkage_window_days, linking.
 
     Returns
     -------
@@ -242,7 +242,7 @@ def data_decisions(summary: Mapping, register_map: pd.DataFrame, p) -> str:
                "completed data set, around the reference years' shares and with the spread of what is not known "
                "about the year (proper multiple imputation, parameter `linking: draw`), so the intervals carry "
                "the uncertainty of this assumption"
-               if getattr(p, "linking", "draw") == "draw" else
+               if p.linking == "draw" else
                "the reference years' shares fix the number on each combination of registers, as in the study "
                "(parameter `linking: expected`), so the intervals do not carry the uncertainty of this assumption")
         out += [f"**Linking.** A partial record is either a person already in the file (on other registers) or a "

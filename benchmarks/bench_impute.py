@@ -1,4 +1,4 @@
-"""Speed of the chained-equations imputer (mse_helpers.impute), side by side.
+"""Speed of the chained-equations imputer (mse_helpers.stages.impute), side by side.
 
 Usage: .venv/bin/python benchmarks/bench_impute.py [--m 25] [--maxit 10]
 
@@ -29,7 +29,8 @@ import statsmodels.api as sm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_impute import COVS, REGISTERS, YEARS, make_partial, mask, simulate_persons  # noqa: E402
 
-from mse_helpers import impute, seeds  # noqa: E402
+from mse_helpers.stages import impute# noqa: E402
+from mse_helpers import seeds
 
 
 def bundled_size_file(rng: np.random.Generator):
@@ -86,7 +87,7 @@ def main() -> None:
     print(f"ratio records / patterns: {t_records / t_patterns:.1f}x")
 
     try:
-        from mse_helpers.prepare import link_partial_records
+        from mse_helpers.stages.prepare import link_partial_records
     except ImportError:
         link_partial_records = None
     if link_partial_records is not None:

@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 
-from mse_helpers import loglinear as ll  # noqa: E402
+from mse_helpers.engine import loglinear as ll# noqa: E402
 from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
-from mse_helpers.existence import check_existence  # noqa: E402
+from mse_helpers.engine.existence import check_existence  # noqa: E402
 
 YEARS = (2016, 2017, 2018, 2019)
 FACTORS = ("S", "L", "N", "U", "J")

@@ -32,8 +32,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import pandas as pd  # noqa: E402
 
-from mse_helpers import bootstrap  # noqa: E402
-from mse_helpers.params import PROJECT_ROOT, load_params  # noqa: E402
+from mse_helpers.stages import bootstrap# noqa: E402
+from mse_helpers.runner.params import PROJECT_ROOT, load_params  # noqa: E402
 
 BUDGET_S = 180.0
 
@@ -81,7 +81,7 @@ def main() -> int:
         work, results = run_dir / "work", run_dir / "results"
         extra = 0.0
         if not (work / "models.json").is_file():
-            from mse_helpers import selection  # noqa: PLC0415 - only when notebook 03 did not run it
+            from mse_helpers.stages import selection# noqa: PLC0415 - only when notebook 03 did not run it
             t0 = time.perf_counter()
             selection.run_stage(p, work)
             extra += time.perf_counter() - t0

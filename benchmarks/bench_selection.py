@@ -24,8 +24,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from mse_helpers import impute, prepare, selection  # noqa: E402
-from mse_helpers.params import load_params  # noqa: E402
+from mse_helpers.stages import impute# noqa: E402
+from mse_helpers.stages import prepare
+from mse_helpers.stages import selection
+from mse_helpers.runner.params import load_params  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Calibration check of the whole method on simulated populations (issue 7 item 7).
 
 For each of S populations: simulate registration data with a known truth
-(:func:`mse_helpers.simulate.simulate`, its own seed), write it to a temporary
+(:func:`mse_helpers.synthetic.simulator.simulate`, its own seed), write it to a temporary
 folder, and run the stages of ``mse run`` on it (data preparation, imputation,
 model selection, bootstrap and pooling) with small m and B; then compare the
 pooled estimates with the true numbers. Prints, per year (and over all years
@@ -15,7 +15,7 @@ Usage::
 It takes minutes (about 10-30 s per population and core). Not a unit test: a
 coverage of 19 of 20 and one of 15 of 20 are both consistent with 95%.
 
-Model selection is ``mse_helpers.selection.run_stage`` (method.md 6), as in
+Model selection is ``mse_helpers.stages.selection.run_stage`` (method.md 6), as in
 ``mse run``. ``--linking expected`` runs the study's fixed linking targets
 instead of the default draw (docs/estimation.md 5).
 """
@@ -37,10 +37,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from mse_helpers import bootstrap, impute, prepare, selection, simulate  # noqa: E402
+from mse_helpers.stages import bootstrap# noqa: E402
+from mse_helpers.stages import impute
+from mse_helpers.stages import prepare
+from mse_helpers.stages import selection
+from mse_helpers.synthetic import simulator as simulate
 from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
-from mse_helpers.params import load_params  # noqa: E402
-from mse_helpers.pooling import pool_estimates  # noqa: E402
+from mse_helpers.runner.params import load_params  # noqa: E402
+from mse_helpers.engine.pooling import pool_estimates  # noqa: E402
 
 # --- one population --------------------------------------------------------------------
 

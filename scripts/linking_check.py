@@ -1,6 +1,6 @@
 """Where the error of the aggregate years comes from: linking targets versus the rest.
 
-For each of S simulated populations (:func:`mse_helpers.simulate.simulate`,
+For each of S simulated populations (:func:`mse_helpers.synthetic.simulator.simulate`,
 the same population seeds as ``scripts/coverage.py``) one *fixed* log-linear
 model is fitted: the simulator's own structure (every two-factor term between
 covariates and year, every register x covariate and register x year term, and
@@ -40,9 +40,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from mse_helpers import impute, loglinear, prepare, simulate  # noqa: E402
+from mse_helpers.stages import impute# noqa: E402
+from mse_helpers.engine import loglinear
+from mse_helpers.stages import prepare
+from mse_helpers.synthetic import simulator as simulate
 from mse_helpers.codes import COVARIATES, REGISTERS, YEAR  # noqa: E402
-from mse_helpers.params import load_params  # noqa: E402
+from mse_helpers.runner.params import load_params  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from coverage import population_seed, write_oracle_data  # noqa: E402

@@ -13,7 +13,7 @@ run_dir = "../reports/lab"  # the run folder; intermediate files go to its work/
 
 SETUP = '''from pathlib import Path
 
-from mse_helpers.params import load_params
+from mse_helpers.runner.params import load_params
 
 p = load_params(params_file, overrides)
 run_dir = Path(run_dir).resolve()

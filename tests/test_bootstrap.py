@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mse_helpers import bootstrap as bs
-from mse_helpers import loglinear as ll
+from mse_helpers.stages import bootstrap as bs
+from mse_helpers.engine import loglinear as ll
 from mse_helpers import seeds
 from mse_helpers.codes import COVARIATES, REGISTERS
-from mse_helpers.existence import check_existence
-from mse_helpers.params import load_params
-from mse_helpers.pooling import pool_estimates
+from mse_helpers.engine.existence import check_existence
+from mse_helpers.runner.params import load_params
+from mse_helpers.engine.pooling import pool_estimates
 
 YEARS = [2016, 2017]
 COVS = ["S", "L", "N", "U"]

@@ -1,4 +1,4 @@
-"""Tests of ``mse estimate`` (mse_helpers.estimate_cli), through the ``mse`` entry point."""
+"""Tests of ``mse estimate`` (mse_helpers.cli.estimate), through the ``mse`` entry point."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def test_missing_file(capsys, tmp_path):
     assert code == 2 and "no such file" in err
 
 
-# --- --select (model selection, mse_helpers.selection) ---------------------------------
+# --- --select (model selection, mse_helpers.stages.selection) ---------------------------------
 
 def _random_counts_csv(tmp_path: Path, seed: int, effects: dict, zero_ab: bool = False) -> tuple[str, "object"]:
     """A random table with lists A B G D, a 0/1 covariate S and three years, as CSV and as the

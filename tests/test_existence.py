@@ -1,4 +1,4 @@
-"""Tests of the existence and identifiability checks (mse_helpers.existence)."""
+"""Tests of the existence and identifiability checks (mse_helpers.engine.existence)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mse_helpers import existence as ex
-from mse_helpers import loglinear as ll
+from mse_helpers.engine import existence as ex
+from mse_helpers.engine import loglinear as ll
 
 
 def design_of(counts: dict[tuple, int], lists=("A", "B", "C"), three_factor=None) -> ll.Design:

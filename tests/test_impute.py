@@ -1,4 +1,4 @@
-"""Tests of the chained-equations imputer (mse_helpers.impute), method.md section 4.
+"""Tests of the chained-equations imputer (mse_helpers.stages.impute), method.md section 4.
 
 The data are simulated here: correlated binary registers and covariates from a
 small seeded generative model, so the true values behind every masked cell are
@@ -16,7 +16,8 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit
 
-from mse_helpers import impute, seeds
+from mse_helpers.stages import impute
+from mse_helpers import seeds
 from mse_helpers.codes import COVARIATES
 
 REGISTERS = ("I", "K", "O", "P", "R", "Z")
@@ -386,7 +387,7 @@ def test_variable_never_observed_is_an_error(truth):
 def test_diagnostics_tables_from_a_stage_run(tmp_path, truth):
     from matplotlib.figure import Figure
 
-    from mse_helpers import diagnostics
+    from mse_helpers.report import imputation as diagnostics
 
     rng = np.random.default_rng(28)
     persons, hide_n = mask(truth.iloc[:1000], "N", np.full(1000, 0.2), rng)
@@ -427,7 +428,7 @@ def test_trace_stability_flags_chains_that_have_not_mixed():
         for name, vals in (("S", mixed), ("L", stuck), ("N", trending)):
             rows += [(d, i, name, v) for i, v in zip(it, vals)]
     traces = pd.DataFrame(rows, columns=["dataset", "iteration", "variable", "mean"])
-    from mse_helpers import diagnostics
+    from mse_helpers.report import imputation as diagnostics
     table = diagnostics.trace_stability(traces)
     assert table.loc["S (sex)", "r_hat"] < 1.1
     assert table.loc["L (age group)", "r_hat"] > 3
@@ -437,7 +438,7 @@ def test_trace_stability_flags_chains_that_have_not_mixed():
 
 def test_with_the_real_linking_of_data_preparation(truth):
     """Integration with prepare.link_partial_records (skipped until it exists)."""
-    prepare = pytest.importorskip("mse_helpers.prepare")
+    prepare = pytest.importorskip("mse_helpers.stages.prepare")
     if not hasattr(prepare, "link_partial_records"):
         pytest.skip("prepare.link_partial_records not written yet")
     rng = np.random.default_rng(30)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mse_helpers import inputs
+from mse_helpers.stages import inputs
 
 FIX = Path(__file__).parent / "fixtures"
 MAP = FIX / "prep_register_map.csv"

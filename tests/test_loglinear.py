@@ -1,4 +1,4 @@
-"""Tests of the log-linear MSE engine (mse_helpers.loglinear).
+"""Tests of the log-linear MSE engine (mse_helpers.engine.loglinear).
 
 Closed-form cases, structural zeros, strata, warm starts, the bootstrap, and
 agreement with statsmodels GLM Poisson on the same design matrix.
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from mse_helpers import loglinear as ll
+from mse_helpers.engine import loglinear as ll
 
 REL = 1e-6
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mse_helpers.params import ParameterError, load_params, parse_set, read_params_file
+from mse_helpers.runner.params import ParameterError, load_params, parse_set, read_params_file
 
 
 @pytest.fixture

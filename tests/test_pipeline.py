@@ -6,9 +6,9 @@ import json
 import nbformat
 import pytest
 
-from mse_helpers.params import load_params
-from mse_helpers.pipeline import headline_from_estimates, new_run_dir, run_pipeline, sha256_file
-from mse_helpers.runindex import write_index
+from mse_helpers.runner.params import load_params
+from mse_helpers.runner.pipeline import headline_from_estimates, new_run_dir, run_pipeline, sha256_file
+from mse_helpers.runner.runindex import write_index
 
 PARAMS = 'params_file = None\noverrides = {}\nrun_dir = "."'
 
@@ -28,7 +28,7 @@ def setup(tmp_path):
     nbdir.mkdir()
     # The first notebook writes a results file through the run folder, as the real ones do.
     _notebook(nbdir / "a_ok.ipynb",
-              "from pathlib import Path\nfrom mse_helpers.params import load_params\n"
+              "from pathlib import Path\nfrom mse_helpers.runner.params import load_params\n"
               "p = load_params(params_file, overrides)\nSECRET_CODE_MARK = p.m * 2\nprint('m is', p.m)",
               "import pandas as pd\n(Path(run_dir) / 'results' / 'estimates.csv').write_text("
               "'year,group,n_hat,lower,upper\\n2018,total,5500,4000,7000\\n2019,total,5100.4,3900,6300\\n"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mse_helpers.pooling import pool_estimates, rubin
+from mse_helpers.engine.pooling import pool_estimates, rubin
 
 
 def test_rubin_by_hand():

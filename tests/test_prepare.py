@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mse_helpers import inputs, prepare, seeds
-from mse_helpers.params import load_params
+from mse_helpers.stages import inputs
+from mse_helpers.stages import prepare
+from mse_helpers import seeds
+from mse_helpers.runner.params import load_params
 
 FIX = Path(__file__).parent / "fixtures"
 MAP = FIX / "prep_register_map.csv"

@@ -17,9 +17,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from mse_helpers import plots, pooling, report, tables  # noqa: E402
+from mse_helpers.report import figures as plots  # noqa: E402
+from mse_helpers.engine import pooling
+from mse_helpers.report import text as report
+from mse_helpers.report import tables
 from mse_helpers.codes import COVARIATES, group_label  # noqa: E402
-from mse_helpers.params import load_params  # noqa: E402
+from mse_helpers.runner.params import load_params  # noqa: E402
 
 YEARS = (2016, 2017, 2018)
 
@@ -389,7 +392,7 @@ def test_validation_text_counts(est):
 
 def test_notebook_04_keeps_its_first_cells_and_has_no_outputs():
     import nbformat
-    from mse_helpers.params import PROJECT_ROOT
+    from mse_helpers.runner.params import PROJECT_ROOT
 
     nb = nbformat.read(PROJECT_ROOT / "notebooks" / "04_results.ipynb", as_version=4)
     assert nb.cells[1].metadata.get("tags") == ["parameters"]

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from mse_helpers.cli import main
-from mse_helpers.params import PROJECT_ROOT
+from mse_helpers.runner.params import PROJECT_ROOT
 
 
 def test_bad_parameter_exits_2_naming_it(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Tests of model selection (mse_helpers.selection) against the slow reference
+"""Tests of model selection (mse_helpers.stages.selection) against the slow reference
 implementation ``tests/stepwise_reference.py`` (R ``step()`` semantics, statsmodels fits)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import stepwise_reference as ref
-from mse_helpers import selection
-from mse_helpers.loglinear import Design, complete_table, fit_model
-from mse_helpers.params import load_params
+from mse_helpers.stages import selection
+from mse_helpers.engine.loglinear import Design, complete_table, fit_model
+from mse_helpers.runner.params import load_params
 
 LISTS = ["A", "B", "G", "D"]  # not C: patsy reserves C()
 FACTORS = ["S", "J"]
@@ -258,7 +258,7 @@ def test_run_stage_names_missing_inputs(tmp_path):
 
 
 def test_notebook_tables_from_model_objects():
-    from mse_helpers import selection_plots
+    from mse_helpers.report import selection as selection_plots
 
     def model(ds, typ, terms, n16, n17):
         return {"dataset": ds, "type": typ, "terms": terms, "status": "ok", "loglik": -1.0, "aic": 10.0 + ds,

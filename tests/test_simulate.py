@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mse_helpers import prepare, simulate
-from mse_helpers.params import load_params
-from mse_helpers.simulate_cli import DEFAULT_SEED
+from mse_helpers.stages import prepare
+from mse_helpers.synthetic import simulator as simulate
+from mse_helpers.runner.params import load_params
+from mse_helpers.cli.simulate import DEFAULT_SEED
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TOL = simulate.TOLERANCES

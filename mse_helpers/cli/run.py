@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import UsageError
-from .params import PROJECT_ROOT, ParameterError, load_params, parse_set
+from . import UsageError
+from ..runner.params import PROJECT_ROOT, ParameterError, load_params, parse_set
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +28,8 @@ def check_inputs(p) -> None:
     Raises :class:`UsageError` listing every violation (file, row, column,
     rule), or naming the years that cannot be resolved.
     """
-    from .inputs import InputError
-    from .prepare import build
+    from ..stages.inputs import InputError
+    from ..stages.prepare import build
 
     try:
         build(p)
@@ -41,7 +41,7 @@ def check_inputs(p) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the pipeline; exit 0 when every notebook ran, 1 when one failed, 2 on bad input."""
-    from .pipeline import run_pipeline
+    from ..runner.pipeline import run_pipeline
 
     if args.cell_timeout < 1:
         raise UsageError("--cell-timeout: must be at least 1 second")

@@ -36,7 +36,7 @@ from typing import Callable
 import yaml
 
 from .params import PROJECT_ROOT, Params
-from .seeds import STAGES
+from ..seeds import STAGES
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS: tuple[str, ...] = (

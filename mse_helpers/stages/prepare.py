@@ -31,8 +31,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import inputs, params
-from .codes import COVARIATES, EXCLUDE, REGISTERS
+from . import inputs
+from ..codes import COVARIATES, EXCLUDE, REGISTERS
 
 #: Aggregate columns per covariate: (first level column, second level column).
 AGGREGATE_LEVEL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -375,7 +375,8 @@ def _pattern(frame: pd.DataFrame, registers: Sequence[str]) -> pd.Series:
 
 
 #: Values of the ``linking`` parameter (how the target counts per pattern are made).
-LINKING: tuple[str, ...] = params.LINKING
+#: How the pattern counts of linked aggregate records are set (see :func:`pattern_targets`).
+LINKING: tuple[str, ...] = ("draw", "expected")
 
 
 def pattern_targets(ref_counts: pd.Series, total: int, targets: str,

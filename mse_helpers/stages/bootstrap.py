@@ -42,10 +42,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy.optimize import linprog
 
-from . import loglinear, seeds
-from .codes import COVARIATES, YEAR, group_label
-from .existence import recession_direction_lp
-from .pooling import pool_estimates
+from ..engine import loglinear
+from .. import seeds
+from ..codes import COVARIATES, YEAR, group_label
+from ..engine.existence import recession_direction_lp
+from ..engine.pooling import pool_estimates
 
 MODELS_FILE = "models.json"
 IMPUTED_DIR = "imputed"

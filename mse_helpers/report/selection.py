@@ -1,6 +1,6 @@
 """Tables and figures of notebook 03 (model selection): counts and estimates only.
 
-Inputs are the outputs of :func:`mse_helpers.selection.run_stage` (or the
+Inputs are the outputs of :func:`mse_helpers.stages.selection.run_stage` (or the
 files it writes): the list of model objects of ``models.json``, and the
 screening, refused and sensitivity frames.
 """
@@ -12,7 +12,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .selection import THREE_FACTOR, TWO_FACTOR
+from ..stages.selection import THREE_FACTOR, TWO_FACTOR
 
 TYPES = (TWO_FACTOR, THREE_FACTOR)
 

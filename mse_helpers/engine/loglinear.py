@@ -36,7 +36,7 @@ from scipy import linalg
 from scipy.linalg import lapack
 from scipy.special import gammaln
 
-from .codes import COVARIATES, YEAR, group_label
+from ..codes import COVARIATES, YEAR, group_label
 
 #: Name of the intercept column.
 INTERCEPT = "(Intercept)"

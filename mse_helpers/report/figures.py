@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables
-from .codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS
+from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS
 
 
 def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) -> plt.Figure:

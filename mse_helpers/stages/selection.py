@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from .codes import YEAR
-from .existence import check_existence
-from .loglinear import STATUS_OK, Design, Fit, dataset_table, fit_model, n_hat_by
+from ..codes import YEAR
+from ..engine.existence import check_existence
+from ..engine.loglinear import STATUS_OK, Design, Fit, dataset_table, fit_model, n_hat_by
 
 #: A candidate must lower the criterion by more than this to be taken (as the
 #: reference implementation; R's step() uses a similar 1e-7 guard).

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import seeds, selection
-from .cli import UsageError
-from .codes import group_label
-from .loglinear import Design, complete_table, fit_model, n_hat_by, parametric_bootstrap
+from .. import seeds
+from ..stages import selection
+from . import UsageError
+from ..codes import group_label
+from ..engine.loglinear import Design, complete_table, fit_model, n_hat_by, parametric_bootstrap
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study")
@@ -171,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run_select(design: Design, method: str, start: tuple[str, ...] | None):
-    """Run one of the ``--select`` methods (see :mod:`mse_helpers.selection`).
+    """Run one of the ``--select`` methods (see :mod:`mse_helpers.stages.selection`).
 
     Parameters
     ----------

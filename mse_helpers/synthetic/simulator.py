@@ -62,8 +62,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from . import seeds
-from .codes import COVARIATES, REGISTERS
+from .. import seeds
+from ..codes import COVARIATES, REGISTERS
 
 COV_ORDER: tuple[str, ...] = ("S", "L", "N", "U")
 
@@ -663,7 +663,7 @@ def calibration_table(data: SimulatedData, register_map: pd.DataFrame | None = N
     DataFrame
         ``quantity, year, target, generated``; shares in percent.
     """
-    from . import prepare  # prepare does not import simulate; keep the import local anyway
+    from ..stages import prepare  # prepare does not import the simulator; keep the import local anyway
 
     rmap = register_map_frame() if register_map is None else register_map
     reports = data.reports.copy()

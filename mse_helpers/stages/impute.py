@@ -44,8 +44,8 @@ import statsmodels.api as sm
 from joblib import Parallel, delayed
 from scipy.special import expit
 
-from . import seeds
-from .codes import COVARIATES
+from .. import seeds
+from ..codes import COVARIATES
 
 #: Columns of a completed person-level file, before the registers and covariates.
 YEAR = "year"
@@ -498,7 +498,7 @@ def complete_dataset(index: int, persons: pd.DataFrame, partial: pd.DataFrame,
     maxit : int
     link : callable or None
         ``link(persons, partial, reference_years, rng) -> DataFrame``, normally
-        :func:`mse_helpers.prepare.link_partial_records`. Not called when there
+        :func:`mse_helpers.stages.prepare.link_partial_records`. Not called when there
         are no partial records (the person-level file is then used as it is).
 
     Returns
@@ -670,7 +670,7 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
     work_dir : Path
         The run's work folder, holding data preparation's output.
     link : callable, optional
-        The linking function; default :func:`mse_helpers.prepare.link_partial_records`.
+        The linking function; default :func:`mse_helpers.stages.prepare.link_partial_records`.
 
     Returns
     -------

@@ -15,14 +15,14 @@ from typing import Any, Mapping
 
 import yaml
 
-from .codes import COVARIATES, REGISTERS
+from ..codes import COVARIATES, REGISTERS
+from ..engine.pooling import INTERVALS
+from ..stages.prepare import LINKING
 
 #: The project's root (the folder holding ``data/`` and ``notebooks/``).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS_FILE = PROJECT_ROOT / "data" / "defaults.yaml"
 
-INTERVALS = ("rubin-t", "log-scale")
-LINKING = ("draw", "expected")  # linking targets, see prepare.pattern_targets
 #: Input files: key -> may it be null?
 INPUT_KEYS: dict[str, bool] = {
     "reports": False,

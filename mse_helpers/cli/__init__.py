@@ -5,10 +5,10 @@ that ``mse --help`` is quick and one sub-command's dependencies never break
 another:
 
 - ``mse run``: the whole notebook pipeline into a dated report folder
-  (:mod:`mse_helpers.pipeline`);
+  (:mod:`mse_helpers.runner.pipeline`);
 - ``mse estimate``: log-linear MSE on an aggregated count table
-  (:mod:`mse_helpers.estimate_cli`);
-- ``mse simulate``: synthetic registration data (:mod:`mse_helpers.simulate_cli`).
+  (:mod:`mse_helpers.cli.estimate`);
+- ``mse simulate``: synthetic registration data (:mod:`mse_helpers.cli.simulate`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import sys
 #: sub-command name -> (module, one-line help). Each module defines
 #: ``add_arguments(parser)`` and ``main(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("mse_helpers.run_cli", "run the four notebooks into a dated report folder"),
-    "estimate": ("mse_helpers.estimate_cli", "estimate population size from an aggregated count table"),
-    "simulate": ("mse_helpers.simulate_cli", "generate synthetic registration data"),
+    "run": ("mse_helpers.cli.run", "run the four notebooks into a dated report folder"),
+    "estimate": ("mse_helpers.cli.estimate", "estimate population size from an aggregated count table"),
+    "simulate": ("mse_helpers.cli.simulate", "generate synthetic registration data"),
 }
 
 

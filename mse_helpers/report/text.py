@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables
-from .codes import COVARIATE_NAMES, COVARIATES, EXCLUDE, REGISTER_NAMES, REGISTERS
+from ..codes import COVARIATE_NAMES, COVARIATES, EXCLUDE, REGISTER_NAMES, REGISTERS
 
 INTERVAL_TEXT = {
     "rubin-t": (

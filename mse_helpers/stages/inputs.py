@@ -22,7 +22,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .codes import EXCLUDE, REGISTERS
+from ..codes import EXCLUDE, REGISTERS
 
 REPORT_COLUMNS: tuple[str, ...] = ("report_id", "person_key", "report_date", "organisation",
                                    "sex", "age", "nationality", "exploitation")

@@ -1,6 +1,6 @@
 """Tables and figures of notebook 02 (multiple imputation), method.md section 4.
 
-Every function takes the summary frames of :class:`mse_helpers.impute.ImputeResult`
+Every function takes the summary frames of :class:`mse_helpers.stages.impute.ImputeResult`
 (counts and means, never person-level rows) and returns a DataFrame or a
 matplotlib Figure, so the notebook only displays.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTER_NAMES
+from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTER_NAMES
 
 
 def variable_label(variable: str) -> str:

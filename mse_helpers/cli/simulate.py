@@ -1,4 +1,4 @@
-"""``mse simulate``: write synthetic registration data (see :mod:`mse_helpers.simulate`).
+"""``mse simulate``: write synthetic registration data (see :mod:`mse_helpers.synthetic.simulator`).
 
 Each year is drawn from its own random stream ``seeds.rng(seed, "simulate",
 year)``, so::
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import UsageError
-from .params import parse_years_text
+from . import UsageError
+from ..runner.params import parse_years_text
 
 DEFAULT_SEED = 20161231  # the seed of the bundled data (data/defaults.yaml's master seed)
 
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``mse simulate``."""
-    from . import simulate
+    from ..synthetic import simulator as simulate
 
     years = parse_years(args.years)
     if args.seed < 0:

@@ -1,0 +1,1 @@
+"""Tables, figures and text of the published report, built from the stages' outputs."""

@@ -1,0 +1,1 @@
+"""Synthetic registration data for trying the pipeline and for checking the method."""

@@ -36,7 +36,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 
-from mse_helpers.engine import loglinear as ll# noqa: E402
+from mse_helpers.engine.cells import complete_table
+from mse_helpers.engine.design import Design
+from mse_helpers.engine.fit import fit_model
 from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
 from mse_helpers.engine.existence import check_existence  # noqa: E402
 
@@ -69,10 +71,10 @@ def study_table(seed: int, persons_per_year: float) -> pd.DataFrame:
     eta += np.log(persons_per_year * len(YEARS) / np.exp(eta[observed]).sum())
     frame["count"] = rng.poisson(np.exp(eta))
     frame = frame[frame[list(REGISTERS)].sum(axis=1) > 0]
-    return ll.complete_table(frame, list(REGISTERS), list(FACTORS))
+    return complete_table(frame, list(REGISTERS), list(FACTORS))
 
 
-def sm_fit(design: ll.Design, terms: tuple[str, ...], start: np.ndarray | None):
+def sm_fit(design: Design, terms: tuple[str, ...], start: np.ndarray | None):
     cols = design.columns(terms)
     X = design.X_obs[:, cols]
     with warnings.catch_warnings():
@@ -82,7 +84,7 @@ def sm_fit(design: ll.Design, terms: tuple[str, ...], start: np.ndarray | None):
     return res, n_hat
 
 
-def start_vector(design: ll.Design, terms: tuple[str, ...], coef: pd.Series) -> np.ndarray:
+def start_vector(design: Design, terms: tuple[str, ...], coef: pd.Series) -> np.ndarray:
     names = [design.column_names[c] for c in design.columns(terms)]
     return coef.reindex(names).fillna(0.0).to_numpy()
 
@@ -108,7 +110,7 @@ def main() -> None:
 
     table = study_table(args.seed, args.persons)
     t0 = time.perf_counter()
-    design = ll.Design(table, list(REGISTERS), list(FACTORS))
+    design = Design(table, list(REGISTERS), list(FACTORS))
     t_design = time.perf_counter() - t0
     full = design.terms("all2")
     drop = "O:P"
@@ -126,8 +128,8 @@ def main() -> None:
     print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; median of "
           f"{args.rounds} x {args.repeats} fits each, in alternating blocks\n")
 
-    ours_full = ll.fit_model(design, full, check=False)
-    ours_small = ll.fit_model(design, smaller, check=False)
+    ours_full = fit_model(design, full, check=False)
+    ours_small = fit_model(design, smaller, check=False)
     scenarios = [
         ("cold fit, all two-factor terms", full, None, None),
         (f"warm refit after dropping {drop}", smaller, ours_full.coef, start_vector(design, smaller, ours_full.coef)),
@@ -146,7 +148,7 @@ def main() -> None:
                 t_sm.append(dt)
             for _ in range(args.repeats):
                 design.clear_caches()  # every timed fit pays for its model matrix and plan
-                dt, fit = timed(lambda: ll.fit_model(design, terms, start=start, check=False))
+                dt, fit = timed(lambda: fit_model(design, terms, start=start, check=False))
                 t_us.append(dt)
         m_sm, m_us = float(np.median(t_sm)), float(np.median(t_us))
         sm_cold = m_sm if sm_cold is None else sm_cold

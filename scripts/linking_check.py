@@ -41,7 +41,10 @@ import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
 from mse_helpers.stages import impute# noqa: E402
-from mse_helpers.engine import loglinear
+from mse_helpers.engine.cells import dataset_table
+from mse_helpers.engine.design import Design
+from mse_helpers.engine.estimates import n_hat_by
+from mse_helpers.engine.fit import fit_model
 from mse_helpers.stages import prepare
 from mse_helpers.synthetic import simulator as simulate
 from mse_helpers.codes import COVARIATES, REGISTERS, YEAR  # noqa: E402
@@ -53,7 +56,7 @@ from coverage import population_seed, write_oracle_data  # noqa: E402
 VARIANTS = ("oracle", "linking expected", "linking draw", "linking true q")
 
 
-def true_model_terms(design: loglinear.Design) -> list[str]:
+def true_model_terms(design: Design) -> list[str]:
     """The simulator's structure: all two-factor terms except register pairs not in DELTA."""
     pairs = {frozenset(p) for p in simulate.DELTA}
     out = []
@@ -67,17 +70,17 @@ def true_model_terms(design: loglinear.Design) -> list[str]:
 
 def n_hat_per_year(persons: pd.DataFrame, years: list[int]) -> dict[int, float]:
     """N-hat per year of the fixed model on one completed person-level file."""
-    table = loglinear.dataset_table(persons, list(REGISTERS), list(COVARIATES), years)
-    design = loglinear.Design(table, list(REGISTERS), list(COVARIATES) + [YEAR])
+    table = dataset_table(persons, list(REGISTERS), list(COVARIATES), years)
+    design = Design(table, list(REGISTERS), list(COVARIATES) + [YEAR])
     terms = true_model_terms(design)
-    fit = loglinear.fit_model(design, terms)
+    fit = fit_model(design, terms)
     while not fit.ok:  # sparse data: leave out the terms the existence check blames (method.md 5)
         blamed = set(fit.responsible) & set(terms)
         if not blamed:
             raise RuntimeError(f"fixed model: {fit.status}, no term blamed")
         terms = [t for t in terms if t not in blamed]
-        fit = loglinear.fit_model(design, terms)
-    by = loglinear.n_hat_by(fit, YEAR)
+        fit = fit_model(design, terms)
+    by = n_hat_by(fit, YEAR)
     return dict(zip(by[YEAR].astype(int), by["n_hat"]))
 
 

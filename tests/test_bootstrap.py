@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 
 from mse_helpers.stages import bootstrap as bs
-from mse_helpers.engine import loglinear as ll
+from mse_helpers.engine.cells import complete_table, dataset_table
+from mse_helpers.engine.design import Design
+from mse_helpers.engine.estimates import n_hat_by, n_hat_groups
+from mse_helpers.engine.fit import fit_model
+from mse_helpers.engine.resample import parametric_bootstrap
 from mse_helpers import seeds
 from mse_helpers.codes import COVARIATES, REGISTERS
 from mse_helpers.engine.existence import check_existence
@@ -31,11 +35,11 @@ def small_design(counts: dict | None = None, lists=("A", "B", "C"), factors=("S"
         for h in itertools.product((0, 1), repeat=len(lists)):
             if sum(h):
                 rows.append(dict(zip(lists, h)) | dict(zip(factors, f)) | {"count": 1})
-    table = ll.complete_table(pd.DataFrame(rows), list(lists), list(factors), levels=levels)
-    return ll.Design(table, list(lists), list(factors))
+    table = complete_table(pd.DataFrame(rows), list(lists), list(factors), levels=levels)
+    return Design(table, list(lists), list(factors))
 
 
-def cell_mu(design: ll.Design, log_mu) -> tuple[np.ndarray, np.ndarray]:
+def cell_mu(design: Design, log_mu) -> tuple[np.ndarray, np.ndarray]:
     """Expected counts of the observed and the unobserved cells from a function of a table row."""
     mu = np.array([np.exp(log_mu(row)) for row in design.table.to_dict("records")])
     obs = design.observed
@@ -81,12 +85,12 @@ def write_work_dir(tmp_path, n_datasets: int = 3, models: list[dict] | None = No
         flip = rng.random(len(persons)) < 0.05
         persons.loc[flip, "S"] = np.where(persons.loc[flip, "S"] == "F", "M", "F")
         persons.to_parquet(work / "imputed" / f"imp_{i:03d}.parquet", index=False)
-        table = ll.dataset_table(persons, REGISTERS, COVS, YEARS)
-        design = ll.Design(table, REGISTERS, COVS + ["J"], three_factor=["O:P:R"])
+        table = dataset_table(persons, REGISTERS, COVS, YEARS)
+        design = Design(table, REGISTERS, COVS + ["J"], three_factor=["O:P:R"])
         for kind, terms in (("two-factor", ["P:R", "O:P", "O:R", "S:U", "L:N"]),
                             ("three-factor", ["P:R", "O:P", "O:R", "S:U", "L:N", "O:P:R"])):
-            fit = ll.fit_model(design, terms)
-            by = ll.n_hat_by(fit, "J")
+            fit = fit_model(design, terms)
+            by = n_hat_by(fit, "J")
             entries.append({"dataset": i, "type": kind, "terms": list(fit.terms), "status": fit.status,
                             "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic, "deviance": fit.deviance,
                             "df": fit.df_resid, "n_params": fit.n_params,
@@ -108,8 +112,8 @@ def test_group_matrix_gives_the_engines_groups():
                           levels={"S": ("F", "M"), "L": ("A", "M"), "J": (2016, 2017, 2018)})
     rng = np.random.default_rng(3)
     y = rng.poisson(20, size=design.y.size).astype(float)
-    fit = ll.fit_model(design, "A:B,A:S,B:L", counts=y)
-    engine = ll.n_hat_groups(fit, covariates=["S", "L"])
+    fit = fit_model(design, "A:B,A:S,B:L", counts=y)
+    engine = n_hat_groups(fit, covariates=["S", "L"])
     gm = bs.group_matrix(design.strata, ["S", "L"])
     ours = gm.frame().assign(n_obs=gm.matrix @ design.n_obs_by_stratum(y),
                              n_hat=gm.matrix @ (design.n_obs_by_stratum(y) + fit.m0))
@@ -122,12 +126,12 @@ def test_group_matrix_gives_the_engines_groups():
 
 def test_cell_counts_equal_dataset_table(tmp_path):
     persons = simulate_persons(np.random.default_rng(1), n_per_year=400)
-    table = ll.dataset_table(persons, REGISTERS, COVS, YEARS)
-    design = ll.Design(table, REGISTERS, COVS + ["J"])
+    table = dataset_table(persons, REGISTERS, COVS, YEARS)
+    design = Design(table, REGISTERS, COVS + ["J"])
     np.testing.assert_array_equal(bs.cell_counts(persons, design), design.y)
     # another data set on the same design: the counts of its own table
     other = simulate_persons(np.random.default_rng(2), n_per_year=300)
-    other_table = ll.dataset_table(other, REGISTERS, COVS, YEARS)
+    other_table = dataset_table(other, REGISTERS, COVS, YEARS)
     np.testing.assert_array_equal(bs.cell_counts(other, design),
                                   other_table["count"].to_numpy()[other_table["observed"].to_numpy()])
     bad = other.copy()
@@ -169,11 +173,11 @@ def test_bootstrap_matches_the_engine_replicate_by_replicate():
     mu_obs, _ = cell_mu(design, lambda r: 0.8 - 0.9 * (r["A"] + r["B"] + r["C"]) + 0.4 * (r["S"] == "M")
                         + 0.8 * r["A"] * r["B"])
     y = np.random.default_rng(1).poisson(mu_obs * 3).astype(float)
-    fit = ll.fit_model(design, "A:B,A:C,B:C", counts=y)
+    fit = fit_model(design, "A:B,A:C,B:C", counts=y)
     assert fit.ok
     gm = bs.group_matrix(design.strata, [], year=None)  # the total only
     ours = bs.bootstrap_model(fit, 300, np.random.default_rng(99), gm)
-    engine = ll.parametric_bootstrap(fit, 300, np.random.default_rng(99), by=[()], check=True)
+    engine = parametric_bootstrap(fit, 300, np.random.default_rng(99), by=[()], check=True)
     assert ours.n_failed == engine.n_failed > 0
     assert ours.failed_status == engine.failed_status
     np.testing.assert_allclose(ours.replicates[:, 0], engine.n_hat["total"]["n_hat"].to_numpy(), rtol=1e-8)
@@ -202,13 +206,13 @@ def test_bootstrap_sd_matches_repeated_poisson_draws():
     rng = np.random.default_rng(2024)
     estimates = []
     for _ in range(400):
-        fit = ll.fit_model(design, terms, counts=rng.poisson(mu_obs).astype(float), check=False)
+        fit = fit_model(design, terms, counts=rng.poisson(mu_obs).astype(float), check=False)
         estimates.append(fit.n_hat)
     sd_true = np.std(estimates, ddof=1)
     gm = bs.group_matrix(design.strata, [], year=None)
     sds = []
     for i in range(6):
-        fit = ll.fit_model(design, terms, counts=rng.poisson(mu_obs).astype(float))
+        fit = fit_model(design, terms, counts=rng.poisson(mu_obs).astype(float))
         boot = bs.bootstrap_model(fit, 150, seeds.rng(1, "bootstrap", i), gm)
         assert boot.n_failed == 0
         sds.append(np.sqrt(boot.var_within[0]))
@@ -218,13 +222,13 @@ def test_bootstrap_sd_matches_repeated_poisson_draws():
 
 def test_bootstrap_model_rejects_bad_input():
     design = small_design()
-    fit = ll.fit_model(design, None)
+    fit = fit_model(design, None)
     gm = bs.group_matrix(design.strata, ["S"], year=None)
     with pytest.raises(ValueError, match="at least 2 replicates"):
         bs.bootstrap_model(fit, 1, np.random.default_rng(0), gm)
     # three lists, all two-factor terms: saturated on the 7 observed cells, so a zero cell has no MLE
     saturated = small_design(factors=(), levels={})
-    refused = ll.fit_model(saturated, "A:B,A:C,B:C", counts=np.r_[0.0, saturated.y[1:]])
+    refused = fit_model(saturated, "A:B,A:C,B:C", counts=np.r_[0.0, saturated.y[1:]])
     assert refused.status == "mle_does_not_exist"
     with pytest.raises(ValueError, match="not usable"):
         bs.bootstrap_model(refused, 10, np.random.default_rng(0), bs.group_matrix(saturated.strata, [], year=None))

@@ -10,17 +10,19 @@ import pandas as pd
 import pytest
 
 from mse_helpers.engine import existence as ex
-from mse_helpers.engine import loglinear as ll
+from mse_helpers.engine.cells import complete_table
+from mse_helpers.engine.design import Design
+from mse_helpers.engine.fit import fit_model
 
 
-def design_of(counts: dict[tuple, int], lists=("A", "B", "C"), three_factor=None) -> ll.Design:
+def design_of(counts: dict[tuple, int], lists=("A", "B", "C"), three_factor=None) -> Design:
     rows = [dict(zip(lists, h), count=c) for h, c in counts.items()]
-    return ll.Design(ll.complete_table(pd.DataFrame(rows), list(lists)), list(lists), three_factor=three_factor)
+    return Design(complete_table(pd.DataFrame(rows), list(lists)), list(lists), three_factor=three_factor)
 
 
-def artificial3() -> ll.Design:
+def artificial3() -> Design:
     frame = pd.read_csv(Path(__file__).parent / "fixtures" / "artificial3.csv", comment="#")
-    return ll.Design(ll.complete_table(frame, ["A", "B", "C"]), ["A", "B", "C"])
+    return Design(complete_table(frame, ["A", "B", "C"]), ["A", "B", "C"])
 
 
 def test_non_overlapping_pair_has_no_mle_and_is_named():
@@ -35,7 +37,7 @@ def test_non_overlapping_pair_has_no_mle_and_is_named():
     # fitted A&B cells are forced to 0 although no single margin is 0
     both = ex.check_existence(d, ("A:C", "B:C"))
     assert both.status == "mle_does_not_exist" and set(both.responsible) <= {"A:C", "B:C"}
-    fit = ll.fit_model(d, "A:B")
+    fit = fit_model(d, "A:B")
     assert fit.status == "mle_does_not_exist" and np.isnan(fit.n_hat) and fit.coef.empty
 
 
@@ -74,14 +76,14 @@ def test_positive_table_skips_the_lp():
     assert res.status == "ok" and res.lp_value == np.inf
 
 
-def sparse_design(seed: int) -> ll.Design:
+def sparse_design(seed: int) -> Design:
     rng = np.random.default_rng(seed)
     lists = list("ABCDE")
     rows = [h for h in itertools.product((0, 1), repeat=5) if any(h)]
     frame = pd.DataFrame(rows, columns=lists)
     eta = 2.5 - 1.4 * frame.sum(axis=1).to_numpy() + rng.normal(0, 0.8, len(frame))
     frame["count"] = rng.poisson(np.exp(eta))
-    return ll.Design(ll.complete_table(frame, lists), lists)
+    return Design(complete_table(frame, lists), lists)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -112,6 +114,6 @@ def test_failing_model_would_drift_in_an_unchecked_fit():
     # why the check exists: an unchecked Newton fit runs the A:B coefficient off towards
     # -infinity (or stops without converging) instead of reporting a status
     d = design_of({(1, 0, 0): 30, (0, 1, 0): 25, (0, 0, 1): 40, (1, 0, 1): 8, (0, 1, 1): 5})
-    unchecked = ll.fit_model(d, "A:B", check=False)
+    unchecked = fit_model(d, "A:B", check=False)
     assert (not unchecked.ok) or unchecked.coef["A:B"] < -15
-    assert ll.fit_model(d, "A:B").status == "mle_does_not_exist"
+    assert fit_model(d, "A:B").status == "mle_does_not_exist"

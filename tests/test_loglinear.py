@@ -1,4 +1,4 @@
-"""Tests of the log-linear MSE engine (mse_helpers.engine.loglinear).
+"""Tests of the log-linear MSE engine (mse_helpers.engine: cells, design, fit, estimates, resample).
 
 Closed-form cases, structural zeros, strata, warm starts, the bootstrap, and
 agreement with statsmodels GLM Poisson on the same design matrix.
@@ -14,7 +14,11 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from mse_helpers.engine import loglinear as ll
+from mse_helpers.engine.cells import complete_table, count_table
+from mse_helpers.engine.design import Design, parse_terms
+from mse_helpers.engine.estimates import n_hat_by, n_hat_groups
+from mse_helpers.engine.fit import fit_model, refit
+from mse_helpers.engine.resample import parametric_bootstrap
 
 REL = 1e-6
 
@@ -22,10 +26,10 @@ REL = 1e-6
 def table_from_dict(counts: dict[tuple, int], lists: list[str]) -> pd.DataFrame:
     """Histories (tuples of 0/1) -> complete table."""
     rows = [dict(zip(lists, h), count=c) for h, c in counts.items()]
-    return ll.complete_table(pd.DataFrame(rows), lists)
+    return complete_table(pd.DataFrame(rows), lists)
 
 
-def statsmodels_fit(design: ll.Design, terms: tuple[str, ...], y: np.ndarray | None = None):
+def statsmodels_fit(design: Design, terms: tuple[str, ...], y: np.ndarray | None = None):
     """statsmodels GLM Poisson on exactly our design; returns (result, n_hat)."""
     cols = design.columns(terms)
     y = design.y if y is None else y
@@ -49,15 +53,15 @@ def random_table(rng: np.random.Generator, n_lists: int, factors: dict[str, list
         eta += frame[f].map(eff).to_numpy()
     frame["count"] = rng.poisson(np.exp(eta))
     frame = frame[frame[lists].sum(axis=1) > 0]
-    return ll.complete_table(frame, lists, list(factors))
+    return complete_table(frame, lists, list(factors))
 
 
 # --- closed forms ----------------------------------------------------------------
 
 @pytest.mark.parametrize("n10,n01,n11", [(60, 40, 20), (7, 13, 3), (250, 31, 9)])
 def test_two_lists_is_lincoln_petersen(n10, n01, n11):
-    d = ll.Design(table_from_dict({(1, 0): n10, (0, 1): n01, (1, 1): n11}, ["A", "B"]), ["A", "B"])
-    fit = ll.fit_model(d)
+    d = Design(table_from_dict({(1, 0): n10, (0, 1): n01, (1, 1): n11}, ["A", "B"]), ["A", "B"])
+    fit = fit_model(d)
     expected = (n10 + n11) * (n01 + n11) / n11
     assert fit.ok
     assert fit.n_hat == pytest.approx(expected, rel=1e-9)
@@ -68,8 +72,8 @@ def test_three_lists_independence_solves_darroch_equation():
     # Under independence the MLE satisfies N - n = N * prod_j (1 - n_j / N)
     counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
               (1, 0, 1): 12, (0, 1, 1): 6, (1, 1, 1): 2}
-    d = ll.Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"])
-    fit = ll.fit_model(d)
+    d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"])
+    fit = fit_model(d)
     n = sum(counts.values())
     margins = [sum(c for h, c in counts.items() if h[j]) for j in range(3)]
     N = fit.n_hat
@@ -81,8 +85,8 @@ def test_three_lists_all_two_factor_terms_closed_form():
     # saturated on the observed cells: m0 = n111 n100 n010 n001 / (n110 n101 n011)
     counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
               (1, 0, 1): 12, (0, 1, 1): 6, (1, 1, 1): 2}
-    d = ll.Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"])
-    fit = ll.fit_model(d, "all2")
+    d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"])
+    fit = fit_model(d, "all2")
     m0 = 2 * 52 * 31 * 44 / (9 * 12 * 6)
     assert fit.ok and fit.df_resid == 0
     assert fit.n_hat == pytest.approx(sum(counts.values()) + m0, rel=1e-9)
@@ -92,13 +96,13 @@ def test_three_lists_all_two_factor_terms_closed_form():
 def test_saturated_three_lists_with_an_empty_cell_has_no_mle():
     counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
               (1, 0, 1): 12, (0, 1, 1): 0, (1, 1, 1): 2}
-    d = ll.Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"], three_factor="all")
-    fit = ll.fit_model(d, "all2")
+    d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"], three_factor="all")
+    fit = fit_model(d, "all2")
     assert fit.status == "mle_does_not_exist"
     assert np.isnan(fit.n_hat) and np.isnan(fit.loglik)
     assert fit.responsible  # some term is named
     # the three-list term is never identifiable: the all-zero cell is unobserved
-    fit3 = ll.fit_model(d, "all3")
+    fit3 = fit_model(d, "all3")
     assert fit3.status == "not_identifiable"
     assert fit3.responsible == ("A:B:C",)
 
@@ -115,17 +119,17 @@ def strata_table() -> pd.DataFrame:
 
 def test_empty_stratum_makes_its_interaction_fail_but_not_main_effects():
     t = strata_table()
-    d = ll.Design(t, ["A", "B", "C"], ["S", "J"])
-    bad = ll.fit_model(d, "S:J")
+    d = Design(t, ["A", "B", "C"], ["S", "J"])
+    bad = fit_model(d, "S:J")
     assert bad.status == "mle_does_not_exist"
     assert "S:J" in bad.responsible
-    ok = ll.fit_model(d, "A:B")
+    ok = fit_model(d, "A:B")
     assert ok.ok
-    st = ll.n_hat_by(ok, ["S", "J"])
+    st = n_hat_by(ok, ["S", "J"])
     empty = st[(st["S"] == "M") & (st["J"] == 2018)].iloc[0]
     assert empty["n_obs"] == 0 and empty["n_hat"] > 0  # the model still predicts people there
     # groupings add up: per year = sum of its strata; total = sum of years
-    by_year = ll.n_hat_by(ok, "J")
+    by_year = n_hat_by(ok, "J")
     np.testing.assert_allclose(by_year["n_hat"].to_numpy(),
                                st.groupby("J")["n_hat"].sum().to_numpy(), rtol=1e-12)
     assert by_year["n_hat"].sum() == pytest.approx(ok.n_hat, rel=1e-12)
@@ -136,9 +140,9 @@ def test_empty_stratum_makes_its_interaction_fail_but_not_main_effects():
 def test_n_hat_groups_cover_total_year_covariate_and_pairs():
     rng = np.random.default_rng(11)
     t = random_table(rng, 3, {"S": ["F", "M"], "L": ["A", "M"], "J": [2016, 2017]}, size=60.0)
-    d = ll.Design(t, ["A", "B", "C"], ["S", "L", "J"])
-    fit = ll.fit_model(d, "A:B,S:J")
-    g = ll.n_hat_groups(fit)
+    d = Design(t, ["A", "B", "C"], ["S", "L", "J"])
+    fit = fit_model(d, "A:B,S:J")
+    g = n_hat_groups(fit)
     total = g[(g["year"] == "all") & (g["group"] == "total")]["n_hat"].iloc[0]
     assert total == pytest.approx(fit.n_hat, rel=1e-12)
     for year in ("2016", "2017"):
@@ -152,13 +156,13 @@ def test_n_hat_groups_cover_total_year_covariate_and_pairs():
 def test_year_terms_count_k_minus_1_parameters():
     rng = np.random.default_rng(3)
     t = random_table(rng, 3, {"S": ["F", "M"], "J": [2016, 2017, 2018, 2019]}, size=80.0)
-    d = ll.Design(t, ["A", "B", "C"], ["S", "J"])
+    d = Design(t, ["A", "B", "C"], ["S", "J"])
     base = d.n_params(())
     assert base == 1 + 3 + 1 + 3
     assert d.n_params(("A:J",)) == base + 3
     assert d.n_params(("S:J",)) == base + 3
     assert d.n_params(("A:B",)) == base + 1
-    fit = ll.fit_model(d, "A:J")
+    fit = fit_model(d, "A:J")
     assert fit.bic == pytest.approx(-2 * fit.loglik + np.log(d.n_cells) * (base + 3), rel=1e-12)
     assert d.n_cells == (2 ** 3 - 1) * 2 * 4
 
@@ -169,46 +173,46 @@ def test_count_table_cross_classifies_persons_with_zero_cells():
     persons = pd.DataFrame({
         "P": [1, 1, 0, 1, 0], "R": [0, 1, 1, 0, 1],
         "S": ["M", "F", "F", "M", "M"], "J": [2017, 2017, 2016, 2017, 2016]})
-    t = ll.count_table(persons, ["P", "R"], ["S", "J"])
+    t = count_table(persons, ["P", "R"], ["S", "J"])
     assert len(t) == 4 * 2 * 2
     assert t["count"].sum() == 5
     assert (~t["observed"]).sum() == 4 and t.loc[~t["observed"], "count"].eq(0).all()
     cell = t[(t.P == 1) & (t.R == 0) & (t.S == "M") & (t.J == 2017)]
     assert cell["count"].iloc[0] == 2
     # covariate levels follow codes.COVARIATES (F first = baseline) even if F is rarer
-    d = ll.Design(t, ["P", "R"], ["S", "J"])
+    d = Design(t, ["P", "R"], ["S", "J"])
     assert d.levels["S"] == ("F", "M") and "S[M]" in d.column_names and "J[2017]" in d.column_names
 
 
 def test_count_table_rejects_bad_persons():
     good = pd.DataFrame({"P": [1, 0], "R": [0, 1], "J": [2016, 2016]})
     with pytest.raises(ValueError, match="on no list"):
-        ll.count_table(pd.concat([good, pd.DataFrame({"P": [0], "R": [0], "J": [2016]})]), ["P", "R"], ["J"])
+        count_table(pd.concat([good, pd.DataFrame({"P": [0], "R": [0], "J": [2016]})]), ["P", "R"], ["J"])
     with pytest.raises(ValueError, match="'R' must be 0 or 1.*data row 2"):
-        ll.count_table(good.assign(R=[0, 2]), ["P", "R"], ["J"])
+        count_table(good.assign(R=[0, 2]), ["P", "R"], ["J"])
     with pytest.raises(ValueError, match="'J' is missing"):
-        ll.count_table(good.assign(J=[2016, None]), ["P", "R"], ["J"])
+        count_table(good.assign(J=[2016, None]), ["P", "R"], ["J"])
 
 
 def test_complete_table_rejects_all_zero_history_and_duplicates():
     frame = pd.DataFrame({"A": [1, 0, 0], "B": [0, 1, 0], "count": [3, 4, 5]})
     with pytest.raises(ValueError, match=r"data row\(s\) \[3\] have every list 0"):
-        ll.complete_table(frame, ["A", "B"])
+        complete_table(frame, ["A", "B"])
     dup = pd.DataFrame({"A": [1, 1], "B": [0, 0], "count": [3, 4]})
     with pytest.raises(ValueError, match="repeated in data rows \\[1, 2\\]"):
-        ll.complete_table(dup, ["A", "B"])
+        complete_table(dup, ["A", "B"])
 
 
 def test_parse_terms_canonical_names_and_formulas():
     v = ["A", "B", "C", "S"]
-    assert ll.parse_terms("B:A, C:A", v) == ("A:B", "A:C")
-    assert ll.parse_terms("~ A*B*C", v) == ("A:B", "A:C", "B:C", "A:B:C")
-    assert ll.parse_terms("A + B + S:A", v) == ("A:S",)
-    assert len(ll.parse_terms("all2", v)) == 6
+    assert parse_terms("B:A, C:A", v) == ("A:B", "A:C")
+    assert parse_terms("~ A*B*C", v) == ("A:B", "A:C", "B:C", "A:B:C")
+    assert parse_terms("A + B + S:A", v) == ("A:S",)
+    assert len(parse_terms("all2", v)) == 6
     with pytest.raises(ValueError, match="unknown variable"):
-        ll.parse_terms("A:Q", v)
+        parse_terms("A:Q", v)
     with pytest.raises(ValueError, match="not in the design"):
-        ll.parse_terms("A:B:C", v, candidates=ll.parse_terms("all2", v))
+        parse_terms("A:B:C", v, candidates=parse_terms("all2", v))
 
 
 # --- agreement with statsmodels --------------------------------------------------------
@@ -218,10 +222,10 @@ def test_agrees_with_statsmodels_on_random_tables(seed):
     rng = np.random.default_rng(100 + seed)
     size = [3.0, 10.0, 50.0][seed % 3]  # sparse to dense
     t = random_table(rng, 4, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=size)
-    d = ll.Design(t, ["A", "B", "C", "D"], ["S", "J"], three_factor=["A:B:J"])
+    d = Design(t, ["A", "B", "C", "D"], ["S", "J"], three_factor=["A:B:J"])
     cand = list(d.candidate_terms)
     terms = tuple(sorted(rng.choice(cand, size=int(rng.integers(0, 8)), replace=False).tolist()))
-    fit = ll.fit_model(d, terms)
+    fit = fit_model(d, terms)
     if not fit.ok:
         assert fit.status in ("mle_does_not_exist", "not_identifiable") and np.isnan(fit.n_hat)
         return
@@ -240,15 +244,15 @@ def test_agrees_with_statsmodels_on_study_size_table():
     t = random_table(rng, 6, {"S": ["F", "M"], "L": ["A", "M"], "N": ["NL", "O"], "U": ["S", "O"],
                               "J": [2016, 2017, 2018, 2019]}, size=40.0)
     lists = list("ABCDEF")
-    d = ll.Design(t, lists, ["S", "L", "N", "U", "J"])
+    d = Design(t, lists, ["S", "L", "N", "U", "J"])
     assert d.n_cells == 4032
-    fit = ll.fit_model(d, "all2")
+    fit = fit_model(d, "all2")
     assert fit.ok, fit.message
     assert fit.n_params == 89
     res, n_hat = statsmodels_fit(d, fit.terms)
     assert fit.loglik == pytest.approx(res.llf, rel=REL)
     assert fit.n_hat == pytest.approx(n_hat, rel=REL)
-    by_year = ll.n_hat_by(fit, "J")
+    by_year = n_hat_by(fit, "J")
     cols = d.columns(fit.terms)
     m0_sm = np.exp(d.X_unobs[:, cols] @ res.params)
     sm_year = pd.Series(m0_sm).groupby(d.strata["J"].to_numpy()).sum()
@@ -258,9 +262,9 @@ def test_agrees_with_statsmodels_on_study_size_table():
 def test_sparse_real_table_uk2013_agrees_with_statsmodels():
     frame = pd.read_csv(Path(__file__).parent / "fixtures" / "uk2013.csv", comment="#")
     lists = ["LA", "NG", "PF", "GO", "GP", "NCA"]
-    d = ll.Design(ll.complete_table(frame, lists), lists)
+    d = Design(complete_table(frame, lists), lists)
     for terms in [(), ("NG:PF", "PF:GO", "LA:NG")]:
-        fit = ll.fit_model(d, terms)
+        fit = fit_model(d, terms)
         assert fit.ok
         res, n_hat = statsmodels_fit(d, fit.terms)
         assert fit.loglik == pytest.approx(res.llf, rel=REL)
@@ -272,44 +276,44 @@ def test_sparse_real_table_uk2013_agrees_with_statsmodels():
 def test_warm_start_gives_the_same_fit_in_fewer_iterations():
     rng = np.random.default_rng(7)
     t = random_table(rng, 5, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=30.0)
-    d = ll.Design(t, list("ABCDE"), ["S", "J"])
-    full = ll.fit_model(d, "all2")
+    d = Design(t, list("ABCDE"), ["S", "J"])
+    full = fit_model(d, "all2")
     assert full.ok
     smaller = tuple(x for x in full.terms if x != "A:B")
-    cold = ll.fit_model(d, smaller)
-    warm = ll.fit_model(d, smaller, start=full.coef)  # full has an extra coefficient: ignored
+    cold = fit_model(d, smaller)
+    warm = fit_model(d, smaller, start=full.coef)  # full has an extra coefficient: ignored
     assert warm.n_hat == pytest.approx(cold.n_hat, rel=1e-9)
     assert warm.loglik == pytest.approx(cold.loglik, rel=1e-12)
     assert warm.n_iter < cold.n_iter
-    back = ll.fit_model(d, full.terms, start=warm.coef)  # added term starts at 0
+    back = fit_model(d, full.terms, start=warm.coef)  # added term starts at 0
     assert back.n_hat == pytest.approx(full.n_hat, rel=1e-9)
 
 
 def test_refit_with_new_counts_matches_a_fresh_design():
     rng = np.random.default_rng(8)
     t = random_table(rng, 4, {"J": [2016, 2017]}, size=200.0)
-    d = ll.Design(t, list("ABCD"), ["J"])
-    fit = ll.fit_model(d, "A:B,C:J")
+    d = Design(t, list("ABCD"), ["J"])
+    fit = fit_model(d, "A:B,C:J")
     assert fit.ok
     for _ in range(20):  # the A&B cells are small: some draws have no A:B overlap (no MLE)
         y_new = rng.poisson(fit.fitted).astype(float)
-        re = ll.refit(fit, y_new)
+        re = refit(fit, y_new)
         if re.ok:
             break
     assert re.ok, re.message
     t2 = t.copy()
     t2.loc[t2["observed"], "count"] = y_new.astype(int)
-    fresh = ll.fit_model(ll.Design(t2, list("ABCD"), ["J"]), "A:B,C:J")
+    fresh = fit_model(Design(t2, list("ABCD"), ["J"]), "A:B,C:J")
     assert re.n_hat == pytest.approx(fresh.n_hat, rel=1e-9)
     assert re.n_obs == y_new.sum()
 
 
 def test_bootstrap_counts_failed_replicates_and_is_reproducible():
     # n11 = 1: about e^-1 of the redrawn tables have n11 = 0, where the MLE does not exist
-    d = ll.Design(table_from_dict({(1, 0): 30, (0, 1): 20, (1, 1): 1}, ["A", "B"]), ["A", "B"])
-    fit = ll.fit_model(d)
-    b1 = ll.parametric_bootstrap(fit, 60, np.random.default_rng(42))
-    b2 = ll.parametric_bootstrap(fit, 60, np.random.default_rng(42))
+    d = Design(table_from_dict({(1, 0): 30, (0, 1): 20, (1, 1): 1}, ["A", "B"]), ["A", "B"])
+    fit = fit_model(d)
+    b1 = parametric_bootstrap(fit, 60, np.random.default_rng(42))
+    b2 = parametric_bootstrap(fit, 60, np.random.default_rng(42))
     assert b1.n_failed == b2.n_failed and b1.n_hat["total"]["n_hat"].equals(b2.n_hat["total"]["n_hat"])
     # replay the draws: failures are exactly the replicates with no overlap
     rng = np.random.default_rng(42)
@@ -329,13 +333,13 @@ def test_bootstrap_counts_failed_replicates_and_is_reproducible():
 def test_bootstrap_by_group_and_interval_brackets_the_estimate():
     rng = np.random.default_rng(9)
     t = random_table(rng, 3, {"J": [2016, 2017]}, size=200.0)
-    d = ll.Design(t, list("ABC"), ["J"])
-    fit = ll.fit_model(d, "A:B")
-    boot = ll.parametric_bootstrap(fit, 40, np.random.default_rng(1), by=[(), ("J",)])
+    d = Design(t, list("ABC"), ["J"])
+    fit = fit_model(d, "A:B")
+    boot = parametric_bootstrap(fit, 40, np.random.default_rng(1), by=[(), ("J",)])
     assert boot.n_failed == 0
     per_year = boot.interval(["J"])
     assert list(per_year["J"]) == [2016, 2017]
-    est = ll.n_hat_by(fit, "J")["n_hat"].to_numpy()
+    est = n_hat_by(fit, "J")["n_hat"].to_numpy()
     assert ((per_year["lower"].to_numpy() < est) & (est < per_year["upper"].to_numpy())).all()
 
 
@@ -343,7 +347,7 @@ def test_fast_information_matrix_equals_the_direct_product():
     # the split-by-year plan (speed path) must give X' diag(mu) X exactly (to float32 rounding)
     rng = np.random.default_rng(12)
     t = random_table(rng, 4, {"S": ["F", "M"], "J": [2016, 2017, 2018, 2019]}, size=20.0)
-    d = ll.Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J", "A:B:C", "S:A:J"])
+    d = Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J", "A:B:C", "S:A:J"])
     for spec in (None, "all2", "A:B,A:J,B:J,A:B:J", "A:B:C,S:J,A:S:J"):
         cols = d.columns(d.terms(spec))
         X = d.X_obs[:, cols]
@@ -355,8 +359,8 @@ def test_fast_information_matrix_equals_the_direct_product():
 def test_three_factor_term_with_year_agrees_with_statsmodels():
     rng = np.random.default_rng(13)
     t = random_table(rng, 4, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=60.0)
-    d = ll.Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J"])
-    fit = ll.fit_model(d, "A:B,A:J,B:J,A:B:J")
+    d = Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J"])
+    fit = fit_model(d, "A:B,A:J,B:J,A:B:J")
     assert fit.ok and fit.n_params == 1 + 4 + 1 + 2 + 1 + 2 + 2 + 2
     res, n_hat = statsmodels_fit(d, fit.terms)
     assert fit.loglik == pytest.approx(res.llf, rel=REL)

@@ -13,7 +13,9 @@ import pytest
 
 import stepwise_reference as ref
 from mse_helpers.stages import selection
-from mse_helpers.engine.loglinear import Design, complete_table, fit_model
+from mse_helpers.engine.cells import complete_table
+from mse_helpers.engine.design import Design
+from mse_helpers.engine.fit import fit_model
 from mse_helpers.runner.params import load_params
 
 LISTS = ["A", "B", "G", "D"]  # not C: patsy reserves C()

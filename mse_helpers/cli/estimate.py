@@ -23,7 +23,11 @@ from .. import seeds
 from ..stages import selection
 from . import UsageError
 from ..codes import group_label
-from ..engine.loglinear import Design, complete_table, fit_model, n_hat_by, parametric_bootstrap
+from ..engine.cells import complete_table
+from ..engine.design import Design
+from ..engine.estimates import n_hat_by
+from ..engine.fit import fit_model
+from ..engine.resample import parametric_bootstrap
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study")

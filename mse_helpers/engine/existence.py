@@ -44,7 +44,10 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from .loglinear import (INTERCEPT, STATUS_NO_MLE, STATUS_NOT_IDENTIFIABLE, STATUS_OK, Design)
+from .design import INTERCEPT, Design
+from .status import FitStatus
+
+STATUS_OK, STATUS_NO_MLE, STATUS_NOT_IDENTIFIABLE = FitStatus.OK, FitStatus.NO_MLE, FitStatus.NOT_IDENTIFIABLE
 
 #: LP optimum below this counts as 0 (the counts are whole numbers, so a
 #: feasible strictly positive table has a minimum far above solver noise).

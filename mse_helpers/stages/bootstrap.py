@@ -5,7 +5,7 @@ estimates:
 
 1. for every model k of ``work/models.json`` (a completed data set and a
    model type) whose status is "ok": rebuild the data set's count table
-   (:func:`loglinear.dataset_table`), fit the model's terms, and run a
+   (:func:`engine.cells.dataset_table`), fit the model's terms, and run a
    parametric bootstrap with ``B = p.bootstrap`` replicates drawn from
    ``seeds.rng(p.seed, "bootstrap", k)`` (:func:`bootstrap_model`);
 2. for every report group (per year and over all years: the total, each
@@ -42,8 +42,12 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy.optimize import linprog
 
-from ..engine import loglinear
 from .. import seeds
+from ..engine.cells import dataset_table
+from ..engine.design import Design
+from ..engine.estimates import n_hat_by
+from ..engine.fit import STATUS_OK, Fit, fit_model
+from ..engine.status import FitStatus
 from ..codes import COVARIATES, YEAR, group_label
 from ..engine.existence import recession_direction_lp
 from ..engine.pooling import pool_estimates
@@ -57,7 +61,7 @@ MODELS_CSV = "models.csv"
 MODEL_TYPES = ("two-factor", "three-factor")
 #: Status of a replicate whose refit had a zero sufficient statistic: no MLE,
 #: proven without a linear program (see :func:`classify_refit`).
-STATUS_NO_MLE = loglinear.STATUS_NO_MLE
+STATUS_NO_MLE = FitStatus.NO_MLE
 #: A model kept out of the pooling because fewer than two replicates were usable.
 STATUS_TOO_FEW_REPLICATES = "too_few_bootstrap_replicates"
 #: Confidence level of the published intervals (method.md 7).
@@ -114,7 +118,7 @@ def group_matrix(strata: pd.DataFrame, covariates: Sequence[str], year: str | No
 
     Order: all years together first, then each year; within each, the total,
     each level of each covariate, then each level pair of each covariate pair
-    (the order of :func:`loglinear.n_hat_groups`).
+    (the order of :func:`engine.estimates.n_hat_groups`).
 
     Parameters
     ----------
@@ -267,8 +271,8 @@ def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
     return bool(-res.fun < 0.5)
 
 
-def classify_refit(fit: loglinear.Fit, counts: np.ndarray,
-                   X: np.ndarray | None = None) -> tuple[loglinear.Fit | None, str, bool]:
+def classify_refit(fit: Fit, counts: np.ndarray,
+                   X: np.ndarray | None = None) -> tuple[Fit | None, str, bool]:
     """Refit ``fit``'s model on bootstrap counts, after an exact existence check.
 
     The engine's check (:func:`existence.check_existence`: rank test and a
@@ -293,7 +297,7 @@ def classify_refit(fit: loglinear.Fit, counts: np.ndarray,
 
     Parameters
     ----------
-    fit : loglinear.Fit
+    fit : Fit
         The model fitted to the data set (status ok).
     counts : ndarray
         Bootstrap counts of the observed cells.
@@ -321,27 +325,27 @@ def classify_refit(fit: loglinear.Fit, counts: np.ndarray,
         exists, lp = value < 0.5, True
     if not exists:
         return None, STATUS_NO_MLE, lp
-    rf = loglinear.fit_model(design, fit.terms, counts=counts, start=fit.coef, check=False)
+    rf = fit_model(design, fit.terms, counts=counts, start=fit.coef, check=False)
     if rf.ok and np.min(rf.fitted / fit.fitted) >= DRIFT_RATIO:
-        return rf, loglinear.STATUS_OK, lp
-    rf = loglinear.fit_model(design, fit.terms, counts=counts, check=False)
-    return (rf, loglinear.STATUS_OK, lp) if rf.ok else (None, rf.status, lp)
+        return rf, STATUS_OK, lp
+    rf = fit_model(design, fit.terms, counts=counts, check=False)
+    return (rf, STATUS_OK, lp) if rf.ok else (None, rf.status, lp)
 
 
-def bootstrap_model(fit: loglinear.Fit, n_boot: int, rng: np.random.Generator,
+def bootstrap_model(fit: Fit, n_boot: int, rng: np.random.Generator,
                     groups: GroupMatrix) -> ModelBootstrap:
     """Parametric bootstrap of one model with every report group (method.md 7 step 1).
 
     Each replicate draws Poisson counts for every cell of the fitted model
     (observed cells from ``fit.fitted``, then the unobserved cells from
-    ``fit.m0``, as :func:`loglinear.parametric_bootstrap` does, so both give the
+    ``fit.m0``, as :func:`parametric_bootstrap` does, so both give the
     same replicates from the same generator), drops the unobserved cells,
     refits the model warm-started from ``fit`` (:func:`classify_refit`) and
     keeps the stratum estimates; the groups follow from one matrix product.
 
     Parameters
     ----------
-    fit : loglinear.Fit
+    fit : Fit
         A fitted model with status ok.
     n_boot : int
         Replicates (at least 2).
@@ -459,10 +463,10 @@ def imputed_file(work_dir: Path, dataset: int) -> Path:
 #: The design of the last table shape (per process): every completed data set
 #: has the same cells, so the model matrix is built once and each data set
 #: only brings its counts.
-_DESIGN_CACHE: dict[tuple, loglinear.Design] = {}
+_DESIGN_CACHE: dict[tuple, Design] = {}
 
 
-def cell_counts(persons: pd.DataFrame, design: loglinear.Design, source: str = "persons") -> np.ndarray:
+def cell_counts(persons: pd.DataFrame, design: Design, source: str = "persons") -> np.ndarray:
     """Observed-cell counts of a completed person-level file in ``design``'s cell order.
 
     The same numbers as ``dataset_table(persons, ...)["count"]`` on the observed
@@ -474,8 +478,8 @@ def cell_counts(persons: pd.DataFrame, design: loglinear.Design, source: str = "
     ----------
     persons : DataFrame
         ``year``, the design's lists (0/1) and covariates (level strings), nothing missing.
-    design : loglinear.Design
-        A design built from :func:`loglinear.dataset_table`.
+    design : Design
+        A design built from :func:`dataset_table`.
     source : str
         Name of the file, for error messages.
 
@@ -521,7 +525,7 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
     """Fit and bootstrap the models of one completed data set.
 
     The first data set a process sees builds the table with
-    :func:`loglinear.dataset_table` and the design; the others reuse the
+    :func:`dataset_table` and the design; the others reuse the
     design (same cells) and bring only their counts (:func:`cell_counts`).
     """
     persons = pd.read_parquet(path)
@@ -529,8 +533,8 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
     key = (tuple(registers), tuple(factors), tuple(int(y) for y in years), tuple(three_factor))
     design = _DESIGN_CACHE.get(key)
     if design is None:
-        table = loglinear.dataset_table(persons, registers, covariates, years)
-        design = loglinear.Design(table, registers, factors, three_factor=list(three_factor) or None)
+        table = dataset_table(persons, registers, covariates, years)
+        design = Design(table, registers, factors, three_factor=list(three_factor) or None)
         _DESIGN_CACHE.clear()
         _DESIGN_CACHE[key] = design
     counts = cell_counts(persons, design, source=str(path))
@@ -543,7 +547,7 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
             terms = design.canonical(tuple(mod["terms"]))
         except ValueError as exc:
             raise BootstrapInputError(f"{where}: {exc}") from None
-        fit = loglinear.fit_model(design, terms, counts=counts, explain=False)
+        fit = fit_model(design, terms, counts=counts, explain=False)
         res = {"model": k, "dataset": mod["dataset"], "type": mod["type"], "terms": terms,
                "status": fit.status, "groups": groups.frame()}
         if not fit.ok:
@@ -556,7 +560,7 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
                 f"model selection; {path.name} or the parameters changed after selection: re-run notebook 03")
         boot = bootstrap_model(fit, n_boot, seeds.rng(seed, "bootstrap", k), groups)
         res.update(boot=boot, aic=fit.aic, bic=fit.bic, deviance=fit.deviance, df=fit.df_resid,
-                   by_year=loglinear.n_hat_by(fit, YEAR) if YEAR in factors else None,
+                   by_year=n_hat_by(fit, YEAR) if YEAR in factors else None,
                    n_hat_total=fit.n_hat)
         out.append(res)
     return out
@@ -663,7 +667,7 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     jobs: dict[int, list[tuple[int, dict]]] = {}
     failed_rows: dict[int, dict] = {}
     for k, mod in enumerate(models):
-        if mod["status"] != loglinear.STATUS_OK:
+        if mod["status"] != STATUS_OK:
             failed_rows[k] = _failed_row(k, mod, f"not used: status {mod['status']} in models.json", 0, None)
             continue
         jobs.setdefault(mod["dataset"], []).append((k, mod))
@@ -689,7 +693,7 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         elif boot.n_ok < 2:
             status = f"not used: {STATUS_TOO_FEW_REPLICATES} ({boot.n_ok} of {boot.n_boot})"
         else:
-            status = loglinear.STATUS_OK
+            status = STATUS_OK
             pooled.append(res)
         failed_rows[res["model"]] = _failed_row(res["model"], mod, status, p.bootstrap, boot)
     failed = pd.DataFrame([failed_rows[k] for k in sorted(failed_rows)])
@@ -710,4 +714,4 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     estimates.to_csv(results_dir / ESTIMATES_FILE, index=False)
     models_frame.to_csv(results_dir / MODELS_CSV, index=False)
     return BootstrapResult(estimates=estimates, models=models_frame, per_model=per_model,
-                           failed=failed, n_models_skipped=int((failed["status"] != loglinear.STATUS_OK).sum()))
+                           failed=failed, n_models_skipped=int((failed["status"] != STATUS_OK).sum()))

@@ -42,7 +42,10 @@ from joblib import Parallel, delayed
 
 from ..codes import YEAR
 from ..engine.existence import check_existence
-from ..engine.loglinear import STATUS_OK, Design, Fit, dataset_table, fit_model, n_hat_by
+from ..engine.cells import dataset_table
+from ..engine.design import Design
+from ..engine.estimates import n_hat_by
+from ..engine.fit import STATUS_OK, Fit, fit_model
 
 #: A candidate must lower the criterion by more than this to be taken (as the
 #: reference implementation; R's step() uses a similar 1e-7 guard).
@@ -405,7 +408,7 @@ def design_for(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str]
     """A Design with this table's cells (cached per process) and the table's counts.
 
     All completed data sets give the same cells in the same order
-    (:func:`loglinear.dataset_table` fixes the levels), so one Design serves
+    (:func:`engine.cells.dataset_table` fixes the levels), so one Design serves
     them all; the counts are passed to every fit. The cache saves building the
     model matrix, and keeps the information plans of models visited before.
     """
@@ -446,7 +449,7 @@ def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[st
     Parameters
     ----------
     table : DataFrame
-        Complete count table (:func:`loglinear.dataset_table`).
+        Complete count table (:func:`engine.cells.dataset_table`).
     lists, factors : sequence of str
     candidates : sequence of str
         Three-factor candidate terms (terms with a variable not in the table

@@ -1,0 +1,453 @@
+"""Terms and the design: the model matrix of every candidate term of one table.
+
+- :func:`parse_terms`: term specifications -> canonical interaction-term names;
+- :class:`Design`: the model matrix of every candidate term, built once per
+  table, so that a model is just a selection of term blocks (model selection
+  fits tens of thousands of models on one table);
+- the model matrix of one model and the plan for its information matrix,
+  used by :mod:`.fit`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+
+from .cells import _check_columns, factor_levels
+
+#: Name of the intercept column.
+INTERCEPT = "(Intercept)"
+
+
+# --- terms ---------------------------------------------------------------------
+
+def parse_terms(spec: str | Sequence[str] | None, variables: Sequence[str],
+                candidates: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Turn a term specification into canonical interaction-term names.
+
+    Parameters
+    ----------
+    spec : str or sequence of str or None
+        ``"A:B,B:C"`` or ``"A:B + B:C"`` (names), a formula such as
+        ``"A*B + C:D"`` (``*`` expands to every interaction of its variables),
+        the keywords ``"all2"`` / ``"all3"`` (all two- / two- and three-factor
+        terms), or a list of names. Main effects are always in the model, so
+        single variables (and ``"1"``, ``"~"``) are ignored. None or "" gives
+        the main-effects model.
+    variables : sequence of str
+        The design's variables, in design order (lists first, then factors).
+    candidates : sequence of str, optional
+        Terms the design holds; a term outside them is an error.
+
+    Returns
+    -------
+    tuple of str
+        Unique interaction terms, variables in design order, in design order.
+    """
+    if spec is None:
+        return ()
+    items = [spec] if isinstance(spec, str) else list(spec)
+    order = {v: i for i, v in enumerate(variables)}
+    found: set[tuple[str, ...]] = set()
+    for item in items:
+        text = str(item).replace("~", " ").strip()
+        for part in re.split(r"[,+]", text):
+            part = part.strip()
+            if not part or part == "1":
+                continue
+            if part.lower() in ("all2", "all3"):
+                k = int(part[-1])
+                for r in range(2, k + 1):
+                    found.update(itertools.combinations(variables, r))
+                continue
+            if "*" in part:
+                vs = [v.strip() for v in part.split("*")]
+                _unknown(vs, order, part)
+                for r in range(2, len(vs) + 1):
+                    found.update(tuple(sorted(c, key=order.get)) for c in itertools.combinations(vs, r))
+                continue
+            vs = [v.strip() for v in part.split(":")]
+            _unknown(vs, order, part)
+            if len(set(vs)) != len(vs):
+                raise ValueError(f"term {part!r}: a variable is repeated")
+            if len(vs) >= 2:
+                found.add(tuple(sorted(vs, key=order.get)))
+    names = sorted(found, key=lambda t: (len(t), [order[v] for v in t]))
+    out = tuple(":".join(t) for t in names)
+    if candidates is not None:
+        cand = set(candidates)
+        missing = [t for t in out if t not in cand]
+        if missing:
+            raise ValueError(f"term(s) {missing} are not in the design; build the Design with "
+                             "three_factor=... to include three-factor terms")
+    return out
+
+
+def _unknown(vs: list[str], order: dict[str, int], part: str) -> None:
+    bad = [v for v in vs if v not in order]
+    if bad:
+        raise ValueError(f"term {part!r}: unknown variable(s) {bad}; variables are {list(order)}")
+
+
+# --- design --------------------------------------------------------------------
+
+class Design:
+    """The model matrix of every candidate term for one complete table.
+
+    Build it once per table; a model is then a selection of term blocks
+    (:meth:`columns`). Lists enter as one 0/1 column each; a factor with k
+    levels as k-1 dummy columns (first level is the baseline: ``J[2017]``,
+    ``S[M]``; a 0/1 factor is one column named as the factor); an interaction
+    term holds the products of its variables' columns.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Output of :func:`complete_table` / :func:`count_table`: every cell once,
+        with ``count`` and ``observed``.
+    lists : sequence of str
+        The list columns.
+    factors : sequence of str
+        The factor columns.
+    three_factor : None, "all" or sequence of str
+        Three-factor candidate terms to include besides all two-factor terms
+        ("all": every one of them).
+    count : str
+        Name of the count column.
+
+    Attributes
+    ----------
+    variables : tuple of str
+        Lists then factors.
+    levels : dict
+        Variable -> levels (lists: ``(0, 1)``).
+    blocks : dict
+        Term name (``"(Intercept)"``, a variable, ``"P:R"``) -> column indices.
+    column_names : list of str
+    X : ndarray
+        All cells x all candidate columns.
+    observed : ndarray of bool
+    y : ndarray
+        Observed-cell counts (float).
+    X_obs, X_unobs : ndarray
+        Rows of ``X`` for observed / unobserved cells (unobserved in stratum order).
+    strata : DataFrame
+        One row per stratum (combination of factor levels) with ``n_obs``.
+    cell_stratum : ndarray of int
+        Stratum of each observed cell.
+    """
+
+    def __init__(self, table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (),
+                 three_factor: None | str | Sequence[str] = None, count: str = "count"):
+        self.lists = tuple(lists)
+        self.factors = tuple(factors)
+        self.variables = self.lists + self.factors
+        if len(self.lists) < 2:
+            raise ValueError(f"Design: MSE needs at least two lists, got {list(self.lists)}")
+        _check_columns(table, list(self.variables) + [count, "observed"], "Design table")
+        self.levels: dict[str, tuple] = {v: (0, 1) for v in self.lists}
+        for f in self.factors:
+            self.levels[f] = factor_levels(f, table[f])
+            if len(self.levels[f]) < 2:
+                raise ValueError(f"Design: factor {f!r} has a single level {self.levels[f]}; drop it")
+        n_cells = int(np.prod([len(self.levels[v]) for v in self.variables]))
+        if len(table) != n_cells or table.duplicated(subset=list(self.variables)).any():
+            raise ValueError(f"Design: the table must hold every cell exactly once ({n_cells} cells), "
+                             f"got {len(table)} rows; build it with complete_table or count_table")
+        self.table = table.reset_index(drop=True)
+        self.count = count
+        # one indicator matrix per variable (cells x (levels-1)); products make terms
+        self._var_cols: dict[str, tuple[np.ndarray, list[str]]] = {}
+        for v in self.variables:
+            lv = self.levels[v]
+            vals = self.table[v].to_numpy()
+            if lv == (0, 1):
+                mats, names = [(vals == 1).astype(float)], [v]
+            else:
+                mats = [(vals == level).astype(float) for level in lv[1:]]
+                names = [f"{v}[{level}]" for level in lv[1:]]
+            self._var_cols[v] = (np.column_stack(mats), names)
+        self.candidate_terms: tuple[str, ...] = parse_terms("all2", self.variables)
+        if three_factor is not None:
+            extra = parse_terms("all3" if three_factor == "all" else three_factor, self.variables)
+            self.candidate_terms = tuple(dict.fromkeys(self.candidate_terms + extra))
+        mats, names = [np.ones((n_cells, 1))], [INTERCEPT]
+        parts: list[tuple] = [()]
+        self.blocks: dict[str, np.ndarray] = {INTERCEPT: np.array([0])}
+        pos = 1
+        for term in self.variables + self.candidate_terms:
+            m, nm, pt = self._term_matrix(term)
+            mats.append(m)
+            names.extend(nm)
+            parts.extend(pt)
+            self.blocks[term] = np.arange(pos, pos + m.shape[1])
+            pos += m.shape[1]
+        self.X = np.ascontiguousarray(np.column_stack(mats))
+        self.column_names = names
+        self._col_parts = parts
+        self.observed = self.table["observed"].to_numpy().astype(bool)
+        self.y = self.table[count].to_numpy()[self.observed].astype(float)
+        # strata: one per factor combination, in the order of the unobserved rows
+        unobs_idx = np.flatnonzero(~self.observed)
+        if self.factors:
+            sf = self.table[list(self.factors)]
+            self.strata = sf.iloc[unobs_idx].reset_index(drop=True)
+            key_all = sf.astype(str).agg("\x1f".join, axis=1).to_numpy()
+            pos_of = {k: i for i, k in enumerate(key_all[unobs_idx])}
+            stratum = np.array([pos_of[k] for k in key_all])
+        else:
+            self.strata = pd.DataFrame(index=[0])
+            stratum = np.zeros(n_cells, dtype=int)
+        self.cell_stratum = stratum[self.observed]
+        self.n_strata = len(unobs_idx)
+        self.X_obs = np.ascontiguousarray(self.X[self.observed])
+        self.X_unobs = np.ascontiguousarray(self.X[unobs_idx])
+        # single-precision copy for the information matrix (see _hessian_factor)
+        self.X_obs32 = self.X_obs.astype(np.float32)
+        self.strata["n_obs"] = self.n_obs_by_stratum(self.y)
+        self._setup_split()
+        self._plans: dict[bytes, _InfoPlan] = {}
+        # object dtype: taking from it is a plain numpy take (the default
+        # string dtype goes through pyarrow, slow for a per-fit index)
+        self._name_index = pd.Index(np.array(self.column_names, dtype=object), dtype=object)
+        self._xcache: dict[bytes, _ModelMatrix] = {}
+        self._lf: float | None = None
+
+    def clear_caches(self) -> None:
+        """Forget cached model matrices and information plans (for honest timing)."""
+        self._plans.clear()
+        self._xcache.clear()
+
+    def model_matrices(self, cols: np.ndarray) -> "_ModelMatrix":
+        """The observed-cell model matrix of a model (see :class:`_ModelMatrix`).
+
+        The last few are cached: the bootstrap and warm-started neighbours
+        refit the same model many times in a row.
+        """
+        key = cols.tobytes()
+        hit = self._xcache.get(key)
+        if hit is None:
+            if len(self._xcache) >= 4:
+                self._xcache.pop(next(iter(self._xcache)))
+            hit = self._xcache[key] = _ModelMatrix(self, cols)
+        return hit
+
+    def _term_matrix(self, term: str) -> tuple[np.ndarray, list[str], list[tuple]]:
+        vs = term.split(":")
+        mat, names = self._var_cols[vs[0]]
+        parts = [((vs[0], i),) for i in range(mat.shape[1])]
+        for v in vs[1:]:
+            m2, n2 = self._var_cols[v]
+            mat = (mat[:, :, None] * m2[:, None, :]).reshape(mat.shape[0], -1)
+            names = [f"{a}:{b}" for a in names for b in n2]
+            parts = [a + ((v, i),) for a in parts for i in range(m2.shape[1])]
+        return mat, names, parts
+
+    def _setup_split(self) -> None:
+        """Prepare the fast information matrix for a factor with > 2 levels.
+
+        Every cell is (level k of the split factor, cell b of the other
+        variables), and every column is f(b) g(k) with g = 1 or a level
+        dummy. Then ``X' W X`` needs ``F' diag(sum_k mu_k) F`` and, per
+        non-baseline level, ``F' diag(mu_k) F_j`` over the ``n_cells / K``
+        rest-cells only: about a third of the work of the direct product for
+        the study's four years (see :class:`_InfoPlan`).
+        """
+        self._split = None
+        multi = [f for f in self.factors if len(self.levels[f]) > 2]
+        if not multi:
+            return
+        J = max(multi, key=lambda f: len(self.levels[f]))
+        K = len(self.levels[J])
+        level_pos = {lv: i for i, lv in enumerate(self.levels[J])}
+        k_cell = self.table[J].map(level_pos).to_numpy().astype(int)
+        b_cell = np.empty_like(k_cell)
+        for k in range(K):
+            idx = np.flatnonzero(k_cell == k)
+            b_cell[idx] = np.arange(idx.size)
+        nb = len(self.table) // K
+        # column -> (index of its J-free part among all columns, level of J or 0)
+        by_parts = {pt: c for c, pt in enumerate(self._col_parts) if all(v != J for v, _ in pt)}
+        f_of_col = np.empty(len(self._col_parts), dtype=int)
+        g_of_col = np.zeros(len(self._col_parts), dtype=int)
+        for c, pt in enumerate(self._col_parts):
+            rest = tuple(x for x in pt if x[0] != J)
+            jl = [i for v, i in pt if v == J]
+            if rest not in by_parts:  # a J-free part outside the candidates: no fast path
+                return
+            f_of_col[c] = by_parts[rest]
+            g_of_col[c] = jl[0] + 1 if jl else 0
+        base_rows = np.flatnonzero(k_cell == 0)[np.argsort(b_cell[k_cell == 0])]
+        obs = self.observed
+        self._split = dict(J=J, K=K, nb=nb, k_obs=k_cell[obs], b_obs=b_cell[obs],
+                           F=np.asarray(self.X[base_rows], dtype=np.float32),
+                           f_of_col=f_of_col, g_of_col=g_of_col)
+
+    def info_plan(self, cols: np.ndarray) -> "_InfoPlan | None":
+        """Cached plan for the fast information matrix of a model (or None)."""
+        if self._split is None:
+            return None
+        key = cols.tobytes()
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 4096:  # bound memory in long searches
+                self._plans.clear()
+            plan = self._plans[key] = _InfoPlan(self._split, cols)
+        return plan
+
+    # -- model selection helpers --
+    def terms(self, spec: str | Sequence[str] | None) -> tuple[str, ...]:
+        """Canonical interaction-term names for ``spec`` (see :func:`parse_terms`)."""
+        return parse_terms(spec, self.variables, self.candidate_terms)
+
+    def canonical(self, terms: str | Sequence[str] | None) -> tuple[str, ...]:
+        """Like :meth:`terms`, with a fast path for a tuple of canonical names
+        (model selection passes the same names back thousands of times)."""
+        if isinstance(terms, tuple) and all(t in self.blocks and ":" in t for t in terms):
+            return terms
+        return self.terms(terms if isinstance(terms, str) or terms is None else list(terms))
+
+    def columns(self, terms: Sequence[str]) -> np.ndarray:
+        """Column indices of the model: intercept, every main effect, then ``terms``."""
+        blocks = [self.blocks[INTERCEPT]] + [self.blocks[v] for v in self.variables]
+        for t in terms:
+            if t not in self.blocks:
+                raise ValueError(f"term {t!r} is not in the design (candidates: two-factor terms"
+                                 f"{' and the three-factor terms asked for' if len(self.candidate_terms) else ''})")
+            blocks.append(self.blocks[t])
+        return np.concatenate(blocks)
+
+    def n_params(self, terms: Sequence[str]) -> int:
+        """Number of parameters of the model (year terms count k-1 each)."""
+        return int(self.columns(terms).size)
+
+    @property
+    def n_cells(self) -> int:
+        """Number of observed cells (the n of BIC)."""
+        return int(self.observed.sum())
+
+    def n_obs_by_stratum(self, y: np.ndarray) -> np.ndarray:
+        """Observed persons per stratum for observed-cell counts ``y``."""
+        return np.bincount(self.cell_stratum, weights=y, minlength=self.n_strata)
+
+    def log_factorial(self, y: np.ndarray) -> float:
+        """``sum(log(y!))``, cached for the table's own counts."""
+        if y is self.y:
+            if self._lf is None:
+                self._lf = float(gammaln(self.y + 1.0).sum())
+            return self._lf
+        return float(gammaln(y + 1.0).sum())
+
+    def check_counts(self, counts: np.ndarray | None) -> np.ndarray:
+        """Return observed-cell counts as float (the design's own when None)."""
+        if counts is None:
+            return self.y
+        y = np.asarray(counts, dtype=float)
+        if y.shape != self.y.shape:
+            raise ValueError(f"counts: expected {self.y.size} observed-cell counts, got shape {y.shape}")
+        if (y < 0).any() or not np.isfinite(y).all():
+            raise ValueError("counts: must be finite and >= 0")
+        return y
+
+
+
+class _ModelMatrix:
+    """The design restricted to one model's columns, for the Newton iterations.
+
+    When the model uses most of the candidate columns (as in backward
+    elimination from all two-factor terms) the products are formed with the
+    full observed-cell design and a zero-padded coefficient vector, which is
+    cheaper than copying the sub-matrix; otherwise the columns are copied
+    once. The single-precision copy is made only if the information matrix
+    has to be formed directly (no split plan).
+    """
+
+    def __init__(self, design: "Design", cols: np.ndarray):
+        self.design, self.cols = design, cols
+        self.p_all = design.X_obs.shape[1]
+        self.padded = cols.size * 4 >= self.p_all * 3
+        self.X = None if self.padded else np.take(design.X_obs, cols, axis=1)
+        self._x32: np.ndarray | None = None
+
+    def dot(self, beta: np.ndarray) -> np.ndarray:
+        """``X beta``."""
+        if self.padded:
+            b = np.zeros(self.p_all)
+            b[self.cols] = beta
+            return self.design.X_obs @ b
+        return self.X @ beta
+
+    def tdot(self, r: np.ndarray) -> np.ndarray:
+        """``X' r``."""
+        if self.padded:
+            return (r @ self.design.X_obs)[self.cols]
+        return r @ self.X
+
+    def dense(self) -> np.ndarray:
+        """The sub-matrix itself (double precision)."""
+        return np.take(self.design.X_obs, self.cols, axis=1) if self.padded else self.X
+
+    def x32(self) -> np.ndarray:
+        """The sub-matrix in single precision (for the information matrix)."""
+        if self._x32 is None:
+            self._x32 = np.take(self.design.X_obs32, self.cols, axis=1)
+        return self._x32
+
+
+
+class _InfoPlan:
+    """How to assemble ``X' diag(mu) X`` of one model from small products.
+
+    See :meth:`Design._setup_split`. ``H[a, c]`` is an entry of
+    ``S = F' diag(sum_k mu_k) F`` when neither column involves the split
+    factor, of ``M_l = F' diag(mu_l) F_j`` when one or both involve its level
+    l, and 0 when they involve different levels.
+    """
+
+    def __init__(self, split: dict, cols: np.ndarray):
+        f = split["f_of_col"][cols]
+        g = split["g_of_col"][cols]
+        self.K, self.nb = split["K"], split["nb"]
+        self.k_obs, self.b_obs = split["k_obs"], split["b_obs"]
+        fu, fi = np.unique(f, return_inverse=True)
+        fj = np.unique(f[g > 0])
+        self.F = split["F"][:, fu]  # fancy indexing copies: contiguous already
+        self.Fj = split["F"][:, fj]
+        q, qj = fu.size, max(fj.size, 1)
+        jpos = np.full(int(f.max()) + 1, -1)
+        jpos[fj] = np.arange(fj.size)
+        jf = jpos[f]  # position of each column's J-free part among F_j (-1: none)
+        size_s = q * q
+        zero = size_s + (self.K - 1) * q * qj
+        a_f, c_f = fi[:, None], fi[None, :]
+        a_g, c_g = g[:, None], g[None, :]
+        # entry of S for two J-free columns, of M_l for level l, else the zero slot
+        m_row = np.where(c_g > 0, a_f, c_f)  # the F row: the other column's part
+        m_col = np.where(c_g > 0, jf[None, :], jf[:, None])
+        lvl = np.maximum(a_g, c_g)
+        idx = np.where((a_g == 0) & (c_g == 0), a_f * q + c_f,
+                       size_s + m_row * (self.K - 1) * qj + (lvl - 1) * qj + m_col)
+        self.idx = np.where((a_g > 0) & (c_g > 0) & (a_g != c_g), zero, idx)
+        self.has_j = fj.size > 0
+
+    def information(self, mu: np.ndarray) -> np.ndarray:
+        """``X' diag(mu) X`` (single-precision products, double result)."""
+        m = np.zeros((self.K, self.nb), dtype=np.float32)
+        m[self.k_obs, self.b_obs] = mu
+        A = self.F * np.sqrt(m.sum(axis=0))[:, None]
+        pieces = [(A.T @ A).ravel()]
+        if self.has_j:
+            # one product for all levels: F' [F_j mu_1 | F_j mu_2 | ...]
+            R = (m[1:].T[:, :, None] * self.Fj[:, None, :]).reshape(self.nb, -1)
+            pieces.append((self.F.T @ R).ravel())
+        else:
+            pieces.append(np.zeros((self.K - 1) * self.F.shape[1], dtype=np.float32))
+        pieces.append(np.zeros(1, dtype=np.float32))
+        return np.concatenate(pieces)[self.idx].astype(np.float64)
+
+

@@ -1,0 +1,342 @@
+"""Fitting one log-linear model: existence check, then Newton-Raphson (method.md 5).
+
+:func:`fit_model` runs the existence/identifiability check (:mod:`.existence`),
+then Newton-Raphson (= IRLS for the canonical log link) with a Cholesky solve
+on the observed cells; warm starts from a neighbouring model's coefficients;
+new counts on the same design for the parametric bootstrap (:func:`refit`).
+
+Log-likelihood, deviance, AIC and BIC follow statsmodels' GLM Poisson
+(``llf`` includes the ``-log(y!)`` term, BIC is ``-2 llf + log(n) k`` with n the
+number of observed cells), so that numbers are directly comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+from scipy.linalg import lapack
+from scipy.special import gammaln
+
+from .design import Design, _InfoPlan, _ModelMatrix
+from .existence import check_existence
+from .status import FitStatus
+
+STATUS_OK, STATUS_NO_MLE = FitStatus.OK, FitStatus.NO_MLE
+STATUS_NOT_IDENTIFIABLE, STATUS_NOT_CONVERGED = FitStatus.NOT_IDENTIFIABLE, FitStatus.NOT_CONVERGED
+
+
+@dataclasses.dataclass(eq=False)
+class Fit:
+    """One fitted log-linear model (or the reason it was not fitted).
+
+    Attributes
+    ----------
+    terms : tuple of str
+        Interaction terms (main effects are always included).
+    status : str
+        "ok", "mle_does_not_exist", "not_identifiable" or "not_converged".
+        Only "ok" fits carry numbers; the others have NaN.
+    message : str
+        Why the status is not ok, naming the responsible terms.
+    responsible : tuple of str
+        Terms the existence / rank checks blame.
+    coef : Series
+        Coefficients by column name (empty when not ok).
+    fitted : ndarray
+        Fitted values of the observed cells.
+    m0 : ndarray
+        Fitted unobserved-cell value (dark number) per stratum.
+    loglik, deviance, aic, bic : float
+        As statsmodels GLM Poisson (``llf``, ``deviance``, ``aic``, ``bic_llf``).
+    n_params, df_resid, n_cells : int
+    n_iter : int
+        Newton iterations used.
+    """
+
+    design: Design
+    terms: tuple[str, ...]
+    y: np.ndarray
+    status: str
+    message: str = ""
+    responsible: tuple[str, ...] = ()
+    coef: pd.Series = dataclasses.field(default_factory=lambda: pd.Series(dtype=float))
+    fitted: np.ndarray | None = None
+    m0: np.ndarray | None = None
+    loglik: float = float("nan")
+    deviance: float = float("nan")
+    aic: float = float("nan")
+    bic: float = float("nan")
+    n_params: int = 0
+    df_resid: int = 0
+    n_cells: int = 0
+    n_iter: int = 0
+    _cols: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the fit has usable numbers."""
+        return self.status == STATUS_OK
+
+    @property
+    def n_obs(self) -> float:
+        """Observed persons in the table."""
+        return float(self.y.sum())
+
+    @property
+    def n_hat(self) -> float:
+        """Estimated population size (NaN when the fit is not ok)."""
+        return float(self.y.sum() + self.m0.sum()) if self.ok else float("nan")
+
+    def summary(self) -> dict:
+        """Plain-value summary: n_obs, n_hat, terms, loglik, aic, bic, deviance, df, status."""
+        return {"n_obs": self.n_obs, "n_hat": self.n_hat, "terms": list(self.terms),
+                "loglik": self.loglik, "aic": self.aic, "bic": self.bic,
+                "deviance": self.deviance, "df": self.df_resid, "status": self.status,
+                "n_params": self.n_params}
+
+
+def poisson_loglik(y: np.ndarray, mu: np.ndarray, log_factorial: float | None = None) -> float:
+    """Poisson log-likelihood as statsmodels ``llf`` (with the ``-log(y!)`` term).
+
+    ``log_factorial`` is ``sum(log(y!))`` when already known.
+    """
+    lf = float(gammaln(y + 1.0).sum()) if log_factorial is None else log_factorial
+    return float(np.sum(_xlogy(y, mu)) - mu.sum() - lf)
+
+
+def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
+    """Poisson deviance ``2 sum(y log(y/mu) - (y - mu))`` with 0 log 0 = 0."""
+    pos = y > 0
+    return float(2.0 * (np.sum(y[pos] * np.log(y[pos] / mu[pos])) - np.sum(y - mu)))
+
+
+def _xlogy(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(mu)
+    pos = y > 0
+    out[pos] = y[pos] * np.log(mu[pos])
+    return out
+
+
+
+def _start_values(M: _ModelMatrix, y: np.ndarray, plan: "_InfoPlan | None" = None) -> np.ndarray:
+    """Cold start: one weighted least-squares step from ``mu = y + 0.1``.
+
+    statsmodels starts IRLS from ``mu = (y + mean y) / 2``; on sparse MSE
+    tables (most cells 0, fitted values of the zero cells far below 1) the
+    small offset starts much closer to the MLE, so Newton needs about half as
+    many iterations. The start only affects the path, not the estimate.
+    """
+    mu = y + 0.1
+    z = np.log(mu) + (y - mu) / mu
+    rhs = M.tdot(mu * z)
+    try:
+        factor = _hessian_factor(M, mu, plan)
+    except (linalg.LinAlgError, ValueError):
+        X = M.dense()
+        A = X * np.sqrt(mu)[:, None]
+        return np.linalg.lstsq(A.T @ A, rhs, rcond=None)[0]
+    beta = _chol_solve(factor, rhs)
+    # one refinement in double precision, so single-precision rounding in the
+    # factor does not leave a poor start
+    return beta + _chol_solve(factor, M.tdot(mu * (z - M.dot(beta))))
+
+
+
+def _chol(H: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor via LAPACK directly (scipy's wrappers cost more
+    than the 90 x 90 factorisation itself)."""
+    c, info = lapack.dpotrf(H, lower=1, clean=0, overwrite_a=0)
+    if info != 0:
+        raise linalg.LinAlgError(f"information matrix not positive definite (dpotrf info {info})")
+    return c
+
+
+def _chol_solve(c: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``H x = b`` from the factor of :func:`_chol`."""
+    x, info = lapack.dpotrs(c, b, lower=1)
+    if info != 0:  # pragma: no cover - only for malformed input
+        raise linalg.LinAlgError(f"dpotrs info {info}")
+    return x
+
+
+def _hessian_factor(M: _ModelMatrix, mu: np.ndarray, plan: "_InfoPlan | None" = None):
+    """Cholesky factor of the Fisher information ``X' diag(mu) X``.
+
+    The product is formed in single precision (twice as fast as double, and
+    it is the cost of an iteration); it only steers the Newton steps, while
+    the score that decides where the iteration stops is in double precision,
+    so the estimate is not affected. Falls back to double precision if the
+    single-precision matrix is not numerically positive definite.
+    """
+    w = np.sqrt(mu)
+    if plan is not None:
+        H = plan.information(mu)
+    else:
+        A = M.x32() * w.astype(np.float32)[:, None]
+        H = (A.T @ A).astype(np.float64)
+    try:
+        return _chol(H)
+    except linalg.LinAlgError:
+        A64 = M.dense() * w[:, None]
+        return _chol(A64.T @ A64)
+
+
+def _newton(M: _ModelMatrix, y: np.ndarray, beta: np.ndarray, tol: float, max_iter: int,
+            plan: "_InfoPlan | None" = None) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Newton-Raphson on the Poisson log-likelihood with step halving.
+
+    Stops when the largest change of a coefficient in the Newton step is below
+    ``tol`` (coefficients are on the log scale, so fitted values, and the
+    unobserved cells, are then exact to about ``tol`` relative), or when the
+    Newton decrement ``g' H^-1 g`` stalls at rounding level with a fresh
+    information matrix. Once close, the factor of the information matrix is
+    kept (chord steps: a matrix-vector product each instead of a new
+    ``X' W X``) as long as the decrement keeps falling tenfold per step;
+    otherwise it is refreshed.
+    """
+    eta = M.dot(beta)
+    if not np.all(np.isfinite(eta)) or eta.max() > 700:
+        beta = _start_values(M, y, plan)
+        eta = M.dot(beta)
+    mu = np.exp(eta)
+    ll = float(y @ eta - mu.sum())
+    factor, prev_dec, fresh = None, np.inf, False
+    for it in range(1, max_iter + 1):
+        score = M.tdot(y - mu)
+        if factor is None:
+            try:
+                factor = _hessian_factor(M, mu, plan)
+            except (linalg.LinAlgError, ValueError):
+                return beta, mu, it, False
+            fresh = True
+        step = _chol_solve(factor, score)
+        decrement = float(score @ step)
+        at_noise = fresh and decrement < 1e-20 * max(1.0, abs(ll)) and decrement > 0.25 * prev_dec
+        if np.max(np.abs(step)) < tol or decrement <= 0.0 or at_noise:
+            beta = beta + step  # the last, tiny step is free
+            eta = M.dot(beta)
+            return beta, np.exp(eta), it, True
+        t = 1.0
+        while True:
+            b_new = beta + t * step
+            eta_new = M.dot(b_new)
+            if eta_new.max() < 700:
+                mu_new = np.exp(eta_new)
+                ll_new = float(y @ eta_new - mu_new.sum())
+                if ll_new >= ll - 1e-12 * abs(ll):
+                    break
+            t *= 0.5
+            if t < 1e-10:
+                return beta, mu, it, False
+        beta, mu, ll = b_new, mu_new, ll_new
+        # keep the factor only when close and converging fast with it
+        if t < 1.0 or decrement > 1.0 or decrement > 0.1 * prev_dec:
+            factor = None
+        prev_dec, fresh = decrement, False
+    return beta, mu, max_iter, False
+
+
+def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: np.ndarray | None = None,
+              start: pd.Series | dict | None = None, check: bool = True, explain: bool = True,
+              tol: float = 1e-10, max_iter: int = 100) -> Fit:
+    """Fit one log-linear model: main effects plus ``terms``.
+
+    Parameters
+    ----------
+    design : Design
+        The table's design.
+    terms : str or sequence of str, optional
+        Interaction terms (see :func:`parse_terms`); None: main effects only.
+    counts : ndarray, optional
+        Observed-cell counts to use instead of the table's (bootstrap refits).
+    start : Series or dict, optional
+        Coefficients of a neighbouring model (warm start), matched by column
+        name; columns it lacks start at 0.
+    check : bool
+        Run the existence and rank checks first (:func:`existence.check_existence`).
+        A model that fails is returned with its status and no numbers. Both
+        properties are inherited by sub-models, so a step that only drops
+        terms from a model that passed may skip the check (docs/engine.md 4).
+    explain : bool
+        When a check fails, find the responsible terms (extra linear programs).
+    tol : float
+        Convergence threshold on the largest coefficient change of a Newton
+        step (log scale: fitted values are then exact to about ``tol``).
+    max_iter : int
+        Newton iteration limit.
+
+    Returns
+    -------
+    Fit
+    """
+    terms = design.canonical(terms)
+    y = design.check_counts(counts)
+    cols = design.columns(terms)
+    fit = Fit(design=design, terms=terms, y=y, status=STATUS_OK, n_params=int(cols.size),
+              n_cells=int(y.size), df_resid=int(y.size - cols.size), _cols=cols)
+    if check:
+        ex = check_existence(design, terms, counts=y, explain=explain)
+        if ex.status != STATUS_OK:
+            fit.status, fit.message, fit.responsible = ex.status, ex.message, ex.responsible
+            return fit
+    M = design.model_matrices(cols)
+    plan = design.info_plan(cols)
+    if start is None:
+        beta0 = _start_values(M, y, plan)
+    else:
+        beta0 = _match_start(design, cols, start)
+    beta, mu, n_iter, converged = _newton(M, y, beta0, tol, max_iter, plan)
+    fit.n_iter = n_iter
+    if not converged:
+        fit.status = STATUS_NOT_CONVERGED
+        fit.message = (f"Newton-Raphson did not converge in {n_iter} iterations; "
+                       "no estimate is reported (check the existence of the MLE)")
+        return fit
+    _fill(fit, beta, mu)
+    return fit
+
+
+def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> np.ndarray:
+    """Start coefficients for ``cols`` from a neighbour's, by column name (0 if absent)."""
+    if isinstance(start, pd.Series):
+        pos = start.index.get_indexer(design._name_index[cols])
+        vals = start.to_numpy(dtype=float)
+        return np.where(pos >= 0, vals[pos], 0.0)
+    names = [design.column_names[c] for c in cols]
+    return np.array([float(start.get(n, 0.0)) for n in names])
+
+
+def _fill(fit: Fit, beta: np.ndarray, mu: np.ndarray) -> None:
+    d = fit.design
+    fit.coef = pd.Series(beta, index=d._name_index[fit._cols], copy=False)
+    fit.fitted = mu
+    fit.m0 = np.exp(d.X_unobs[:, fit._cols] @ beta)
+    fit.loglik = poisson_loglik(fit.y, mu, d.log_factorial(fit.y))
+    fit.deviance = poisson_deviance(fit.y, mu)
+    fit.aic = -2.0 * fit.loglik + 2.0 * fit.n_params
+    fit.bic = -2.0 * fit.loglik + np.log(fit.n_cells) * fit.n_params
+
+
+def refit(fit: Fit, counts: np.ndarray, check: bool = True, explain: bool = False) -> Fit:
+    """Refit the same model on new observed-cell counts, warm-started from ``fit``.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model (its coefficients are the start when it is ok).
+    counts : ndarray
+        New observed-cell counts, in the design's observed-cell order.
+    check, explain : bool
+        As in :func:`fit_model`.
+
+    Returns
+    -------
+    Fit
+    """
+    start = fit.coef if fit.ok else None
+    return fit_model(fit.design, fit.terms, counts=counts, start=start, check=check, explain=explain)
+

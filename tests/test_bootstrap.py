@@ -1,4 +1,5 @@
-"""Tests of the bootstrap and pooling stage (mse_helpers/bootstrap.py, method.md 7)."""
+"""Tests of the bootstrap and pooling stage (mse_helpers/stages/bootstrap.py) and of the engine's
+parametric bootstrap, groups and replicate existence check it uses (method.md 7)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from mse_helpers.stages import bootstrap as bs
 from mse_helpers.engine.cells import complete_table, dataset_table
 from mse_helpers.engine.design import Design
-from mse_helpers.engine.estimates import n_hat_by, n_hat_groups
-from mse_helpers.engine.fit import fit_model
+from mse_helpers.engine.estimates import group_matrix, n_hat_by, n_hat_groups
+from mse_helpers.engine.existence import existence_screen
+from mse_helpers.engine.fit import fit_model, refit
 from mse_helpers.engine.resample import parametric_bootstrap
 from mse_helpers import seeds
 from mse_helpers.codes import COVARIATES, REGISTERS
@@ -107,14 +109,27 @@ def params(**over):
 
 # --- groups and counts ----------------------------------------------------------------
 
+def groups_by_groupby(fit, covariates, year="J") -> pd.DataFrame:
+    """Oracle of the report groups: a pandas group-by of the stratum estimates per grouping."""
+    frames = []
+    groupings = [[]] + [[c] for c in covariates] + [list(p) for p in itertools.combinations(covariates, 2)]
+    for yk in ([], [year]):
+        for g in groupings:
+            t = n_hat_by(fit, yk + g)
+            t["year"] = t[year].astype(str) if yk else "all"
+            t["group"] = ["&".join(f"{c}={row[c]}" for c in g) for row in t[g].to_dict("records")] if g else "total"
+            frames.append(t[["year", "group", "n_obs", "n_hat"]])
+    return pd.concat(frames, ignore_index=True)
+
+
 def test_group_matrix_gives_the_engines_groups():
     design = small_design(lists=("A", "B", "C"), factors=("S", "L", "J"),
                           levels={"S": ("F", "M"), "L": ("A", "M"), "J": (2016, 2017, 2018)})
     rng = np.random.default_rng(3)
     y = rng.poisson(20, size=design.y.size).astype(float)
     fit = fit_model(design, "A:B,A:S,B:L", counts=y)
-    engine = n_hat_groups(fit, covariates=["S", "L"])
-    gm = bs.group_matrix(design.strata, ["S", "L"])
+    engine = groups_by_groupby(fit, covariates=["S", "L"])
+    gm = group_matrix(design.strata, ["S", "L"])
     ours = gm.frame().assign(n_obs=gm.matrix @ design.n_obs_by_stratum(y),
                              n_hat=gm.matrix @ (design.n_obs_by_stratum(y) + fit.m0))
     merged = engine.merge(ours, on=["year", "group"], suffixes=("_engine", "_ours"), validate="one_to_one")
@@ -122,6 +137,8 @@ def test_group_matrix_gives_the_engines_groups():
     np.testing.assert_allclose(merged["n_hat_ours"], merged["n_hat_engine"], rtol=1e-12)
     np.testing.assert_allclose(merged["n_obs_ours"], merged["n_obs_engine"], rtol=1e-12)
     assert gm.year[0] == "all" and gm.group[:3] == ("total", "S=F", "S=M")
+    table = n_hat_groups(fit, covariates=["S", "L"])
+    np.testing.assert_allclose(table["n_hat"].to_numpy(), ours["n_hat"].to_numpy(), rtol=1e-12)
 
 
 def test_cell_counts_equal_dataset_table(tmp_path):
@@ -156,7 +173,7 @@ def test_existence_screen_agrees_with_the_engines_lp():
             if np.any(y @ X <= 0):
                 continue  # zero sufficient statistics are decided before the screen
             exact = check_existence(design, design.terms(terms), counts=y, explain=False).status == "ok"
-            screen = bs.existence_screen(X, y)
+            screen = existence_screen(X, y)
             assert screen is not None
             assert screen == exact
             n_checked[exact] += 1
@@ -167,7 +184,21 @@ def test_existence_screen_agrees_with_the_engines_lp():
     assert null_space_seen > n_checked[False]  # some non-trivial null spaces still have an MLE
 
 
-def test_bootstrap_matches_the_engine_replicate_by_replicate():
+def slow_bootstrap(fit, n_boot: int, rng: np.random.Generator) -> tuple[list[float], dict]:
+    """Oracle: every replicate refitted with the full existence check (rank test and LP), N-hat by the fit."""
+    n_hats, failed = [], {}
+    for _ in range(n_boot):
+        y_obs = rng.poisson(fit.fitted).astype(float)
+        rng.poisson(fit.m0)
+        rf = refit(fit, y_obs, check=True)
+        if rf.ok:
+            n_hats.append(rf.n_hat)
+        else:
+            failed[rf.status] = failed.get(rf.status, 0) + 1
+    return n_hats, failed
+
+
+def test_bootstrap_matches_the_full_check_replicate_by_replicate():
     """Same generator: the same replicates fail, the others give the same N-hat."""
     design = small_design(lists=("A", "B", "C"), factors=("S",))
     mu_obs, _ = cell_mu(design, lambda r: 0.8 - 0.9 * (r["A"] + r["B"] + r["C"]) + 0.4 * (r["S"] == "M")
@@ -175,13 +206,13 @@ def test_bootstrap_matches_the_engine_replicate_by_replicate():
     y = np.random.default_rng(1).poisson(mu_obs * 3).astype(float)
     fit = fit_model(design, "A:B,A:C,B:C", counts=y)
     assert fit.ok
-    gm = bs.group_matrix(design.strata, [], year=None)  # the total only
-    ours = bs.bootstrap_model(fit, 300, np.random.default_rng(99), gm)
-    engine = parametric_bootstrap(fit, 300, np.random.default_rng(99), by=[()], check=True)
-    assert ours.n_failed == engine.n_failed > 0
-    assert ours.failed_status == engine.failed_status
-    np.testing.assert_allclose(ours.replicates[:, 0], engine.n_hat["total"]["n_hat"].to_numpy(), rtol=1e-8)
-    assert ours.var_within[0] == pytest.approx(engine.n_hat["total"]["n_hat"].var(ddof=1), rel=1e-8)
+    gm = group_matrix(design.strata, [], year=None)  # the total only
+    ours = parametric_bootstrap(fit, 300, np.random.default_rng(99), gm)
+    oracle, oracle_failed = slow_bootstrap(fit, 300, np.random.default_rng(99))
+    assert ours.n_failed == sum(oracle_failed.values()) > 0
+    assert ours.failed_status == oracle_failed
+    np.testing.assert_allclose(ours.replicates[:, 0], oracle, rtol=1e-8)
+    assert ours.var_within[0] == pytest.approx(np.var(oracle, ddof=1), rel=1e-8)
     # failures of both kinds happened: a zero sufficient statistic, and zeros that
     # only the existence check (here: the null-space screen) can find
     rng = np.random.default_rng(99)
@@ -209,11 +240,11 @@ def test_bootstrap_sd_matches_repeated_poisson_draws():
         fit = fit_model(design, terms, counts=rng.poisson(mu_obs).astype(float), check=False)
         estimates.append(fit.n_hat)
     sd_true = np.std(estimates, ddof=1)
-    gm = bs.group_matrix(design.strata, [], year=None)
+    gm = group_matrix(design.strata, [], year=None)
     sds = []
     for i in range(6):
         fit = fit_model(design, terms, counts=rng.poisson(mu_obs).astype(float))
-        boot = bs.bootstrap_model(fit, 150, seeds.rng(1, "bootstrap", i), gm)
+        boot = parametric_bootstrap(fit, 150, seeds.rng(1, "bootstrap", i), gm)
         assert boot.n_failed == 0
         sds.append(np.sqrt(boot.var_within[0]))
     assert np.mean(sds) == pytest.approx(sd_true, rel=0.15)
@@ -223,15 +254,15 @@ def test_bootstrap_sd_matches_repeated_poisson_draws():
 def test_bootstrap_model_rejects_bad_input():
     design = small_design()
     fit = fit_model(design, None)
-    gm = bs.group_matrix(design.strata, ["S"], year=None)
+    gm = group_matrix(design.strata, ["S"], year=None)
     with pytest.raises(ValueError, match="at least 2 replicates"):
-        bs.bootstrap_model(fit, 1, np.random.default_rng(0), gm)
+        parametric_bootstrap(fit, 1, np.random.default_rng(0), gm)
     # three lists, all two-factor terms: saturated on the 7 observed cells, so a zero cell has no MLE
     saturated = small_design(factors=(), levels={})
     refused = fit_model(saturated, "A:B,A:C,B:C", counts=np.r_[0.0, saturated.y[1:]])
     assert refused.status == "mle_does_not_exist"
     with pytest.raises(ValueError, match="not usable"):
-        bs.bootstrap_model(refused, 10, np.random.default_rng(0), bs.group_matrix(saturated.strata, [], year=None))
+        parametric_bootstrap(refused, 10, np.random.default_rng(0), group_matrix(saturated.strata, [], year=None))
 
 
 # --- the stage ------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from mse_helpers.engine.cells import complete_table, count_table
+from mse_helpers.engine.cells import cell_codes, complete_table, count_table, pattern_labels
 from mse_helpers.engine.design import Design, parse_terms
-from mse_helpers.engine.estimates import n_hat_by, n_hat_groups
+from mse_helpers.engine.estimates import by_groups, n_hat_by, n_hat_groups
 from mse_helpers.engine.fit import fit_model, refit
 from mse_helpers.engine.resample import parametric_bootstrap
 
@@ -312,9 +312,10 @@ def test_bootstrap_counts_failed_replicates_and_is_reproducible():
     # n11 = 1: about e^-1 of the redrawn tables have n11 = 0, where the MLE does not exist
     d = Design(table_from_dict({(1, 0): 30, (0, 1): 20, (1, 1): 1}, ["A", "B"]), ["A", "B"])
     fit = fit_model(d)
-    b1 = parametric_bootstrap(fit, 60, np.random.default_rng(42))
-    b2 = parametric_bootstrap(fit, 60, np.random.default_rng(42))
-    assert b1.n_failed == b2.n_failed and b1.n_hat["total"]["n_hat"].equals(b2.n_hat["total"]["n_hat"])
+    total = by_groups(d.strata, [])
+    b1 = parametric_bootstrap(fit, 60, np.random.default_rng(42), total)
+    b2 = parametric_bootstrap(fit, 60, np.random.default_rng(42), total)
+    assert b1.n_failed == b2.n_failed and np.array_equal(b1.replicates, b2.replicates)
     # replay the draws: failures are exactly the replicates with no overlap
     rng = np.random.default_rng(42)
     zero_overlap = 0
@@ -324,8 +325,8 @@ def test_bootstrap_counts_failed_replicates_and_is_reproducible():
         zero_overlap += int(y[d.table.loc[d.observed, ["A", "B"]].sum(axis=1).to_numpy() == 2][0] == 0)
     assert b1.n_failed == zero_overlap > 0
     assert b1.failed_status == {"mle_does_not_exist": zero_overlap}
-    assert len(b1.n_hat["total"]) == 60 - zero_overlap
-    assert np.isfinite(b1.n_hat["total"]["n_hat"]).all()
+    assert len(b1.replicates) == 60 - zero_overlap
+    assert np.isfinite(b1.replicates).all()
     iv = b1.interval()
     assert iv["lower"].iloc[0] < iv["upper"].iloc[0]
 
@@ -335,12 +336,15 @@ def test_bootstrap_by_group_and_interval_brackets_the_estimate():
     t = random_table(rng, 3, {"J": [2016, 2017]}, size=200.0)
     d = Design(t, list("ABC"), ["J"])
     fit = fit_model(d, "A:B")
-    boot = parametric_bootstrap(fit, 40, np.random.default_rng(1), by=[(), ("J",)])
+    boot = parametric_bootstrap(fit, 40, np.random.default_rng(1), by_groups(d.strata[["J"]], ["J"]))
     assert boot.n_failed == 0
-    per_year = boot.interval(["J"])
-    assert list(per_year["J"]) == [2016, 2017]
+    iv = boot.interval()
+    per_year = iv[iv["group"] != "total"]
+    assert list(per_year["group"]) == ["J=2016", "J=2017"]
     est = n_hat_by(fit, "J")["n_hat"].to_numpy()
     assert ((per_year["lower"].to_numpy() < est) & (est < per_year["upper"].to_numpy())).all()
+    # the groups' point estimates are the fit's
+    np.testing.assert_allclose(boot.n_hat, np.r_[fit.n_hat, est], rtol=1e-12)
 
 
 def test_fast_information_matrix_equals_the_direct_product():
@@ -365,3 +369,23 @@ def test_three_factor_term_with_year_agrees_with_statsmodels():
     res, n_hat = statsmodels_fit(d, fit.terms)
     assert fit.loglik == pytest.approx(res.llf, rel=REL)
     assert fit.n_hat == pytest.approx(n_hat, rel=REL)
+
+
+# --- cell codes ------------------------------------------------------------------------------
+
+def test_cell_codes_count_the_cells_of_complete_table_in_order():
+    rng = np.random.default_rng(12)
+    t = random_table(rng, 3, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=5.0)
+    levels = {"S": ("F", "M"), "J": (2016, 2017, 2018), "A": (0, 1), "B": (0, 1), "C": (0, 1)}
+    codes = cell_codes(t, ["S", "J", "A", "B", "C"], levels)
+    np.testing.assert_array_equal(codes, np.arange(len(t)))  # factors slowest, lists fastest
+    # numbers match by value, text by text: 2017.0 and "2017" find the cell of 2017
+    as_text = t.assign(J=t["J"].astype(str))
+    np.testing.assert_array_equal(cell_codes(as_text, ["J"], levels), cell_codes(t.assign(J=t["J"] * 1.0), ["J"], levels))
+    assert list(pattern_labels(2)[cell_codes(t.iloc[:4], ["B", "C"], levels)]) == ["00", "01", "10", "11"]
+    bad = t.assign(S=t["S"].where(t.index != 4, "X"))
+    with pytest.raises(ValueError, match=r"persons\.csv: column 'S' has 'X' in data row 5, not one of"):
+        cell_codes(bad, ["S"], levels, source="persons.csv")
+    gap = t.assign(J=t["J"].where(t.index != 2))
+    with pytest.raises(ValueError, match=r"column 'J' is missing in data row 3"):
+        cell_codes(gap, ["J"], levels)

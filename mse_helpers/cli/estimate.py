@@ -25,9 +25,9 @@ from . import UsageError
 from ..codes import group_label
 from ..engine.cells import complete_table
 from ..engine.design import Design
-from ..engine.estimates import n_hat_by
+from ..engine.estimates import by_groups, n_hat_by
 from ..engine.fit import fit_model
-from ..engine.resample import parametric_bootstrap
+from ..engine.resample import MIN_REPLICATES, parametric_bootstrap
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study")
@@ -118,11 +118,11 @@ def main(args: argparse.Namespace) -> int:
     bad_by = [b for b in by if b not in factors]
     if bad_by:
         raise UsageError(f"--by: {bad_by} are not covariate columns of {source}; covariates are {factors}")
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
+    if args.bootstrap < 0 or args.bootstrap == 1:
+        raise UsageError(f"--bootstrap: must be 0 (no interval) or at least {MIN_REPLICATES}, got {args.bootstrap}")
     if args.bootstrap and args.seed is None:
         raise UsageError("--bootstrap needs --seed (the interval must be reproducible)")
-    select = getattr(args, "select", None)
+    select = args.select
     try:
         table = complete_table(frame, lists, factors, source=source)
         design = Design(table, lists, factors, three_factor="all" if select else None)
@@ -156,18 +156,16 @@ def main(args: argparse.Namespace) -> int:
             result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
     if args.bootstrap and fit.ok:
         rng = seeds.rng(args.seed, "estimate", 0)
-        boot = parametric_bootstrap(fit, args.bootstrap, rng, by=[(), tuple(by)] if by else [()])
-        iv = boot.interval(level=LEVEL)
+        boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
+        iv = boot.interval(LEVEL).set_index("group")
         result["interval"] = {
-            "lower": _num(iv["lower"].iloc[0]) if len(iv) else None,
-            "upper": _num(iv["upper"].iloc[0]) if len(iv) else None,
+            "lower": _num(iv.loc["total", "lower"]), "upper": _num(iv.loc["total", "upper"]),
             "level": LEVEL, "method": "parametric bootstrap, percentile",
             "n_boot": boot.n_boot, "n_failed": boot.n_failed,
         }
-        if by:
-            ivs = boot.interval(by, LEVEL)
-            for label, lo, hi in zip(_labels(ivs, by), ivs["lower"], ivs["upper"]):
-                result["by"][label]["interval"] = {"lower": _num(lo), "upper": _num(hi)}
+        for label in result["by"]:
+            result["by"][label]["interval"] = {"lower": _num(iv.loc[label, "lower"]),
+                                               "upper": _num(iv.loc[label, "upper"])}
     if args.json:
         print(json.dumps(result))
     else:

@@ -78,17 +78,71 @@ def _full_grid(lists: Sequence[str], factors: Sequence[str],
     return grid[list(lists) + list(factors)]
 
 
-def _row_keys(frame: pd.DataFrame) -> np.ndarray:
-    """One text key per row (columns joined by a separator), built column-wise.
+def cell_codes(frame: pd.DataFrame, variables: Sequence[str], levels: dict[str, Sequence], *,
+               source: str = "table", columns: dict[str, str] | None = None) -> np.ndarray:
+    """One integer cell code per row: THE cell-key builder of the package.
 
-    A row-wise ``agg("".join, axis=1)`` is ~50x slower and made building a
-    count table the slow part of every completed data set.
+    The code is the row's position in the product of the variables' levels
+    (first variable slowest, each variable's levels in the order given), so
+    the codes of :func:`complete_table`'s cells, which vary the factors
+    slowest, count 0, 1, 2, ... Building integer codes column by column is
+    about 50x faster than joining the values of a row into a text key.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per person or per cell.
+    variables : sequence of str
+        The variables, slowest first.
+    levels : dict
+        Variable -> its levels. A numeric column is matched by value (``1``
+        and ``1.0`` are the same level), any other column by text (``2016``
+        and ``"2016"`` too), so that no row can silently miss its cell.
+    source : str
+        Name used in error messages (e.g. the file name).
+    columns : dict, optional
+        Variable -> the frame's column holding it (default: the same name).
+
+    Returns
+    -------
+    ndarray of int64
+
+    Raises
+    ------
+    ValueError
+        A missing value or a value that is not a level, naming the column and
+        the data row (1 = the first data row).
     """
-    keys = None
-    for col in frame.columns:
-        part = frame[col].astype(str).to_numpy(dtype=object)
-        keys = part if keys is None else keys + "\x1f" + part
-    return keys if keys is not None else np.full(len(frame), "", dtype=object)
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for v in variables:
+        col = (columns or {}).get(v, v)
+        values = frame[col]
+        lv = tuple(levels[v])
+        missing = values.isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0]) + 1
+            raise ValueError(f"{source}: column {col!r} is missing in data row {row} "
+                             f"({int(missing.sum())} row(s)); every row needs a value")
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            idx = values.map({level: i for i, level in enumerate(lv)})
+        else:
+            idx = values.astype(str).map({str(level): i for i, level in enumerate(lv)})
+        bad = idx.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise ValueError(f"{source}: column {col!r} has {values.iloc[row - 1]!r} in data row {row}, "
+                             f"not one of {list(lv)}")
+        codes = codes * len(lv) + idx.to_numpy(dtype=np.int64)
+    return codes
+
+
+def pattern_labels(n: int) -> np.ndarray:
+    """Text label of every code of ``n`` 0/1 variables (:func:`cell_codes`): ``"00"``, ``"01"``, ...
+
+    ``pattern_labels(n)[codes]`` turns the codes of ``n`` lists into their
+    history as a string of 0/1, first list first.
+    """
+    return np.array(["".join(p) for p in itertools.product("01", repeat=n)], dtype=object)
 
 
 def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (),
@@ -159,12 +213,15 @@ def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence
     for col in lists:
         src[col] = src[col].astype(np.int64)
     src[count] = y.astype(np.int64).to_numpy()
-    # merge on stringified factor keys so that 2016 and "2016" cannot silently miss
-    gk = _row_keys(grid[key])
-    sk = _row_keys(src[key])
-    lookup = pd.Series(src[count].to_numpy(), index=sk)
+    # one integer code per cell: the grid holds each code once, the rows at most once (checked above)
+    lv.update({col: (0, 1) for col in lists})
+    order = factors + lists
+    position = np.empty(len(grid), dtype=np.int64)
+    position[cell_codes(grid, order, lv, source=source)] = np.arange(len(grid))
     out = grid.copy()
-    out[count] = lookup.reindex(gk).fillna(0).astype(np.int64).to_numpy()
+    cell_count = np.zeros(len(grid), dtype=np.int64)
+    cell_count[position[cell_codes(src, order, lv, source=source)]] = src[count].to_numpy()
+    out[count] = cell_count
     if int(out[count].sum()) != int(src[count].sum()):  # pragma: no cover - guarded above
         raise ValueError(f"{source}: {int(src[count].sum() - out[count].sum())} counts did not match a cell")
     out["observed"] = out[lists].sum(axis=1).to_numpy() > 0

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from .cells import _check_columns, factor_levels
+from .cells import _check_columns, cell_codes, factor_levels
 
 #: Name of the intercept column.
 INTERCEPT = "(Intercept)"
@@ -191,15 +191,19 @@ class Design:
         self.column_names = names
         self._col_parts = parts
         self.observed = self.table["observed"].to_numpy().astype(bool)
+        # cell codes with the lists fastest (as the grid): a code % 2^lists of 0 is a row on no list
+        self._code_order = self.factors + self.lists
+        self._cell_code = cell_codes(self.table, self._code_order, self.levels, source="Design table")
         self.y = self.table[count].to_numpy()[self.observed].astype(float)
         # strata: one per factor combination, in the order of the unobserved rows
         unobs_idx = np.flatnonzero(~self.observed)
         if self.factors:
-            sf = self.table[list(self.factors)]
-            self.strata = sf.iloc[unobs_idx].reset_index(drop=True)
-            key_all = sf.astype(str).agg("\x1f".join, axis=1).to_numpy()
-            pos_of = {k: i for i, k in enumerate(key_all[unobs_idx])}
-            stratum = np.array([pos_of[k] for k in key_all])
+            self.strata = self.table[list(self.factors)].iloc[unobs_idx].reset_index(drop=True)
+            # a stratum is a combination of factor levels: its cell code over the factors
+            code = cell_codes(self.table, self.factors, self.levels, source="Design table")
+            stratum_of_code = np.full(int(np.prod([len(self.levels[f]) for f in self.factors])), -1)
+            stratum_of_code[code[unobs_idx]] = np.arange(unobs_idx.size)
+            stratum = stratum_of_code[code]
         else:
             self.strata = pd.DataFrame(index=[0])
             stratum = np.zeros(n_cells, dtype=int)
@@ -342,6 +346,44 @@ class Design:
                 self._lf = float(gammaln(self.y + 1.0).sum())
             return self._lf
         return float(gammaln(y + 1.0).sum())
+
+    def observed_counts(self, persons: pd.DataFrame, *, source: str = "persons",
+                        columns: dict[str, str] | None = None) -> np.ndarray:
+        """Observed-cell counts of person-level rows, in this design's cell order.
+
+        The same numbers as building the rows' own table with
+        :func:`~.cells.count_table` (with this design's levels), without
+        building it: every completed data set has the same cells, so each
+        brings only its counts (:func:`~.cells.cell_codes` and one ``bincount``).
+
+        Parameters
+        ----------
+        persons : DataFrame
+            One row per person: the design's lists (0/1) and factors, nothing missing.
+        source : str
+            Name of the file, for error messages (which name the data row).
+        columns : dict, optional
+            Variable -> the column holding it, e.g. ``{"J": "year"}``.
+
+        Returns
+        -------
+        ndarray
+            Counts of the observed cells (float).
+
+        Raises
+        ------
+        ValueError
+            A missing value, a value that is not a level, or a row on no list.
+        """
+        codes = cell_codes(persons, self._code_order, self.levels, source=source, columns=columns)
+        size = int(np.prod([len(self.levels[v]) for v in self.variables]))
+        n_lists_cells = 2 ** len(self.lists)
+        on_no_list = codes % n_lists_cells == 0
+        if on_no_list.any():
+            raise ValueError(f"{source}: {int(on_no_list.sum())} row(s) are on no list (first data row "
+                             f"{int(np.flatnonzero(on_no_list)[0]) + 1}); every registered person is on at least one")
+        per_code = np.bincount(codes, minlength=size)
+        return per_code[self._cell_code][self.observed].astype(float)
 
     def check_counts(self, counts: np.ndarray | None) -> np.ndarray:
         """Return observed-cell counts as float (the design's own when None)."""

@@ -54,6 +54,16 @@ STATUS_OK, STATUS_NO_MLE, STATUS_NOT_IDENTIFIABLE = FitStatus.OK, FitStatus.NO_M
 LP_TOL = 1e-7
 #: Relative residual norm below which a column counts as dependent.
 RANK_TOL = 1e-9
+#: Direction LP (:func:`recession_direction_lp`): a direction of recession
+#: scaled so that its most negative cell is -1 scores at least 1, and the MLE
+#: exists iff the optimum is 0; an optimum below this half-way mark is 0 up to
+#: solver noise.
+DIRECTION_TOL = 0.5
+#: Null-space check (:func:`existence_screen`): eigenvalues of ``X_P' X_P``
+#: below NULL_TOL x the largest are zero, above GAP_TOL x the largest are not;
+#: one in between leaves the decision to the direction LP.
+NULL_TOL = 1e-11
+GAP_TOL = 1e-7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,8 +241,7 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
         exists, direction = value > LP_TOL, None
     elif method == "direction":
         value, direction = recession_direction_lp(X, y)
-        # a direction scaled so its most negative cell is -1 scores >= 1
-        exists = value < 0.5
+        exists = value < DIRECTION_TOL
     else:
         raise ValueError(f"method: must be 'direction' or 'fienberg-rinaldo', got {method!r}")
     if exists:
@@ -252,6 +261,94 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
         msg = ("MLE does not exist: some fitted cells are forced to 0 by the sampling zeros"
                + ("" if explain else " (responsible terms not searched)"))
     return Existence(STATUS_NO_MLE, value, 0, blamed, msg)
+
+
+def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
+    """Does the MLE exist for counts ``y``? The direction LP of
+    :func:`recession_direction_lp`, solved in the null space.
+
+    A direction of recession ``d`` must satisfy ``x_i'd = 0`` on every cell with
+    a positive count, so it lies in the null space of ``X_P`` (the rows of
+    those cells). ``X_P' X_P`` has integer entries (0/1 design), so it is
+    formed exactly and its eigen-decomposition (p x p, about 1 ms) separates
+    the null space cleanly:
+
+    - null space {0}: no direction of recession, the MLE exists (the usual
+      case: no linear program at all);
+    - null space of dimension q > 0 with basis N: the same LP as
+      :func:`recession_direction_lp`, ``max sum_{y_i=0} -x_i'd`` with
+      ``-1 <= x_i'd <= 0`` on the zero cells, but over ``d = N z`` (q variables
+      instead of p, the equality rows gone);
+    - no clear gap between zero and non-zero eigenvalues (:data:`NULL_TOL`,
+      :data:`GAP_TOL`): undecided (None).
+
+    Parameters
+    ----------
+    X : ndarray
+        Observed cells x model columns (0/1, full column rank).
+    y : ndarray
+        Observed-cell counts.
+
+    Returns
+    -------
+    bool or None
+        True: the MLE exists; False: it does not; None: undecided.
+    """
+    pos = y > 0
+    if pos.all():
+        return True
+    Xp = X[pos]
+    w, V = np.linalg.eigh(Xp.T @ Xp)
+    top = max(float(w[-1]), 1.0)
+    null = w <= NULL_TOL * top
+    if np.any((w > NULL_TOL * top) & (w < GAP_TOL * top)):
+        return None
+    if not null.any():
+        return True
+    A = X[~pos] @ V[:, null]  # x_i'd for the zero cells, d = N z
+    res = linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]), b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
+                  bounds=[(None, None)] * A.shape[1], method="highs")
+    if res.status != 0:
+        return None
+    return bool(-res.fun < DIRECTION_TOL)
+
+
+def mle_exists(X: np.ndarray, y: np.ndarray) -> tuple[bool, bool]:
+    """Does the MLE exist for new counts on a model whose design passed the rank test?
+
+    The cheap exact decision for many count vectors on one model (bootstrap
+    replicates), in three steps:
+
+    1. **zero sufficient statistic** (free): every model column is a 0/1
+       indicator, so a column whose cells all have count 0 is a direction of
+       recession: no MLE;
+    2. **null-space check** (:func:`existence_screen`, about 1 ms);
+    3. when that is undecided, the direction LP over all observed cells
+       (:func:`recession_direction_lp`, tens of ms).
+
+    Identifiability needs no new check: the rank test is on the model's
+    observed-cell columns, which do not depend on the counts.
+
+    Parameters
+    ----------
+    X : ndarray
+        Observed cells x model columns.
+    y : ndarray
+        Observed-cell counts.
+
+    Returns
+    -------
+    exists : bool
+    lp_checked : bool
+        Whether step 3 ran.
+    """
+    if np.any(y @ X <= 0):  # sufficient statistics X'y
+        return False, False
+    exists = existence_screen(X, y)
+    if exists is not None:
+        return exists, False
+    value, _ = recession_direction_lp(X, y)
+    return value < DIRECTION_TOL, True
 
 
 def _direction_terms(d: np.ndarray, col_terms: list[str]) -> tuple[str, ...]:

@@ -7,11 +7,11 @@ estimates:
    model type) whose status is "ok": rebuild the data set's count table
    (:func:`engine.cells.dataset_table`), fit the model's terms, and run a
    parametric bootstrap with ``B = p.bootstrap`` replicates drawn from
-   ``seeds.rng(p.seed, "bootstrap", k)`` (:func:`bootstrap_model`);
+   ``seeds.rng(p.seed, "bootstrap", k)`` (:func:`engine.resample.parametric_bootstrap`);
 2. for every report group (per year and over all years: the total, each
    covariate level, each pair of covariate levels) the model's point estimate
    N-hat and its within variances: of N-hat and of log(N-hat - n_obs), the
-   log of the dark number (:func:`group_matrix`);
+   log of the dark number (:func:`engine.estimates.group_matrix`);
 3. Rubin's rules over the models per group (:func:`pooling.pool_estimates`)
    with the interval of ``p.interval``;
 4. ``work/bootstrap.parquet`` (per model and group), ``results/estimates.csv``
@@ -21,7 +21,7 @@ Why it is fast (docs/estimation.md 2): the design is built once per worker
 (every completed data set has the same cells; each brings only its counts);
 every replicate is a warm-started Newton refit (about 2-6 ms); its existence
 is decided exactly by a null-space check of about 1 ms instead of the
-engine's linear program of about 90 ms (:func:`classify_refit`); and the
+engine's linear program of about 90 ms (:func:`engine.existence.mle_exists`); and the
 groups are one matrix product of the replicates' stratum estimates with a 0/1
 group-by-stratum matrix.
 
@@ -32,7 +32,6 @@ own stream, and each model is computed the same way whichever process runs it.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from pathlib import Path
 from typing import Sequence
@@ -40,16 +39,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from scipy.optimize import linprog
 
 from .. import seeds
 from ..engine.cells import dataset_table
 from ..engine.design import Design
-from ..engine.estimates import n_hat_by
-from ..engine.fit import STATUS_OK, Fit, fit_model
-from ..engine.status import FitStatus
-from ..codes import COVARIATES, YEAR, group_label
-from ..engine.existence import recession_direction_lp
+from ..engine.estimates import group_matrix, n_hat_by
+from ..engine.fit import STATUS_OK, fit_model
+from ..engine.resample import Bootstrap, parametric_bootstrap
+from ..codes import YEAR
 from ..engine.pooling import pool_estimates
 
 MODELS_FILE = "models.json"
@@ -59,22 +56,10 @@ BOOTSTRAP_FILE = "bootstrap.parquet"
 ESTIMATES_FILE = "estimates.csv"
 MODELS_CSV = "models.csv"
 MODEL_TYPES = ("two-factor", "three-factor")
-#: Status of a replicate whose refit had a zero sufficient statistic: no MLE,
-#: proven without a linear program (see :func:`classify_refit`).
-STATUS_NO_MLE = FitStatus.NO_MLE
 #: A model kept out of the pooling because fewer than two replicates were usable.
 STATUS_TOO_FEW_REPLICATES = "too_few_bootstrap_replicates"
 #: Confidence level of the published intervals (method.md 7).
 LEVEL = 0.95
-
-#: Guard on a warm refit whose MLE exists: a fitted cell below this fraction
-#: of its value in the original fit means the refit drifted; it is redone cold.
-DRIFT_RATIO = 1e-6
-#: Null-space check (:func:`existence_screen`): eigenvalues of ``X_P' X_P``
-#: below NULL_TOL x the largest are zero, above GAP_TOL x the largest are not;
-#: one in between leaves the decision to the engine's LP.
-NULL_TOL = 1e-11
-GAP_TOL = 1e-7
 
 ESTIMATE_COLUMNS = ["year", "group", "n_obs", "n_hat", "lower", "upper", "ratio", "var_within",
                     "var_between", "var_total", "df", "n_models", "interval"]
@@ -84,317 +69,6 @@ PER_MODEL_COLUMNS = ["model", "dataset", "type", "year", "group", "n_obs", "n_ha
 
 class BootstrapInputError(ValueError):
     """An input of the bootstrap stage breaks a rule; the message names the file and entry."""
-
-
-# --- groups ----------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class GroupMatrix:
-    """The report groups of a table as a 0/1 matrix over its strata.
-
-    Attributes
-    ----------
-    year : tuple of str
-        Per group: the year as text (``"2018"``) or ``"all"``.
-    group : tuple of str
-        Per group: ``total``, ``S=M`` or ``S=M&L=M`` (:func:`codes.group_label`).
-    matrix : ndarray
-        Groups x strata, 1 where the stratum belongs to the group; N-hat of the
-        groups is ``matrix @ n_hat_by_stratum``.
-    """
-
-    year: tuple[str, ...]
-    group: tuple[str, ...]
-    matrix: np.ndarray
-
-    def frame(self) -> pd.DataFrame:
-        """``year`` and ``group`` columns, one row per group."""
-        return pd.DataFrame({"year": list(self.year), "group": list(self.group)})
-
-
-def group_matrix(strata: pd.DataFrame, covariates: Sequence[str], year: str | None = YEAR,
-                 pairs: bool = True, single_year: str | None = None) -> GroupMatrix:
-    """Every report group (method.md 5, 8) as rows of a group-by-stratum matrix.
-
-    Order: all years together first, then each year; within each, the total,
-    each level of each covariate, then each level pair of each covariate pair
-    (the order of :func:`engine.estimates.n_hat_groups`).
-
-    Parameters
-    ----------
-    strata : DataFrame
-        One row per stratum with the factor columns (``Design.strata``).
-    covariates : sequence of str
-        Covariate columns to split by.
-    year : str or None
-        The year column; None or absent when one year is analysed (the year
-        is then not a factor of the table).
-    pairs : bool
-        Include the pairs of covariates.
-    single_year : str, optional
-        With no year column: the analysed year, whose groups repeat those of
-        ``all`` (so that per-year tables still find their year).
-
-    Returns
-    -------
-    GroupMatrix
-    """
-    year = year if year is not None and year in strata.columns else None
-    covs = [c for c in covariates if c in strata.columns and c != year]
-    groupings: list[list[str]] = [[]] + [[c] for c in covs]
-    if pairs:
-        groupings += [list(p) for p in itertools.combinations(covs, 2)]
-    values = {c: strata[c].astype(str).to_numpy() for c in covs + ([year] if year else [])}
-    levels = {c: _levels(strata[c], c) for c in covs}
-    n = len(strata)
-    year_levels: list[tuple[str, np.ndarray]] = [("all", np.ones(n, dtype=bool))]
-    if year:
-        year_levels += [(y, values[year] == y) for y in sorted(set(values[year]), key=lambda v: (len(v), v))]
-    elif single_year is not None:
-        year_levels.append((str(single_year), np.ones(n, dtype=bool)))
-    years_out, groups_out, rows = [], [], []
-    for label, in_year in year_levels:
-        for g in groupings:
-            for combo in itertools.product(*(levels[c] for c in g)):
-                mask = in_year.copy()
-                for c, lv in zip(g, combo):
-                    mask &= values[c] == lv
-                years_out.append(label)
-                groups_out.append(group_label(**dict(zip(g, combo))) if g else "total")
-                rows.append(mask.astype(float))
-    return GroupMatrix(year=tuple(years_out), group=tuple(groups_out), matrix=np.vstack(rows))
-
-
-def _levels(values: pd.Series, name: str) -> tuple[str, ...]:
-    """A covariate's levels as text: the codes' order for the study's covariates
-    (as the engine), otherwise sorted."""
-    present = set(values.astype(str))
-    if name in COVARIATES and present <= set(COVARIATES[name]):
-        return tuple(lv for lv in COVARIATES[name] if lv in present)
-    return tuple(sorted(present))
-
-
-# --- one model -------------------------------------------------------------------
-
-@dataclasses.dataclass
-class ModelBootstrap:
-    """Parametric bootstrap of one model, summarised per group.
-
-    Attributes
-    ----------
-    n_obs, n_hat : ndarray
-        Per group: observed persons and the model's N-hat (the original fit).
-    var_within : ndarray
-        Per group: variance (ddof 1) of the usable replicates' N-hat.
-    var_within_log : ndarray
-        Per group: variance of the replicates' log(N-hat - n_obs), the log of
-        the dark number (for the log-scale interval).
-    replicates : ndarray
-        Usable replicates x groups: N-hat of each.
-    n_boot : int
-        Replicates drawn.
-    failed_status : dict
-        Status -> number of replicates whose refit had no MLE (or did not
-        converge); never averaged in.
-    n_lp_checks : int
-        Replicates that needed the engine's full existence LP (the
-        null-space check of :func:`existence_screen` was undecided).
-    """
-
-    n_obs: np.ndarray
-    n_hat: np.ndarray
-    var_within: np.ndarray
-    var_within_log: np.ndarray
-    replicates: np.ndarray
-    n_boot: int
-    failed_status: dict
-    n_lp_checks: int
-
-    @property
-    def n_failed(self) -> int:
-        """Replicates left out."""
-        return int(sum(self.failed_status.values()))
-
-    @property
-    def n_ok(self) -> int:
-        """Usable replicates."""
-        return self.n_boot - self.n_failed
-
-
-def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
-    """Does the MLE exist for counts ``y``? The direction LP of
-    :func:`existence.recession_direction_lp`, solved in the null space.
-
-    A direction of recession ``d`` must satisfy ``x_i'd = 0`` on every cell with
-    a positive count, so it lies in the null space of ``X_P`` (the rows of
-    those cells). ``X_P' X_P`` has integer entries (0/1 design), so it is
-    formed exactly and its eigen-decomposition (p x p, about 1 ms) separates
-    the null space cleanly:
-
-    - null space {0}: no direction of recession, the MLE exists (the usual
-      case: no linear program at all);
-    - null space of dimension q > 0 with basis N: the same LP as the engine's,
-      ``max sum_{y_i=0} -x_i'd`` with ``-1 <= x_i'd <= 0`` on the zero cells, but
-      over ``d = N z`` (q variables instead of p, the equality rows gone);
-    - no clear gap between zero and non-zero eigenvalues: undecided (None),
-      the caller runs the engine's LP.
-
-    Parameters
-    ----------
-    X : ndarray
-        Observed cells x model columns (0/1, full column rank).
-    y : ndarray
-        Observed-cell counts.
-
-    Returns
-    -------
-    bool or None
-        True: the MLE exists; False: it does not; None: undecided.
-    """
-    pos = y > 0
-    if pos.all():
-        return True
-    Xp = X[pos]
-    w, V = np.linalg.eigh(Xp.T @ Xp)
-    top = max(float(w[-1]), 1.0)
-    null = w <= NULL_TOL * top
-    if np.any((w > NULL_TOL * top) & (w < GAP_TOL * top)):
-        return None
-    if not null.any():
-        return True
-    A = X[~pos] @ V[:, null]  # x_i'd for the zero cells, d = N z
-    res = linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]), b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
-                  bounds=[(None, None)] * A.shape[1], method="highs")
-    if res.status != 0:
-        return None
-    # as existence.check_existence: a direction whose most negative cell is -1 scores >= 1
-    return bool(-res.fun < 0.5)
-
-
-def classify_refit(fit: Fit, counts: np.ndarray,
-                   X: np.ndarray | None = None) -> tuple[Fit | None, str, bool]:
-    """Refit ``fit``'s model on bootstrap counts, after an exact existence check.
-
-    The engine's check (:func:`existence.check_existence`: rank test and a
-    linear program over all observed cells, about 90 ms on the study's table,
-    20-40 refits' worth) is replaced by cheaper steps that decide the same
-    question:
-
-    1. **Zero sufficient statistic** (free): every model column is a 0/1
-       indicator, so a column whose cells all have count 0 is a direction of
-       recession: no MLE, no fit.
-    2. **Null-space check** (:func:`existence_screen`, about 1 ms): decides
-       existence exactly unless the eigenvalues show no clear gap; then the
-       engine's LP (:func:`existence.recession_direction_lp`) decides.
-       Identifiability needs no new check: the rank test is on the model's
-       observed-cell columns, which do not depend on the counts and passed
-       for the original fit.
-    3. **Warm refit** without the engine's check. As a guard, a refit that
-       does not converge or whose fitted cells collapse (a cell below
-       :data:`DRIFT_RATIO` of its value in the original fit: the mark of a
-       likelihood without maximum) is redone from cold start values; if that
-       fails too, the replicate fails as ``not_converged``.
-
-    Parameters
-    ----------
-    fit : Fit
-        The model fitted to the data set (status ok).
-    counts : ndarray
-        Bootstrap counts of the observed cells.
-    X : ndarray, optional
-        ``fit.design.X_obs[:, fit._cols]`` (pass it when classifying many
-        replicates of one model).
-
-    Returns
-    -------
-    refit : Fit or None
-        The usable refit, or None.
-    status : str
-        "ok" or why the replicate failed.
-    lp_checked : bool
-        Whether the engine's full LP ran.
-    """
-    design = fit.design
-    if X is None:
-        X = design.X_obs[:, fit._cols]
-    if np.any(counts @ X <= 0):  # sufficient statistics X'y
-        return None, STATUS_NO_MLE, False
-    exists, lp = existence_screen(X, counts), False
-    if exists is None:
-        value, _ = recession_direction_lp(X, counts)
-        exists, lp = value < 0.5, True
-    if not exists:
-        return None, STATUS_NO_MLE, lp
-    rf = fit_model(design, fit.terms, counts=counts, start=fit.coef, check=False)
-    if rf.ok and np.min(rf.fitted / fit.fitted) >= DRIFT_RATIO:
-        return rf, STATUS_OK, lp
-    rf = fit_model(design, fit.terms, counts=counts, check=False)
-    return (rf, STATUS_OK, lp) if rf.ok else (None, rf.status, lp)
-
-
-def bootstrap_model(fit: Fit, n_boot: int, rng: np.random.Generator,
-                    groups: GroupMatrix) -> ModelBootstrap:
-    """Parametric bootstrap of one model with every report group (method.md 7 step 1).
-
-    Each replicate draws Poisson counts for every cell of the fitted model
-    (observed cells from ``fit.fitted``, then the unobserved cells from
-    ``fit.m0``, as :func:`parametric_bootstrap` does, so both give the
-    same replicates from the same generator), drops the unobserved cells,
-    refits the model warm-started from ``fit`` (:func:`classify_refit`) and
-    keeps the stratum estimates; the groups follow from one matrix product.
-
-    Parameters
-    ----------
-    fit : Fit
-        A fitted model with status ok.
-    n_boot : int
-        Replicates (at least 2).
-    rng : numpy.random.Generator
-        The model's stream, e.g. ``seeds.rng(seed, "bootstrap", k)``.
-    groups : GroupMatrix
-        From :func:`group_matrix` on ``fit.design.strata``.
-
-    Returns
-    -------
-    ModelBootstrap
-        Variances are NaN when fewer than two replicates are usable.
-    """
-    if not fit.ok:
-        raise ValueError(f"bootstrap_model: the model is not usable (status {fit.status})")
-    if n_boot < 2:
-        raise ValueError(f"bootstrap: at least 2 replicates are needed for a variance, got {n_boot}")
-    design = fit.design
-    G = groups.matrix
-    if G.shape[1] != design.n_strata:
-        raise ValueError(f"groups: matrix has {G.shape[1]} strata columns, the table has {design.n_strata}")
-    obs_s = np.empty((n_boot, design.n_strata))
-    dark_s = np.empty((n_boot, design.n_strata))
-    ok = np.zeros(n_boot, dtype=bool)
-    X = design.X_obs[:, fit._cols]
-    failed: dict[str, int] = {}
-    n_lp = 0
-    for b in range(n_boot):
-        y = rng.poisson(fit.fitted).astype(float)
-        rng.poisson(fit.m0)  # the unobserved cells are drawn too, then dropped (method.md 7)
-        rf, status, lp = classify_refit(fit, y, X)
-        n_lp += lp
-        if rf is None:
-            failed[status] = failed.get(status, 0) + 1
-            continue
-        ok[b] = True
-        obs_s[b] = design.n_obs_by_stratum(y)
-        dark_s[b] = rf.m0
-    dark_g = dark_s[ok] @ G.T
-    n_hat_g = obs_s[ok] @ G.T + dark_g
-    n_ok = int(ok.sum())
-    n_obs = G @ design.n_obs_by_stratum(fit.y)
-    n_hat = n_obs + G @ fit.m0
-    if n_ok >= 2:
-        var, var_log = n_hat_g.var(axis=0, ddof=1), np.log(dark_g).var(axis=0, ddof=1)
-    else:
-        var = var_log = np.full(G.shape[0], np.nan)
-    return ModelBootstrap(n_obs=n_obs, n_hat=n_hat, var_within=var, var_within_log=var_log,
-                          replicates=n_hat_g, n_boot=n_boot, failed_status=failed, n_lp_checks=n_lp)
 
 
 # --- inputs ----------------------------------------------------------------------
@@ -467,56 +141,18 @@ _DESIGN_CACHE: dict[tuple, Design] = {}
 
 
 def cell_counts(persons: pd.DataFrame, design: Design, source: str = "persons") -> np.ndarray:
-    """Observed-cell counts of a completed person-level file in ``design``'s cell order.
+    """Observed-cell counts of a completed person-level file in ``design``'s cell order
+    (:meth:`engine.design.Design.observed_counts`; the year is the file's ``year`` column).
 
-    The same numbers as ``dataset_table(persons, ...)["count"]`` on the observed
-    cells (the tests check it), by integer cell codes and one ``bincount``
-    instead of the engine's text keys, reusing the one design (the cells are
-    the same for every data set); it also names the data row of a bad value.
-
-    Parameters
-    ----------
-    persons : DataFrame
-        ``year``, the design's lists (0/1) and covariates (level strings), nothing missing.
-    design : Design
-        A design built from :func:`dataset_table`.
-    source : str
-        Name of the file, for error messages.
-
-    Returns
-    -------
-    ndarray
-        Counts of the observed cells (float).
+    Raises
+    ------
+    BootstrapInputError
+        A missing value, a value that is not a level (naming the data row), a row on no register.
     """
-    n_cells = len(design.table)
-    code_table = np.zeros(n_cells, dtype=np.int64)
-    code_persons = np.zeros(len(persons), dtype=np.int64)
-    on_a_list = np.zeros(len(persons), dtype=bool)
-    for v in design.variables:
-        levels = design.levels[v]
-        column = persons["year" if v == YEAR else v]
-        if column.isna().any():
-            row = int(np.flatnonzero(column.isna().to_numpy())[0]) + 1
-            raise BootstrapInputError(f"{source}: column {column.name!r} is missing in data row {row}; "
-                                      "the completed data sets must have no missing values")
-        values = column.astype(int) if v == YEAR or v in design.lists else column.astype(str)
-        index = {lv if v == YEAR or v in design.lists else str(lv): i for i, lv in enumerate(levels)}
-        idx = values.map(index)
-        if idx.isna().any():
-            row = int(np.flatnonzero(idx.isna().to_numpy())[0]) + 1
-            raise BootstrapInputError(f"{source}: column {column.name!r} has {values.iloc[row - 1]!r} in data row "
-                                      f"{row}, not one of {list(levels)}")
-        idx = idx.to_numpy(dtype=np.int64)
-        if v in design.lists:
-            on_a_list |= idx == 1
-        tab = design.table[v].map({lv: i for i, lv in enumerate(levels)}).to_numpy(dtype=np.int64)
-        code_table = code_table * len(levels) + tab
-        code_persons = code_persons * len(levels) + idx
-    if not on_a_list.all():
-        raise BootstrapInputError(f"{source}: {int((~on_a_list).sum())} row(s) are on no register")
-    size = int(np.prod([len(design.levels[v]) for v in design.variables]))
-    per_code = np.bincount(code_persons, minlength=size)
-    return per_code[code_table][design.observed].astype(float)
+    try:
+        return design.observed_counts(persons, source=source, columns={YEAR: "year"})
+    except ValueError as exc:
+        raise BootstrapInputError(str(exc)) from None
 
 
 def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[str],
@@ -558,7 +194,7 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
             raise BootstrapInputError(
                 f"{where}: refitted N-hat {fit.n_hat:.3f} differs from the {float(expected):.3f} recorded by "
                 f"model selection; {path.name} or the parameters changed after selection: re-run notebook 03")
-        boot = bootstrap_model(fit, n_boot, seeds.rng(seed, "bootstrap", k), groups)
+        boot = parametric_bootstrap(fit, n_boot, seeds.rng(seed, "bootstrap", k), groups)
         res.update(boot=boot, aic=fit.aic, bic=fit.bic, deviance=fit.deviance, df=fit.df_resid,
                    by_year=n_hat_by(fit, YEAR) if YEAR in factors else None,
                    n_hat_total=fit.n_hat)
@@ -598,7 +234,7 @@ class BootstrapResult:
 
 
 def _per_model_frame(res: dict) -> pd.DataFrame:
-    boot: ModelBootstrap = res["boot"]
+    boot: Bootstrap = res["boot"]
     frame = res["groups"].copy()
     frame.insert(0, "type", res["type"])
     frame.insert(0, "dataset", res["dataset"])
@@ -625,7 +261,7 @@ def _models_row(res: dict, years: Sequence[int]) -> dict:
     return row
 
 
-def _failed_row(k: int, mod: dict, status: str, n_boot: int, boot: ModelBootstrap | None) -> dict:
+def _failed_row(k: int, mod: dict, status: str, n_boot: int, boot: Bootstrap | None) -> dict:
     statuses = ";".join(f"{s}:{n}" for s, n in sorted(boot.failed_status.items())) if boot else ""
     return {"model": k, "dataset": mod["dataset"], "type": mod["type"], "status": status,
             "n_boot": n_boot if boot else 0, "n_boot_ok": boot.n_ok if boot else 0,

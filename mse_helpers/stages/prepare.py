@@ -33,6 +33,7 @@ import pandas as pd
 
 from . import inputs
 from ..codes import COVARIATES, EXCLUDE, REGISTERS
+from ..engine.cells import cell_codes, pattern_labels
 
 #: Aggregate columns per covariate: (first level column, second level column).
 AGGREGATE_LEVEL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -362,16 +363,9 @@ def partial_records(aggregates: pd.DataFrame, register_map: pd.DataFrame, regist
 # --- 3.5 linking -------------------------------------------------------------------------
 
 def _pattern(frame: pd.DataFrame, registers: Sequence[str]) -> pd.Series:
-    """Other-register pattern as a string of 0/1 (e.g. ``"0101"``)."""
-    if not registers:
-        return pd.Series([""] * len(frame), index=frame.index)
-    # Vectorised: a row-wise string join is the slow part of linking otherwise.
-    bits = frame[list(registers)].to_numpy(dtype=np.int64)
-    chars = np.where(bits == 1, "1", "0")
-    joined = chars[:, 0].astype(object)
-    for j in range(1, chars.shape[1]):
-        joined = joined + chars[:, j]
-    return pd.Series(joined, index=frame.index, dtype=object)
+    """Other-register pattern as a string of 0/1 (e.g. ``"0101"``): the engine's cell code, as text."""
+    codes = cell_codes(frame, registers, {r: (0, 1) for r in registers}, source="linking")
+    return pd.Series(pattern_labels(len(registers))[codes], index=frame.index, dtype=object)
 
 
 #: Values of the ``linking`` parameter (how the target counts per pattern are made).

@@ -94,7 +94,7 @@ def write_work_dir(tmp_path, n_datasets: int = 3, models: list[dict] | None = No
             fit = fit_model(design, terms)
             by = n_hat_by(fit, "J")
             entries.append({"dataset": i, "type": kind, "terms": list(fit.terms), "status": fit.status,
-                            "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic, "deviance": fit.deviance,
+                            "loglik": fit.llf, "aic": fit.aic, "bic": fit.bic, "deviance": fit.deviance,
                             "df": fit.df_resid, "n_params": fit.n_params,
                             "n_hat": {"total": fit.n_hat, **{str(y): v for y, v in zip(by["J"], by["n_hat"])}}})
     if models is not None:
@@ -216,7 +216,7 @@ def test_bootstrap_matches_the_full_check_replicate_by_replicate():
     # failures of both kinds happened: a zero sufficient statistic, and zeros that
     # only the existence check (here: the null-space screen) can find
     rng = np.random.default_rng(99)
-    X = design.X_obs[:, fit._cols]
+    X = design.X_obs[:, fit.cols]
     zero_margin = hidden = 0
     for _ in range(300):
         yb = rng.poisson(fit.fitted).astype(float)
@@ -277,7 +277,9 @@ def test_run_stage_writes_the_contract_files_and_pools(tmp_path):
     res = bs.run_stage(params(), work, results)
     # the refused model is counted, not used
     assert res.n_models_skipped == 1
-    assert res.failed.loc[5, "status"].startswith("not used: status mle_does_not_exist")
+    assert res.failed.loc[5, "status"] == "mle_does_not_exist"
+    assert res.failed.loc[5, "reason"].startswith("not used: status mle_does_not_exist")
+    assert (res.failed.loc[:4, "status"] == "ok").all() and (res.failed.loc[:4, "reason"] == "").all()
     assert len(res.models) == 5 and res.estimates["n_models"].eq(5).all()
     # files and columns as in the contract
     est = pd.read_csv(results / "estimates.csv", dtype={"year": str})

@@ -145,6 +145,7 @@ def test_failed_model_reports_status_not_a_number(capsys, tmp_path):
     ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--lists", "A,Q"), "--lists: column(s) ['Q']"),
     ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--by", "J"), "--by: ['J'] are not covariate columns"),
     ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "10"), "--bootstrap needs --seed"),
+    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "1", "--seed", "3"), "--bootstrap: must be 0"),
     ("A,B,count\n1,0,5\n0,1,4\n1,1,-2\n", (), "whole number >= 0; data row 3"),
     ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--terms", "A:Z"), "unknown variable(s) ['Z']"),
 ])

@@ -38,7 +38,7 @@ def test_non_overlapping_pair_has_no_mle_and_is_named():
     both = ex.check_existence(d, ("A:C", "B:C"))
     assert both.status == "mle_does_not_exist" and set(both.responsible) <= {"A:C", "B:C"}
     fit = fit_model(d, "A:B")
-    assert fit.status == "mle_does_not_exist" and np.isnan(fit.n_hat) and fit.coef.empty
+    assert fit.status == "mle_does_not_exist" and np.isnan(fit.n_hat) and fit.params.empty
 
 
 def test_artificial3_statuses_of_chan_silverman_vincent():
@@ -115,5 +115,5 @@ def test_failing_model_would_drift_in_an_unchecked_fit():
     # -infinity (or stops without converging) instead of reporting a status
     d = design_of({(1, 0, 0): 30, (0, 1, 0): 25, (0, 0, 1): 40, (1, 0, 1): 8, (0, 1, 1): 5})
     unchecked = fit_model(d, "A:B", check=False)
-    assert (not unchecked.ok) or unchecked.coef["A:B"] < -15
+    assert (not unchecked.ok) or unchecked.params["A:B"] < -15
     assert fit_model(d, "A:B").status == "mle_does_not_exist"

@@ -6,7 +6,9 @@ agreement with statsmodels GLM Poisson on the same design matrix.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from mse_helpers.engine.design import Design, parse_terms
 from mse_helpers.engine.estimates import by_groups, n_hat_by, n_hat_groups
 from mse_helpers.engine.fit import fit_model, refit
 from mse_helpers.engine.resample import parametric_bootstrap
+from mse_helpers.engine.status import FitStatus
 
 REL = 1e-6
 
@@ -93,13 +96,29 @@ def test_three_lists_all_two_factor_terms_closed_form():
     np.testing.assert_allclose(fit.fitted, d.y, rtol=1e-8)
 
 
+def test_fit_is_built_complete_and_its_criteria_are_computed():
+    d = Design(table_from_dict({(1, 0): 60, (0, 1): 40, (1, 1): 20}, ["A", "B"]), ["A", "B"])
+    fit = fit_model(d)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fit.llf = 0.0
+    assert fit.status is FitStatus.OK and fit.status == "ok" and json.dumps(fit.status) == '"ok"'
+    assert (fit.nobs, fit.n_params, fit.df_resid) == (3, 3, 0)
+    assert fit.aic == -2 * fit.llf + 2 * 3 and fit.bic == -2 * fit.llf + np.log(3) * 3
+    assert list(fit.params.index) == ["(Intercept)", "A", "B"]
+    # a refused model: a status, the reason apart, and no numbers
+    zero = Design(table_from_dict({(1, 0): 6, (0, 1): 4, (1, 1): 0}, ["A", "B"]), ["A", "B"])
+    refused = fit_model(zero)
+    assert refused.status is FitStatus.NO_MLE and "MLE does not exist" in refused.message
+    assert np.isnan(refused.aic) and np.isnan(refused.n_hat) and refused.params.empty
+
+
 def test_saturated_three_lists_with_an_empty_cell_has_no_mle():
     counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
               (1, 0, 1): 12, (0, 1, 1): 0, (1, 1, 1): 2}
     d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"], three_factor="all")
     fit = fit_model(d, "all2")
     assert fit.status == "mle_does_not_exist"
-    assert np.isnan(fit.n_hat) and np.isnan(fit.loglik)
+    assert np.isnan(fit.n_hat) and np.isnan(fit.llf)
     assert fit.responsible  # some term is named
     # the three-list term is never identifiable: the all-zero cell is unobserved
     fit3 = fit_model(d, "all3")
@@ -163,7 +182,7 @@ def test_year_terms_count_k_minus_1_parameters():
     assert d.n_params(("S:J",)) == base + 3
     assert d.n_params(("A:B",)) == base + 1
     fit = fit_model(d, "A:J")
-    assert fit.bic == pytest.approx(-2 * fit.loglik + np.log(d.n_cells) * (base + 3), rel=1e-12)
+    assert fit.bic == pytest.approx(-2 * fit.llf + np.log(d.n_cells) * (base + 3), rel=1e-12)
     assert d.n_cells == (2 ** 3 - 1) * 2 * 4
 
 
@@ -230,7 +249,7 @@ def test_agrees_with_statsmodels_on_random_tables(seed):
         assert fit.status in ("mle_does_not_exist", "not_identifiable") and np.isnan(fit.n_hat)
         return
     res, n_hat = statsmodels_fit(d, fit.terms)
-    assert fit.loglik == pytest.approx(res.llf, rel=REL)
+    assert fit.llf == pytest.approx(res.llf, rel=REL)
     assert fit.deviance == pytest.approx(res.deviance, rel=REL, abs=1e-8)
     assert fit.aic == pytest.approx(res.aic, rel=REL)
     assert fit.bic == pytest.approx(res.bic_llf, rel=REL)
@@ -250,7 +269,7 @@ def test_agrees_with_statsmodels_on_study_size_table():
     assert fit.ok, fit.message
     assert fit.n_params == 89
     res, n_hat = statsmodels_fit(d, fit.terms)
-    assert fit.loglik == pytest.approx(res.llf, rel=REL)
+    assert fit.llf == pytest.approx(res.llf, rel=REL)
     assert fit.n_hat == pytest.approx(n_hat, rel=REL)
     by_year = n_hat_by(fit, "J")
     cols = d.columns(fit.terms)
@@ -267,7 +286,7 @@ def test_sparse_real_table_uk2013_agrees_with_statsmodels():
         fit = fit_model(d, terms)
         assert fit.ok
         res, n_hat = statsmodels_fit(d, fit.terms)
-        assert fit.loglik == pytest.approx(res.llf, rel=REL)
+        assert fit.llf == pytest.approx(res.llf, rel=REL)
         assert fit.n_hat == pytest.approx(n_hat, rel=REL)
 
 
@@ -281,11 +300,11 @@ def test_warm_start_gives_the_same_fit_in_fewer_iterations():
     assert full.ok
     smaller = tuple(x for x in full.terms if x != "A:B")
     cold = fit_model(d, smaller)
-    warm = fit_model(d, smaller, start=full.coef)  # full has an extra coefficient: ignored
+    warm = fit_model(d, smaller, start=full.params)  # full has an extra coefficient: ignored
     assert warm.n_hat == pytest.approx(cold.n_hat, rel=1e-9)
-    assert warm.loglik == pytest.approx(cold.loglik, rel=1e-12)
+    assert warm.llf == pytest.approx(cold.llf, rel=1e-12)
     assert warm.n_iter < cold.n_iter
-    back = fit_model(d, full.terms, start=warm.coef)  # added term starts at 0
+    back = fit_model(d, full.terms, start=warm.params)  # added term starts at 0
     assert back.n_hat == pytest.approx(full.n_hat, rel=1e-9)
 
 
@@ -367,7 +386,7 @@ def test_three_factor_term_with_year_agrees_with_statsmodels():
     fit = fit_model(d, "A:B,A:J,B:J,A:B:J")
     assert fit.ok and fit.n_params == 1 + 4 + 1 + 2 + 1 + 2 + 2 + 2
     res, n_hat = statsmodels_fit(d, fit.terms)
-    assert fit.loglik == pytest.approx(res.llf, rel=REL)
+    assert fit.llf == pytest.approx(res.llf, rel=REL)
     assert fit.n_hat == pytest.approx(n_hat, rel=REL)
 
 

@@ -3,6 +3,7 @@ implementation ``tests/stepwise_reference.py`` (R ``step()`` semantics, statsmod
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -223,6 +224,9 @@ def test_run_stage_writes_the_contract_files_and_does_not_depend_on_n_jobs(tmp_p
                                                            for t in ("two-factor", "three-factor")]
     keys = {"dataset", "type", "terms", "status", "loglik", "aic", "bic", "deviance", "df", "n_params", "n_hat"}
     assert all(set(d) == keys for d in models)
+    # the objects are the file: to_dict writes it byte for byte, from_dict reads it back
+    assert json.dumps([mdl.to_dict() for mdl in one.models], indent=1) == text_one["models.json"]
+    assert [selection.SelectedModel.from_dict(d) for d in models] == one.models
     for d in models:
         assert set(d["n_hat"]) == {"total", *map(str, YEARS)}
         assert d["n_hat"]["total"] == pytest.approx(sum(d["n_hat"][str(y)] for y in YEARS), rel=1e-12)
@@ -263,9 +267,10 @@ def test_notebook_tables_from_model_objects():
     from mse_helpers.report import selection as selection_plots
 
     def model(ds, typ, terms, n16, n17):
-        return {"dataset": ds, "type": typ, "terms": terms, "status": "ok", "loglik": -1.0, "aic": 10.0 + ds,
-                "bic": 12.0, "deviance": 3.0, "df": 5, "n_params": 7,
-                "n_hat": {"total": n16 + n17, "2016": n16, "2017": n17}}
+        return selection.SelectedModel.from_dict(
+            {"dataset": ds, "type": typ, "terms": terms, "status": "ok", "loglik": -1.0, "aic": 10.0 + ds,
+             "bic": 12.0, "deviance": 3.0, "df": 5, "n_params": 7,
+             "n_hat": {"total": n16 + n17, "2016": n16, "2017": n17}})
 
     models = [model(0, "two-factor", ["A:B"], 100.0, 200.0), model(0, "three-factor", ["A:B", "A:B:S"], 110.0, 190.0),
               model(1, "two-factor", ["A:B", "A:S"], 120.0, 210.0), model(1, "three-factor", ["A:B", "A:S"], 120.0, 210.0)]
@@ -278,8 +283,8 @@ def test_notebook_tables_from_model_objects():
     freq = selection_plots.term_frequency(models).set_index("term")
     assert freq.loc["A:B", "two-factor"] == 2 and freq.loc["A:S", "three-factor"] == 1
     assert freq.loc["A:B:S", "two-factor"] == 0
-    sens = selection.sensitivity_frame({"main": [{"models": [{**m, "n_obs_by": {"total": 50.0, "2016": 20.0,
-                                                                                   "2017": 30.0}}
+    n_obs = {"total": 50.0, "2016": 20.0, "2017": 30.0}
+    sens = selection.sensitivity_frame({"main": [{"models": [dataclasses.replace(m, n_obs=n_obs)
                                                              for m in models[2 * i:2 * i + 2]]} for i in (0, 1)]})
     table = selection_plots.sensitivity_table(sens, "two-factor")
     assert table.loc["2016", "n_hat main"] == 110.0 and table.loc["total", "n_hat main"] == 315.0

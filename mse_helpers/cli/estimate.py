@@ -140,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         fit = fit_model(design, terms)
     result = {
         "n_obs": int(round(fit.n_obs)), "n_hat": _num(fit.n_hat), "terms": list(terms),
-        "loglik": _num(fit.loglik), "aic": _num(fit.aic), "bic": _num(fit.bic),
+        "loglik": _num(fit.llf), "aic": _num(fit.aic), "bic": _num(fit.bic),
         "deviance": _num(fit.deviance), "df": int(fit.df_resid), "status": fit.status,
         "by": {}, "interval": None,
     }

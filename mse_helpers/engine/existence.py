@@ -47,8 +47,6 @@ from scipy.optimize import linprog
 from .design import INTERCEPT, Design
 from .status import FitStatus
 
-STATUS_OK, STATUS_NO_MLE, STATUS_NOT_IDENTIFIABLE = FitStatus.OK, FitStatus.NO_MLE, FitStatus.NOT_IDENTIFIABLE
-
 #: LP optimum below this counts as 0 (the counts are whole numbers, so a
 #: feasible strictly positive table has a minimum far above solver noise).
 LP_TOL = 1e-7
@@ -72,9 +70,9 @@ class Existence:
 
     Attributes
     ----------
-    status : str
-        "ok", "not_identifiable" (rank test failed; reported first) or
-        "mle_does_not_exist" (LP optimum 0).
+    status : FitStatus
+        OK, NOT_IDENTIFIABLE (rank test failed; reported first) or
+        NO_MLE (LP optimum 0).
     lp_value : float
         Fienberg-Rinaldo LP optimum (``inf`` when skipped because every
         observed count is positive, NaN when skipped for rank deficiency).
@@ -86,7 +84,7 @@ class Existence:
         One sentence for the user.
     """
 
-    status: str
+    status: FitStatus
     lp_value: float
     rank_deficiency: int
     responsible: tuple[str, ...]
@@ -231,11 +229,11 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
     if dep.size:
         blamed = tuple(dict.fromkeys(col_terms[j] for j in dep))
         names = [design.column_names[cols[j]] for j in dep]
-        return Existence(STATUS_NOT_IDENTIFIABLE, float("nan"), int(dep.size), blamed,
+        return Existence(FitStatus.NOT_IDENTIFIABLE, float("nan"), int(dep.size), blamed,
                          f"not identifiable: design column(s) {names} of term(s) {list(blamed)} are linear "
                          "combinations of earlier columns on the observed cells")
     if np.all(y > 0):
-        return Existence(STATUS_OK, float("inf"), 0, (), "")
+        return Existence(FitStatus.OK, float("inf"), 0, (), "")
     if method == "fienberg-rinaldo":
         value = fienberg_rinaldo_lp(X, y)
         exists, direction = value > LP_TOL, None
@@ -245,7 +243,7 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
     else:
         raise ValueError(f"method: must be 'direction' or 'fienberg-rinaldo', got {method!r}")
     if exists:
-        return Existence(STATUS_OK, value, 0, (), "")
+        return Existence(FitStatus.OK, value, 0, (), "")
     blamed: tuple[str, ...] = ()
     how = ""
     if explain:
@@ -260,7 +258,7 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
     else:
         msg = ("MLE does not exist: some fitted cells are forced to 0 by the sampling zeros"
                + ("" if explain else " (responsible terms not searched)"))
-    return Existence(STATUS_NO_MLE, value, 0, blamed, msg)
+    return Existence(FitStatus.NO_MLE, value, 0, blamed, msg)
 
 
 def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:

@@ -25,34 +25,40 @@ from .design import Design, _InfoPlan, _ModelMatrix
 from .existence import check_existence
 from .status import FitStatus
 
-STATUS_OK, STATUS_NO_MLE = FitStatus.OK, FitStatus.NO_MLE
-STATUS_NOT_IDENTIFIABLE, STATUS_NOT_CONVERGED = FitStatus.NOT_IDENTIFIABLE, FitStatus.NOT_CONVERGED
-
-
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Fit:
-    """One fitted log-linear model (or the reason it was not fitted).
+    """One fitted log-linear model (or the reason it was not fitted), built complete by :func:`fit_model`.
+
+    Names follow statsmodels' GLM results where they exist (``params``,
+    ``llf``, ``deviance``, ``aic``, ``nobs``, ``df_resid``); ``bic`` is
+    statsmodels' ``bic_llf`` (``-2 llf + log(nobs) k``). ``nobs`` is the
+    number of observed *cells* (the n of BIC, as in statsmodels), ``n_obs`` the
+    number of observed *persons*.
 
     Attributes
     ----------
+    design : Design
+        The table's design.
     terms : tuple of str
         Interaction terms (main effects are always included).
-    status : str
-        "ok", "mle_does_not_exist", "not_identifiable" or "not_converged".
-        Only "ok" fits carry numbers; the others have NaN.
+    y : ndarray
+        Observed-cell counts the model was fitted to.
+    cols : ndarray of int
+        The model's columns of the design.
+    status : FitStatus
+        Only ``FitStatus.OK`` fits carry numbers; the others have NaN.
     message : str
-        Why the status is not ok, naming the responsible terms.
+        Why the status is not ok, naming the responsible terms ("" when ok).
     responsible : tuple of str
         Terms the existence / rank checks blame.
-    coef : Series
+    params : Series
         Coefficients by column name (empty when not ok).
-    fitted : ndarray
+    fitted : ndarray or None
         Fitted values of the observed cells.
-    m0 : ndarray
+    m0 : ndarray or None
         Fitted unobserved-cell value (dark number) per stratum.
-    loglik, deviance, aic, bic : float
-        As statsmodels GLM Poisson (``llf``, ``deviance``, ``aic``, ``bic_llf``).
-    n_params, df_resid, n_cells : int
+    llf, deviance : float
+        Log-likelihood (with the ``-log(y!)`` term) and deviance.
     n_iter : int
         Newton iterations used.
     """
@@ -60,26 +66,46 @@ class Fit:
     design: Design
     terms: tuple[str, ...]
     y: np.ndarray
-    status: str
+    cols: np.ndarray = dataclasses.field(repr=False)
+    status: FitStatus
     message: str = ""
     responsible: tuple[str, ...] = ()
-    coef: pd.Series = dataclasses.field(default_factory=lambda: pd.Series(dtype=float))
+    params: pd.Series = dataclasses.field(default_factory=lambda: pd.Series(dtype=float))
     fitted: np.ndarray | None = None
     m0: np.ndarray | None = None
-    loglik: float = float("nan")
+    llf: float = float("nan")
     deviance: float = float("nan")
-    aic: float = float("nan")
-    bic: float = float("nan")
-    n_params: int = 0
-    df_resid: int = 0
-    n_cells: int = 0
     n_iter: int = 0
-    _cols: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         """True when the fit has usable numbers."""
-        return self.status == STATUS_OK
+        return self.status == FitStatus.OK
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters (intercept, main effects, term columns; year terms count k-1 each)."""
+        return int(self.cols.size)
+
+    @property
+    def nobs(self) -> int:
+        """Number of observed cells (statsmodels' ``nobs``; the n of BIC)."""
+        return int(self.y.size)
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom: observed cells minus parameters."""
+        return self.nobs - self.n_params
+
+    @property
+    def aic(self) -> float:
+        """``-2 llf + 2 k`` (NaN when not ok)."""
+        return -2.0 * self.llf + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """``-2 llf + log(nobs) k``, statsmodels' ``bic_llf`` (NaN when not ok)."""
+        return -2.0 * self.llf + np.log(self.nobs) * self.n_params
 
     @property
     def n_obs(self) -> float:
@@ -90,13 +116,6 @@ class Fit:
     def n_hat(self) -> float:
         """Estimated population size (NaN when the fit is not ok)."""
         return float(self.y.sum() + self.m0.sum()) if self.ok else float("nan")
-
-    def summary(self) -> dict:
-        """Plain-value summary: n_obs, n_hat, terms, loglik, aic, bic, deviance, df, status."""
-        return {"n_obs": self.n_obs, "n_hat": self.n_hat, "terms": list(self.terms),
-                "loglik": self.loglik, "aic": self.aic, "bic": self.bic,
-                "deviance": self.deviance, "df": self.df_resid, "status": self.status,
-                "n_params": self.n_params}
 
 
 def poisson_loglik(y: np.ndarray, mu: np.ndarray, log_factorial: float | None = None) -> float:
@@ -276,13 +295,11 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
     terms = design.canonical(terms)
     y = design.check_counts(counts)
     cols = design.columns(terms)
-    fit = Fit(design=design, terms=terms, y=y, status=STATUS_OK, n_params=int(cols.size),
-              n_cells=int(y.size), df_resid=int(y.size - cols.size), _cols=cols)
     if check:
         ex = check_existence(design, terms, counts=y, explain=explain)
-        if ex.status != STATUS_OK:
-            fit.status, fit.message, fit.responsible = ex.status, ex.message, ex.responsible
-            return fit
+        if ex.status != FitStatus.OK:
+            return Fit(design=design, terms=terms, y=y, cols=cols, status=ex.status, message=ex.message,
+                       responsible=ex.responsible)
     M = design.model_matrices(cols)
     plan = design.info_plan(cols)
     if start is None:
@@ -290,14 +307,14 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
     else:
         beta0 = _match_start(design, cols, start)
     beta, mu, n_iter, converged = _newton(M, y, beta0, tol, max_iter, plan)
-    fit.n_iter = n_iter
     if not converged:
-        fit.status = STATUS_NOT_CONVERGED
-        fit.message = (f"Newton-Raphson did not converge in {n_iter} iterations; "
-                       "no estimate is reported (check the existence of the MLE)")
-        return fit
-    _fill(fit, beta, mu)
-    return fit
+        return Fit(design=design, terms=terms, y=y, cols=cols, status=FitStatus.NOT_CONVERGED, n_iter=n_iter,
+                   message=(f"Newton-Raphson did not converge in {n_iter} iterations; "
+                            "no estimate is reported (check the existence of the MLE)"))
+    return Fit(design=design, terms=terms, y=y, cols=cols, status=FitStatus.OK,
+               params=pd.Series(beta, index=design._name_index[cols], copy=False), fitted=mu,
+               m0=np.exp(design.X_unobs[:, cols] @ beta), llf=poisson_loglik(y, mu, design.log_factorial(y)),
+               deviance=poisson_deviance(y, mu), n_iter=n_iter)
 
 
 def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> np.ndarray:
@@ -308,17 +325,6 @@ def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> n
         return np.where(pos >= 0, vals[pos], 0.0)
     names = [design.column_names[c] for c in cols]
     return np.array([float(start.get(n, 0.0)) for n in names])
-
-
-def _fill(fit: Fit, beta: np.ndarray, mu: np.ndarray) -> None:
-    d = fit.design
-    fit.coef = pd.Series(beta, index=d._name_index[fit._cols], copy=False)
-    fit.fitted = mu
-    fit.m0 = np.exp(d.X_unobs[:, fit._cols] @ beta)
-    fit.loglik = poisson_loglik(fit.y, mu, d.log_factorial(fit.y))
-    fit.deviance = poisson_deviance(fit.y, mu)
-    fit.aic = -2.0 * fit.loglik + 2.0 * fit.n_params
-    fit.bic = -2.0 * fit.loglik + np.log(fit.n_cells) * fit.n_params
 
 
 def refit(fit: Fit, counts: np.ndarray, check: bool = True, explain: bool = False) -> Fit:
@@ -337,6 +343,6 @@ def refit(fit: Fit, counts: np.ndarray, check: bool = True, explain: bool = Fals
     -------
     Fit
     """
-    start = fit.coef if fit.ok else None
+    start = fit.params if fit.ok else None
     return fit_model(fit.design, fit.terms, counts=counts, start=start, check=check, explain=explain)
 

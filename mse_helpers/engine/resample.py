@@ -126,7 +126,7 @@ def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None
     counts : ndarray
         Replicate counts of the observed cells.
     X : ndarray, optional
-        ``fit.design.X_obs[:, fit._cols]`` (pass it when refitting many
+        ``fit.design.X_obs[:, fit.cols]`` (pass it when refitting many
         replicates of one model).
 
     Returns
@@ -140,11 +140,11 @@ def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None
     """
     design = fit.design
     if X is None:
-        X = design.X_obs[:, fit._cols]
+        X = design.X_obs[:, fit.cols]
     exists, lp = mle_exists(X, counts)
     if not exists:
         return None, FitStatus.NO_MLE, lp
-    rf = fit_model(design, fit.terms, counts=counts, start=fit.coef, check=False)
+    rf = fit_model(design, fit.terms, counts=counts, start=fit.params, check=False)
     if rf.ok and np.min(rf.fitted / fit.fitted) >= DRIFT_RATIO:
         return rf, FitStatus.OK, lp
     rf = fit_model(design, fit.terms, counts=counts, check=False)
@@ -183,7 +183,7 @@ def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups
     obs_s = np.empty((n_boot, design.n_strata))
     dark_s = np.empty((n_boot, design.n_strata))
     ok = np.zeros(n_boot, dtype=bool)
-    X = design.X_obs[:, fit._cols]
+    X = design.X_obs[:, fit.cols]
     failed: dict[str, int] = {}
     n_lp = 0
     for b in range(n_boot):

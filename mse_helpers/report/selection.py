@@ -12,18 +12,18 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..stages.selection import THREE_FACTOR, TWO_FACTOR
+from ..stages.selection import THREE_FACTOR, TWO_FACTOR, SelectedModel
 
 TYPES = (TWO_FACTOR, THREE_FACTOR)
 
 
-def annex_f(models: Sequence[dict], years: Sequence[int]) -> pd.DataFrame:
+def annex_f(models: Sequence[SelectedModel], years: Sequence[int]) -> pd.DataFrame:
     """The study's Annex F as a table: every selected model with its fit and N-hat.
 
     Parameters
     ----------
-    models : sequence of dict
-        ``models.json`` objects.
+    models : sequence of SelectedModel
+        The models of ``models.json``.
     years : sequence of int
 
     Returns
@@ -35,11 +35,11 @@ def annex_f(models: Sequence[dict], years: Sequence[int]) -> pd.DataFrame:
     """
     rows = []
     for mdl in models:
-        row = {"dataset": mdl["dataset"], "type": mdl["type"], "terms": ";".join(mdl["terms"]),
-               "n_terms": len(mdl["terms"]), "aic": mdl["aic"], "bic": mdl["bic"],
-               "deviance": mdl["deviance"], "df": mdl["df"]}
-        row.update({f"n_hat_{y}": mdl["n_hat"][str(y)] for y in years})
-        row["n_hat_total"] = mdl["n_hat"]["total"]
+        row = {"dataset": mdl.dataset, "type": mdl.type, "terms": ";".join(mdl.terms),
+               "n_terms": len(mdl.terms), "aic": mdl.aic, "bic": mdl.bic,
+               "deviance": mdl.deviance, "df": mdl.df_resid}
+        row.update({f"n_hat_{y}": mdl.n_hat[str(y)] for y in years})
+        row["n_hat_total"] = mdl.n_hat["total"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -50,9 +50,9 @@ def screening_table(screening: pd.DataFrame) -> pd.DataFrame:
     return kept.reset_index(drop=True)
 
 
-def term_frequency(models: Sequence[dict]) -> pd.DataFrame:
+def term_frequency(models: Sequence[SelectedModel]) -> pd.DataFrame:
     """In how many data sets each interaction term was selected, per model type."""
-    rows = [{"type": mdl["type"], "term": t} for mdl in models for t in mdl["terms"]]
+    rows = [{"type": mdl.type, "term": t} for mdl in models for t in mdl.terms]
     if not rows:
         return pd.DataFrame(columns=["term", *TYPES])
     freq = pd.DataFrame(rows).value_counts().unstack("type", fill_value=0)
@@ -68,7 +68,7 @@ def refused_summary(refused: pd.DataFrame) -> pd.DataFrame:
     return g.agg(n_datasets=("dataset", "nunique"), reason=("reason", "first")).reset_index()
 
 
-def figure2(models: Sequence[dict], years: Sequence[int]) -> plt.Figure:
+def figure2(models: Sequence[SelectedModel], years: Sequence[int]) -> plt.Figure:
     """Study Figure 2: N-hat per completed data set for both model types, total and per year.
 
     One panel for the total over all years and one per year; in each, a
@@ -129,9 +129,9 @@ def sensitivity_figure(sensitivity: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def added_terms(models: Sequence[dict]) -> pd.DataFrame:
+def added_terms(models: Sequence[SelectedModel]) -> pd.DataFrame:
     """Per data set, the terms the three-factor model adds to the two-factor model."""
-    by = {(mdl["dataset"], mdl["type"]): mdl["terms"] for mdl in models}
+    by = {(mdl.dataset, mdl.type): mdl.terms for mdl in models}
     rows = []
     for ds in sorted({d for d, _ in by}):
         two, three = by.get((ds, TWO_FACTOR), []), by.get((ds, THREE_FACTOR), [])

@@ -295,7 +295,7 @@ def bootstrap_failures(failed: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in need if c not in failed.columns]
     if missing:
         raise ValueError(f"bootstrap results per model: missing column(s) {', '.join(missing)}")
-    cols = need + [c for c in ("status", "failed_statuses") if c in failed.columns]
+    cols = need + [c for c in ("status", "reason", "failed_statuses") if c in failed.columns]
     return failed[cols].drop_duplicates("model").sort_values("model").reset_index(drop=True)
 
 
@@ -366,7 +366,8 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
         if "status" in fails.columns and (fails["status"] != "ok").any():
             skipped = fails[fails["status"] != "ok"]
             items.append(f"**Models not pooled.** {len(skipped)} of {len(fails)} selected models were left out: "
-                         + "; ".join(f"model {int(r.model)} (data set {int(r.dataset)}, {r.type}): {r.status}"
+                         + "; ".join(f"model {int(r.model)} (data set {int(r.dataset)}, {r.type}): "
+                                     f"{getattr(r, 'reason', r.status)}"
                                      for r in skipped.itertuples()) + ".")
             fails = fails[fails["status"] == "ok"]
         n_fail, n_all = int(fails["n_boot_failed"].sum()), int((fails["n_boot_ok"] + fails["n_boot_failed"]).sum())

@@ -43,8 +43,9 @@ from joblib import Parallel, delayed
 from .. import seeds
 from ..engine.cells import dataset_table
 from ..engine.design import Design
-from ..engine.estimates import group_matrix, n_hat_by
-from ..engine.fit import STATUS_OK, fit_model
+from ..engine.estimates import GroupMatrix, group_matrix, n_hat_by
+from ..engine.fit import fit_model
+from ..engine.status import FitStatus
 from ..engine.resample import Bootstrap, parametric_bootstrap
 from ..codes import YEAR
 from ..engine.pooling import pool_estimates
@@ -157,7 +158,7 @@ def cell_counts(persons: pd.DataFrame, design: Design, source: str = "persons") 
 
 def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[str],
                   covariates: Sequence[str], years: Sequence[int], three_factor: Sequence[str],
-                  seed: int, n_boot: int) -> list[dict]:
+                  seed: int, n_boot: int) -> list["ModelResult"]:
     """Fit and bootstrap the models of one completed data set.
 
     The first data set a process sees builds the table with
@@ -184,10 +185,9 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
         except ValueError as exc:
             raise BootstrapInputError(f"{where}: {exc}") from None
         fit = fit_model(design, terms, counts=counts, explain=False)
-        res = {"model": k, "dataset": mod["dataset"], "type": mod["type"], "terms": terms,
-               "status": fit.status, "groups": groups.frame()}
         if not fit.ok:
-            out.append(res)
+            out.append(ModelResult(model=k, dataset=mod["dataset"], type=mod["type"], terms=terms,
+                                   status=fit.status, groups=groups))
             continue
         expected = (mod.get("n_hat") or {}).get("total")
         if expected is not None and not np.isclose(fit.n_hat, float(expected), rtol=1e-6):
@@ -195,11 +195,82 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
                 f"{where}: refitted N-hat {fit.n_hat:.3f} differs from the {float(expected):.3f} recorded by "
                 f"model selection; {path.name} or the parameters changed after selection: re-run notebook 03")
         boot = parametric_bootstrap(fit, n_boot, seeds.rng(seed, "bootstrap", k), groups)
-        res.update(boot=boot, aic=fit.aic, bic=fit.bic, deviance=fit.deviance, df=fit.df_resid,
-                   by_year=n_hat_by(fit, YEAR) if YEAR in factors else None,
-                   n_hat_total=fit.n_hat)
-        out.append(res)
+        if YEAR in factors:
+            by_year = n_hat_by(fit, YEAR)
+            per_year = dict(zip(by_year[YEAR].astype(int), by_year["n_hat"]))
+        else:
+            per_year = {int(years[0]): fit.n_hat}
+        out.append(ModelResult(model=k, dataset=mod["dataset"], type=mod["type"], terms=terms, status=fit.status,
+                               groups=groups, boot=boot, aic=fit.aic, bic=fit.bic, deviance=fit.deviance,
+                               df_resid=fit.df_resid, n_hat_by_year=per_year, n_hat_total=fit.n_hat))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelResult:
+    """The refit and parametric bootstrap of one model of models.json (a worker's result).
+
+    Attributes
+    ----------
+    model : int
+        Position in models.json.
+    dataset : int
+    type : str
+    terms : tuple of str
+    status : FitStatus
+        Of the refit on the completed data set.
+    groups : GroupMatrix
+        The report groups.
+    boot : Bootstrap or None
+        None when the refit is not ok.
+    aic, bic, deviance : float
+    df_resid : int
+    n_hat_by_year : dict
+        Year (int) -> N-hat.
+    n_hat_total : float
+    """
+
+    model: int
+    dataset: int
+    type: str
+    terms: tuple[str, ...]
+    status: FitStatus
+    groups: GroupMatrix
+    boot: Bootstrap | None = None
+    aic: float = float("nan")
+    bic: float = float("nan")
+    deviance: float = float("nan")
+    df_resid: int = 0
+    n_hat_by_year: dict = dataclasses.field(default_factory=dict)
+    n_hat_total: float = float("nan")
+
+    def to_dict(self) -> dict:
+        """The row of ``results/models.csv`` (without the per-year columns: :meth:`models_row`)."""
+        return {"dataset": self.dataset, "type": self.type, "terms": ";".join(self.terms),
+                "aic": self.aic, "bic": self.bic, "deviance": self.deviance, "df": self.df_resid}
+
+    def models_row(self, years: Sequence[int]) -> dict:
+        """The row of ``results/models.csv``: fit criteria, N-hat per year and in total."""
+        row = self.to_dict()
+        for y in years:
+            row[f"n_hat_{y}"] = self.n_hat_by_year[int(y)]
+        row["n_hat_total"] = self.n_hat_total
+        return row
+
+    def per_model_frame(self) -> pd.DataFrame:
+        """The rows of ``work/bootstrap.parquet``: one per report group."""
+        boot = self.boot
+        frame = self.groups.frame()
+        frame.insert(0, "type", self.type)
+        frame.insert(0, "dataset", self.dataset)
+        frame.insert(0, "model", self.model)
+        frame["n_obs"] = boot.n_obs
+        frame["n_hat"] = boot.n_hat
+        frame["var_within"] = boot.var_within
+        frame["var_within_log"] = boot.var_within_log
+        frame["n_boot_ok"] = boot.n_ok
+        frame["n_boot_failed"] = boot.n_failed
+        return frame[PER_MODEL_COLUMNS]
 
 
 # --- the stage ---------------------------------------------------------------------
@@ -218,7 +289,9 @@ class BootstrapResult:
         ``work/bootstrap.parquet``: one row per pooled model and group.
     failed : DataFrame
         One row per model of models.json: ``model``, ``dataset``, ``type``,
-        ``status`` ("ok", or why the model was not pooled), ``n_boot``,
+        ``status`` ("ok", or the code of why the model was not pooled: a
+        :class:`~mse_helpers.engine.status.FitStatus` value or
+        :data:`STATUS_TOO_FEW_REPLICATES`), ``reason`` (the sentence), ``n_boot``,
         ``n_boot_ok``, ``n_boot_failed``, ``failed_statuses`` (e.g.
         ``mle_does_not_exist:3``), ``n_lp_checks``.
     n_models_skipped : int
@@ -233,37 +306,9 @@ class BootstrapResult:
     n_models_skipped: int
 
 
-def _per_model_frame(res: dict) -> pd.DataFrame:
-    boot: Bootstrap = res["boot"]
-    frame = res["groups"].copy()
-    frame.insert(0, "type", res["type"])
-    frame.insert(0, "dataset", res["dataset"])
-    frame.insert(0, "model", res["model"])
-    frame["n_obs"] = boot.n_obs
-    frame["n_hat"] = boot.n_hat
-    frame["var_within"] = boot.var_within
-    frame["var_within_log"] = boot.var_within_log
-    frame["n_boot_ok"] = boot.n_ok
-    frame["n_boot_failed"] = boot.n_failed
-    return frame[PER_MODEL_COLUMNS]
-
-
-def _models_row(res: dict, years: Sequence[int]) -> dict:
-    row = {"dataset": res["dataset"], "type": res["type"], "terms": ";".join(res["terms"]),
-           "aic": res["aic"], "bic": res["bic"], "deviance": res["deviance"], "df": res["df"]}
-    if res["by_year"] is not None:
-        per_year = dict(zip(res["by_year"][YEAR].astype(int), res["by_year"]["n_hat"]))
-    else:
-        per_year = {int(years[0]): res["n_hat_total"]}
-    for y in years:
-        row[f"n_hat_{y}"] = per_year[int(y)]
-    row["n_hat_total"] = res["n_hat_total"]
-    return row
-
-
-def _failed_row(k: int, mod: dict, status: str, n_boot: int, boot: Bootstrap | None) -> dict:
+def _failed_row(k: int, mod: dict, status: str, reason: str, n_boot: int, boot: Bootstrap | None) -> dict:
     statuses = ";".join(f"{s}:{n}" for s, n in sorted(boot.failed_status.items())) if boot else ""
-    return {"model": k, "dataset": mod["dataset"], "type": mod["type"], "status": status,
+    return {"model": k, "dataset": mod["dataset"], "type": mod["type"], "status": str(status), "reason": reason,
             "n_boot": n_boot if boot else 0, "n_boot_ok": boot.n_ok if boot else 0,
             "n_boot_failed": boot.n_failed if boot else 0, "failed_statuses": statuses,
             "n_lp_checks": boot.n_lp_checks if boot else 0}
@@ -303,8 +348,9 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     jobs: dict[int, list[tuple[int, dict]]] = {}
     failed_rows: dict[int, dict] = {}
     for k, mod in enumerate(models):
-        if mod["status"] != STATUS_OK:
-            failed_rows[k] = _failed_row(k, mod, f"not used: status {mod['status']} in models.json", 0, None)
+        if mod["status"] != FitStatus.OK:
+            failed_rows[k] = _failed_row(k, mod, mod["status"], f"not used: status {mod['status']} in models.json",
+                                         0, None)
             continue
         jobs.setdefault(mod["dataset"], []).append((k, mod))
     for i in jobs:
@@ -319,35 +365,36 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         done = [_dataset_task(*a) for a in args]
     else:
         done = Parallel(n_jobs=min(p.n_jobs, len(args)))(delayed(_dataset_task)(*a) for a in args)
-    results = sorted((r for rs in done for r in rs), key=lambda r: r["model"])
+    results: list[ModelResult] = sorted((r for rs in done for r in rs), key=lambda r: r.model)
     pooled = []
     for res in results:
-        mod = models[res["model"]]
-        boot = res.get("boot")
+        mod = models[res.model]
+        boot = res.boot
         if boot is None:
-            status = f"not used: refit status {res['status']}"
+            status, reason = res.status, f"not used: refit status {res.status}"
         elif boot.n_ok < 2:
-            status = f"not used: {STATUS_TOO_FEW_REPLICATES} ({boot.n_ok} of {boot.n_boot})"
+            status = STATUS_TOO_FEW_REPLICATES
+            reason = f"not used: {STATUS_TOO_FEW_REPLICATES} ({boot.n_ok} of {boot.n_boot})"
         else:
-            status = STATUS_OK
+            status, reason = FitStatus.OK, ""
             pooled.append(res)
-        failed_rows[res["model"]] = _failed_row(res["model"], mod, status, p.bootstrap, boot)
+        failed_rows[res.model] = _failed_row(res.model, mod, status, reason, p.bootstrap, boot)
     failed = pd.DataFrame([failed_rows[k] for k in sorted(failed_rows)])
     if len(pooled) < 2:
         raise ValueError(f"bootstrap: {len(pooled)} usable model(s) of {len(models)} in models.json; "
                          f"Rubin's rules need at least two (see the statuses: {failed['status'].tolist()})")
-    per_model = pd.concat([_per_model_frame(r) for r in pooled], ignore_index=True)
+    per_model = pd.concat([r.per_model_frame() for r in pooled], ignore_index=True)
     estimates = pool_estimates(per_model, ["year", "group"], interval=p.interval, level=LEVEL)
     # publication order: the groups as built (total, covariates, pairs), years then "all"
     order = per_model.drop_duplicates(["year", "group"])[["year", "group"]]
     order = order.assign(_y=(order["year"] == "all"), _pos=np.arange(len(order)))
     estimates = (estimates.merge(order, on=["year", "group"], how="left")
                  .sort_values(["_y", "year", "_pos"], kind="stable")[ESTIMATE_COLUMNS].reset_index(drop=True))
-    models_frame = pd.DataFrame([_models_row(r, years) for r in pooled])
+    models_frame = pd.DataFrame([r.models_row(years) for r in pooled])
     work_dir.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     per_model.to_parquet(work_dir / BOOTSTRAP_FILE, index=False)
     estimates.to_csv(results_dir / ESTIMATES_FILE, index=False)
     models_frame.to_csv(results_dir / MODELS_CSV, index=False)
     return BootstrapResult(estimates=estimates, models=models_frame, per_model=per_model,
-                           failed=failed, n_models_skipped=int((failed["status"] != STATUS_OK).sum()))
+                           failed=failed, n_models_skipped=int((failed["status"] != FitStatus.OK).sum()))

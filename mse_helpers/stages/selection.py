@@ -45,7 +45,8 @@ from ..engine.existence import check_existence
 from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import n_hat_by
-from ..engine.fit import STATUS_OK, Fit, fit_model
+from ..engine.fit import Fit, fit_model
+from ..engine.status import FitStatus
 
 #: A candidate must lower the criterion by more than this to be taken (as the
 #: reference implementation; R's step() uses a similar 1e-7 guard).
@@ -73,7 +74,7 @@ class Counter:
         self.checks += other.checks
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Selection:
     """Outcome of one stepwise search.
 
@@ -159,7 +160,7 @@ def existing_start(design: Design, terms: Sequence[str], counts: np.ndarray | No
     while True:
         counter.checks += 1
         ex = check_existence(design, terms, counts=counts, explain=True)
-        if ex.status == STATUS_OK:
+        if ex.status == FitStatus.OK:
             return terms, removed
         blamed = [t for t in ex.responsible if t in terms and ":" in t]
         if not blamed:
@@ -182,7 +183,7 @@ def _why_not(design: Design, cand: Fit, counts, counter: Counter, step: int, ter
     MLE does not exist (Newton drifts); the check says so and names the terms."""
     counter.checks += 1
     ex = check_existence(design, cand.terms, counts=counts, explain=True)
-    if ex.status != STATUS_OK:
+    if ex.status != FitStatus.OK:
         return {"step": step, "term": term, "status": ex.status, "reason": ex.message}
     return {"step": step, "term": term, "status": cand.status, "reason": cand.message}
 
@@ -235,7 +236,7 @@ def backward(design: Design, start_terms: Sequence[str], counts: np.ndarray | No
         for t in terms:
             if any(t != u and set(t.split(":")) < set(u.split(":")) for u in terms):
                 continue  # marginality: t is a margin of a term still in the model
-            cand = _fit(design, tuple(u for u in terms if u != t), counts, current.coef, counter)
+            cand = _fit(design, tuple(u for u in terms if u != t), counts, current.params, counter)
             if not cand.ok:  # cannot happen for an existing MLE; recorded, never chosen
                 refused.append({"step": step, "term": t, "status": cand.status, "reason": cand.message})
                 continue
@@ -279,7 +280,7 @@ def forward(design: Design, base: Fit | Sequence[str], candidates: Sequence[str]
     counter = Counter()
     refused: list[dict] = []
     if isinstance(base, Fit):
-        current = _fit(design, _order(design, base.terms), counts, base.coef if base.ok else None, counter)
+        current = _fit(design, _order(design, base.terms), counts, base.params if base.ok else None, counter)
     else:
         base_terms = _order(design, design.canonical(tuple(base) if not isinstance(base, str) else base))
         current = _fit(design, base_terms, counts, None, counter, check=True)
@@ -296,7 +297,7 @@ def forward(design: Design, base: Fit | Sequence[str], candidates: Sequence[str]
         for t in list(pool):
             if any(mg not in terms for mg in margins(t)):
                 continue  # hierarchy: a margin is missing
-            cand = _fit(design, _order(design, current.terms + (t,)), counts, current.coef, counter)
+            cand = _fit(design, _order(design, current.terms + (t,)), counts, current.params, counter)
             if not cand.ok:
                 refused.append(_why_not(design, cand, counts, counter, step, t))
                 pool.remove(t)
@@ -310,7 +311,7 @@ def forward(design: Design, base: Fit | Sequence[str], candidates: Sequence[str]
             cand = next(c for t, _, c in values if t == best)
             counter.checks += 1
             ex = check_existence(design, cand.terms, counts=counts, explain=True)
-            if ex.status == STATUS_OK:
+            if ex.status == FitStatus.OK:
                 chosen = cand
                 break
             refused.append({"step": step, "term": best, "status": ex.status, "reason": ex.message})
@@ -360,7 +361,7 @@ def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | 
     """
     counter = Counter()
     three = [t for t in design.candidate_terms if t.count(":") == 2]
-    base_fit = _fit(design, _order(design, base.terms), counts, base.coef if base.ok else None, counter)
+    base_fit = _fit(design, _order(design, base.terms), counts, base.params if base.ok else None, counter)
     terms = set(base_fit.terms)
     gains: dict[str, float] = {}
     fits: dict[str, Fit] = {}
@@ -368,7 +369,7 @@ def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | 
     for t in three:
         if any(mg not in terms for mg in margins(t)):
             continue
-        cand = _fit(design, _order(design, base_fit.terms + (t,)), counts, base_fit.coef, counter)
+        cand = _fit(design, _order(design, base_fit.terms + (t,)), counts, base_fit.params, counter)
         if not cand.ok:
             refused.append(_why_not(design, cand, counts, counter, 1, t))
             gains[t] = float("nan")
@@ -382,7 +383,7 @@ def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | 
             break
         counter.checks += 1
         ex = check_existence(design, fits[t].terms, counts=counts, explain=True)
-        if ex.status == STATUS_OK:
+        if ex.status == FitStatus.OK:
             kept.append(t)
         else:
             refused.append({"step": 1, "term": t, "status": ex.status, "reason": ex.message})
@@ -428,18 +429,72 @@ def design_for(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str]
     return d, table["count"].to_numpy()[table["observed"].to_numpy().astype(bool)].astype(float)
 
 
-def model_summary(fit: Fit, dataset: int, model_type: str) -> dict:
-    """The models.json object of one selected model (method.md 6; the stage contract)."""
-    n_hat = {"total": float(fit.n_hat)}
-    n_obs = {"total": float(fit.n_obs)}
-    if YEAR in fit.design.factors:
-        by = n_hat_by(fit, YEAR)
-        n_hat.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_hat"])})
-        n_obs.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_obs"])})
-    return {"dataset": int(dataset), "type": model_type, "terms": list(fit.terms), "status": fit.status,
-            "loglik": float(fit.loglik), "aic": float(fit.aic), "bic": float(fit.bic),
-            "deviance": float(fit.deviance), "df": int(fit.df_resid), "n_params": int(fit.n_params),
-            "n_hat": n_hat, "n_obs_by": n_obs}
+@dataclasses.dataclass(frozen=True)
+class SelectedModel:
+    """The selected model of one completed data set and model type: one object of ``work/models.json``.
+
+    Attributes
+    ----------
+    dataset : int
+        Index of the completed data set.
+    type : str
+        ``"two-factor"`` or ``"three-factor"``.
+    terms : tuple of str
+        Interaction terms (main effects are always in).
+    status : str
+        A :class:`~mse_helpers.engine.status.FitStatus` value ("ok" for a selected model).
+    llf, aic, bic, deviance : float
+        As :class:`~mse_helpers.engine.fit.Fit` (``llf`` is the file's ``loglik``).
+    df_resid, n_params : int
+        (``df_resid`` is the file's ``df``.)
+    n_hat : dict
+        ``"total"`` and each year as text -> N-hat.
+    n_obs : dict
+        The same keys -> observed persons (not written to models.json; NaN-free
+        only for models made by this process).
+    """
+
+    dataset: int
+    type: str
+    terms: tuple[str, ...]
+    status: str
+    llf: float = float("nan")
+    aic: float = float("nan")
+    bic: float = float("nan")
+    deviance: float = float("nan")
+    df_resid: int = 0
+    n_params: int = 0
+    n_hat: dict = dataclasses.field(default_factory=dict)
+    n_obs: dict = dataclasses.field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_fit(cls, fit: Fit, dataset: int, model_type: str) -> "SelectedModel":
+        """The summary of a selected fit (method.md 6): N-hat and n_obs in total and per year."""
+        n_hat = {"total": float(fit.n_hat)}
+        n_obs = {"total": float(fit.n_obs)}
+        if YEAR in fit.design.factors:
+            by = n_hat_by(fit, YEAR)
+            n_hat.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_hat"])})
+            n_obs.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_obs"])})
+        return cls(dataset=int(dataset), type=model_type, terms=tuple(fit.terms), status=str(fit.status),
+                   llf=float(fit.llf), aic=float(fit.aic), bic=float(fit.bic), deviance=float(fit.deviance),
+                   df_resid=int(fit.df_resid), n_params=int(fit.n_params), n_hat=n_hat, n_obs=n_obs)
+
+    def to_dict(self) -> dict:
+        """The models.json object (the stage contract; keys and order as the file has them)."""
+        return {"dataset": self.dataset, "type": self.type, "terms": list(self.terms), "status": self.status,
+                "loglik": self.llf, "aic": self.aic, "bic": self.bic, "deviance": self.deviance,
+                "df": self.df_resid, "n_params": self.n_params, "n_hat": dict(self.n_hat)}
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> "SelectedModel":
+        """A models.json object (as checked by the bootstrap stage); numbers it lacks are NaN / 0."""
+        nan = float("nan")
+        return cls(dataset=int(obj["dataset"]), type=obj["type"], terms=tuple(obj["terms"]),
+                   status=str(obj["status"]), llf=float(obj.get("loglik", nan)), aic=float(obj.get("aic", nan)),
+                   bic=float(obj.get("bic", nan)), deviance=float(obj.get("deviance", nan)),
+                   df_resid=int(obj.get("df", 0)), n_params=int(obj.get("n_params", 0)),
+                   n_hat={str(k): float(v) for k, v in (obj.get("n_hat") or {}).items()})
 
 
 def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str],
@@ -460,7 +515,7 @@ def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[st
     Returns
     -------
     dict
-        ``models`` (two summaries, :func:`model_summary`), ``refused`` (records
+        ``models`` (two :class:`SelectedModel`), ``refused`` (records
         with ``dataset`` and ``type``), ``fits`` and ``checks`` (counts).
     """
     variables = set(lists) | set(factors)
@@ -474,7 +529,8 @@ def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[st
     counter = Counter()
     counter.add(two.counter)
     counter.add(three.counter)
-    return {"models": [model_summary(two.fit, dataset, TWO_FACTOR), model_summary(three.fit, dataset, THREE_FACTOR)],
+    return {"models": [SelectedModel.from_fit(two.fit, dataset, TWO_FACTOR),
+                       SelectedModel.from_fit(three.fit, dataset, THREE_FACTOR)],
             "refused": refused, "fits": counter.fits, "checks": counter.checks}
 
 
@@ -534,8 +590,8 @@ class SelectionResult:
 
     Attributes
     ----------
-    models : list of dict
-        The models.json objects (2m, data set then type).
+    models : list of SelectedModel
+        The models of models.json (2m, data set then type).
     screening : DataFrame
         ``term``, ``bic_gain``, ``rank``, ``kept`` (screening.csv).
     refused : DataFrame
@@ -548,7 +604,7 @@ class SelectionResult:
         Wall times (s) and numbers of fits and existence checks.
     """
 
-    models: list[dict]
+    models: list[SelectedModel]
     screening: pd.DataFrame
     refused: pd.DataFrame
     sensitivity: pd.DataFrame
@@ -701,9 +757,9 @@ def sensitivity_frame(results: dict[str, list[dict]]) -> pd.DataFrame:
     for analysis, res in results.items():
         for r in res:
             for mdl in r["models"]:
-                for year, n_hat in mdl["n_hat"].items():
-                    rows.append({"analysis": analysis, "dataset": mdl["dataset"], "type": mdl["type"],
-                                 "year": year, "n_obs": mdl["n_obs_by"][year], "n_hat": n_hat})
+                for year, n_hat in mdl.n_hat.items():
+                    rows.append({"analysis": analysis, "dataset": mdl.dataset, "type": mdl.type,
+                                 "year": year, "n_obs": mdl.n_obs[year], "n_hat": n_hat})
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
 
 
@@ -711,7 +767,7 @@ def write_outputs(result: SelectionResult, work_dir: Path) -> None:
     """Write models.json, screening.csv, refused.csv and sensitivity.csv into ``work_dir``."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    contract = [{k: v for k, v in mdl.items() if k != "n_obs_by"} for mdl in result.models]
+    contract = [mdl.to_dict() for mdl in result.models]
     (work_dir / "models.json").write_text(json.dumps(contract, indent=1), encoding="utf-8")
     result.screening.to_csv(work_dir / "screening.csv", index=False)
     result.refused.to_csv(work_dir / "refused.csv", index=False)

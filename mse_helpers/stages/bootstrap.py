@@ -275,7 +275,7 @@ class ModelResult:
 
 # --- the stage ---------------------------------------------------------------------
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class BootstrapResult:
     """What the bootstrap stage computed (also written to files).
 

@@ -584,7 +584,7 @@ def analysis_table(persons: pd.DataFrame, registers: Sequence[str], covariates: 
 
 # --- the stage ------------------------------------------------------------------------
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SelectionResult:
     """What notebook 03 shows; no person-level rows.
 

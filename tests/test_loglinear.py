@@ -408,3 +408,54 @@ def test_cell_codes_count_the_cells_of_complete_table_in_order():
     gap = t.assign(J=t["J"].where(t.index != 2))
     with pytest.raises(ValueError, match=r"column 'J' is missing in data row 3"):
         cell_codes(gap, ["J"], levels)
+
+
+# --- the lattice path (subset sums instead of the design matrix) ------------------------------
+
+def test_lattice_products_equal_the_dense_design():
+    rng = np.random.default_rng(21)
+    t = random_table(rng, 4, {"S": ["F", "M"], "J": [2016, 2017, 2018, 2019]}, size=20.0)
+    terms3 = ["A:B:J", "A:B:C", "S:A:J", "A:B:S"]
+    d = Design(t, list("ABCD"), ["S", "J"], three_factor=terms3, lattice=True)
+    assert d.uses_lattice
+    for spec in (None, "all2", "A:B,A:J,B:J,A:B:J", "A:B:C,S:J,A:S:J,A:B:S,A:B,A:S,B:S"):
+        cols = d.columns(d.terms(spec))
+        X = d.X_obs[:, cols]
+        L = d.lattice_model(cols)
+        beta = rng.normal(0, 0.3, cols.size)
+        r = rng.normal(0, 1, X.shape[0])
+        mu = rng.gamma(1.0, 2.0, X.shape[0])
+        np.testing.assert_allclose(L.dot(beta), X @ beta, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(L.tdot(r), r @ X, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(L.information(mu), (X * mu[:, None]).T @ X, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lattice_fits_agree_with_the_dense_path_and_statsmodels(seed):
+    rng = np.random.default_rng(300 + seed)
+    size = [3.0, 10.0, 50.0][seed % 3]  # sparse to dense
+    t = random_table(rng, 4, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=size)
+    dense = Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J"])
+    lattice = Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J"], lattice=True)
+    terms = tuple(sorted(rng.choice(list(dense.candidate_terms), size=int(rng.integers(0, 9)),
+                                    replace=False).tolist()))
+    a, b = fit_model(dense, terms), fit_model(lattice, terms)
+    assert a.status == b.status
+    if not a.ok:
+        return
+    assert b.llf == pytest.approx(a.llf, rel=1e-11) and b.n_hat == pytest.approx(a.n_hat, rel=1e-9)
+    res, n_hat = statsmodels_fit(dense, a.terms)
+    assert b.llf == pytest.approx(res.llf, rel=REL) and b.n_hat == pytest.approx(n_hat, rel=REL)
+    # a warm refit after dropping a term, as model selection does
+    if terms:
+        smaller = terms[1:]
+        np.testing.assert_allclose(fit_model(lattice, smaller, start=b.params, check=False).n_hat,
+                                   fit_model(dense, smaller, check=False).n_hat, rtol=1e-9)
+
+
+def test_lattice_needs_binary_variables_but_one_factor():
+    rng = np.random.default_rng(22)
+    t = random_table(rng, 3, {"L": ["a", "b", "c"], "J": [2016, 2017, 2018]}, size=30.0)
+    d = Design(t, list("ABC"), ["L", "J"], lattice=True)
+    assert not d.uses_lattice  # two factors with three levels: the dense path
+    assert fit_model(d, "A:B,A:L").ok

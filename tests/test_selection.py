@@ -59,6 +59,20 @@ def test_backward_aic_selects_what_the_reference_selects(case):
 
 
 @pytest.mark.parametrize("case", range(len(EFFECTS)))
+def test_selection_on_the_lattice_path_selects_the_same_models(case):
+    table, design = random_case(100 + case, EFFECTS[case])
+    lattice = Design(complete_table(table, LISTS, FACTORS), LISTS, FACTORS, three_factor="all", lattice=True)
+    assert lattice.uses_lattice
+    dense_two = selection.backward(design, "all2", criterion="aic")
+    two = selection.backward(lattice, "all2", criterion="aic")
+    assert two.path == dense_two.path and two.fit.n_hat == pytest.approx(dense_two.fit.n_hat, rel=1e-9)
+    three = [t for t in design.candidate_terms if t.count(":") == 2]
+    dense_fwd = selection.forward(design, dense_two.fit, three, criterion="bic")
+    fwd = selection.forward(lattice, two.fit, three, criterion="bic")
+    assert fwd.path == dense_fwd.path and fwd.fit.n_hat == pytest.approx(dense_fwd.fit.n_hat, rel=1e-9)
+
+
+@pytest.mark.parametrize("case", range(len(EFFECTS)))
 def test_forward_bic_selects_what_the_reference_selects(case):
     table, design = random_case(200 + case, EFFECTS[case])
     two = selection.backward(design, "all2", criterion="aic")

@@ -300,8 +300,11 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
         if ex.status != FitStatus.OK:
             return Fit(design=design, terms=terms, y=y, cols=cols, status=ex.status, message=ex.message,
                        responsible=ex.responsible)
-    M = design.model_matrices(cols)
-    plan = design.info_plan(cols)
+    if design.uses_lattice:
+        M = plan = design.lattice_model(cols)
+    else:
+        M = design.model_matrices(cols)
+        plan = design.info_plan(cols)
     if start is None:
         beta0 = _start_values(M, y, plan)
     else:

@@ -14,6 +14,13 @@ two. statsmodels gets the
 same design matrix and, for the refits, the same start values
 (``start_params``) as the engine, so the ratios are like for like.
 
+A second table compares the engine's two paths side by side, again in
+alternating blocks: the dense design (the default and the reference) and the
+lattice path (``Design(..., lattice=True)``: subset sums over the binary
+lattice, no design columns copied per model), for the same fits, a bootstrap
+replicate refit, and (unless ``--no-selection``) backward AIC from all
+two-factor terms on the table.
+
 BLAS threads are set to 1 for both (unless the caller set them): the machine
 is shared, and multi-threaded BLAS on small matrices is slower and noisier.
 
@@ -40,7 +47,10 @@ from mse_helpers.engine.cells import complete_table
 from mse_helpers.engine.design import Design
 from mse_helpers.engine.fit import fit_model
 from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
+from mse_helpers.engine.estimates import group_matrix  # noqa: E402
 from mse_helpers.engine.existence import check_existence  # noqa: E402
+from mse_helpers.engine.resample import parametric_bootstrap  # noqa: E402
+from mse_helpers.stages import selection  # noqa: E402 - the benchmark times the stage's search
 
 YEARS = (2016, 2017, 2018, 2019)
 FACTORS = ("S", "L", "N", "U", "J")
@@ -104,6 +114,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fits per block (median of all shown)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating blocks of statsmodels and engine fits")
     parser.add_argument("--seed", type=int, default=20161231)
+    parser.add_argument("--no-selection", action="store_true", help="skip the backward-AIC timing (about 15 s)")
     parser.add_argument("--persons", type=float, default=1500.0,
                         help="persons observed per year in the synthetic table (the study: about 1,300-1,900)")
     args = parser.parse_args()
@@ -158,6 +169,57 @@ def main() -> None:
     print("vs sm cold: statsmodels' cold fit time / ours (what a refit saves over refitting from scratch)")
     print(f"N-hat (all two-factor terms): ours {ours_full.n_hat:,.3f}; "
           f"observed {y.sum():,.0f}; Newton iterations: cold {ours_full.n_iter}")
+    compare_paths(table, design, scenarios, args)
+
+
+def compare_paths(table: pd.DataFrame, dense: Design, scenarios: list, args) -> None:
+    """The dense design against the lattice path, side by side in alternating blocks."""
+    lattice = Design(table, list(REGISTERS), list(FACTORS), lattice=True)
+    assert lattice.uses_lattice
+    full = dense.terms("all2")
+    groups = group_matrix(dense.strata, list(FACTORS[:-1]))
+    n_rep = 10
+
+    fits = {id(d): fit_model(d, full, check=False) for d in (dense, lattice)}
+
+    def replicate(design):
+        # n_rep replicates of the stage's bootstrap (existence decided exactly, warm refit), same draws
+        return parametric_bootstrap(fits[id(design)], n_rep, np.random.default_rng(1), groups)
+
+    jobs = [(name, (lambda d, t=terms, s=start: fit_model(d, t, start=s, check=False)), 1)
+            for name, terms, start, _ in scenarios]
+    jobs.append((f"bootstrap replicate (of {n_rep})", replicate, n_rep))
+    header = f"\n{'engine path':<38}{'dense':>10}{'lattice':>10}{'ratio':>7}{'rel.diff N-hat':>16}"
+    print(header)
+    print("-" * (len(header) - 1))
+    for name, job, per in jobs:
+        t_d, t_l = [], []
+        for _ in range(args.rounds):
+            for times, design in ((t_d, dense), (t_l, lattice)):
+                for _ in range(args.repeats if per == 1 else 1):
+                    design.clear_caches()
+                    dt, out_ = timed(lambda: job(design))
+                    times.append(dt / per)
+                    if design is dense:
+                        out_d = out_
+                    else:
+                        out_l = out_
+        n_d = out_d.n_hat if per == 1 else out_d.replicates[:, 0]
+        n_l = out_l.n_hat if per == 1 else out_l.replicates[:, 0]
+        diff = float(np.max(np.abs(np.asarray(n_l) - np.asarray(n_d)) / np.abs(n_d)))
+        m_d, m_l = float(np.median(t_d)), float(np.median(t_l))
+        print(f"{name:<38}{m_d * 1e3:>7.2f} ms{m_l * 1e3:>7.2f} ms{m_d / m_l:>6.1f}x{diff:>16.1e}")
+    if not args.no_selection:
+        out = {}
+        for label, design in (("dense", dense), ("lattice", lattice), ("dense", dense), ("lattice", lattice)):
+            design.clear_caches()
+            dt, sel = timed(lambda: selection.backward(design, "all2", criterion="aic"))
+            out.setdefault(label, []).append((dt, sel))
+        (td, sd), (tl, sl) = min(out["dense"], key=lambda x: x[0]), min(out["lattice"], key=lambda x: x[0])
+        print(f"{'backward AIC from all two-factor terms':<38}{td:>8.2f} s{tl:>8.2f} s{td / tl:>6.1f}x"
+              f"{abs(sl.fit.n_hat - sd.fit.n_hat) / sd.fit.n_hat:>16.1e}")
+        print(f"  {sd.counter.fits:,} fits; removed terms identical: {sd.path == sl.path}; "
+              f"N-hat {sd.fit.n_hat:,.3f} (dense) {sl.fit.n_hat:,.3f} (lattice); best of 2 runs each")
 
 
 if __name__ == "__main__":

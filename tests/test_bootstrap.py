@@ -29,7 +29,7 @@ COVS = ["S", "L", "N", "U"]
 
 # --- helpers ---------------------------------------------------------------------------
 
-def small_design(counts: dict | None = None, lists=("A", "B", "C"), factors=("S",), levels=None):
+def small_design(counts: dict | None = None, lists=("A", "B", "C"), factors=("S",), levels=None, lattice=False):
     """A complete table over lists x factors with the given (or unit) counts, and its design."""
     levels = levels or {"S": ("F", "M")}
     rows = []
@@ -38,7 +38,7 @@ def small_design(counts: dict | None = None, lists=("A", "B", "C"), factors=("S"
             if sum(h):
                 rows.append(dict(zip(lists, h)) | dict(zip(factors, f)) | {"count": 1})
     table = complete_table(pd.DataFrame(rows), list(lists), list(factors), levels=levels)
-    return Design(table, list(lists), list(factors))
+    return Design(table, list(lists), list(factors), lattice=lattice)
 
 
 def cell_mu(design: Design, log_mu) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +226,23 @@ def test_bootstrap_matches_the_full_check_replicate_by_replicate():
         elif check_existence(design, fit.terms, counts=yb, explain=False).status != "ok":
             hidden += 1
     assert zero_margin > 0 and hidden > 0 and zero_margin + hidden == ours.n_failed
+
+
+def test_bootstrap_on_the_lattice_path_equals_the_dense_path():
+    """Same draws: the same replicates fail (the existence decision is exact on both), same N-hats."""
+    dense = small_design(lists=("A", "B", "C", "D"), factors=("S", "J"),
+                         levels={"S": ("F", "M"), "J": (2016, 2017, 2018)})
+    lattice = small_design(lists=("A", "B", "C", "D"), factors=("S", "J"),
+                           levels={"S": ("F", "M"), "J": (2016, 2017, 2018)}, lattice=True)
+    assert lattice.uses_lattice
+    mu_obs, _ = cell_mu(dense, lambda r: 0.3 - 0.8 * (r["A"] + r["B"] + r["C"] + r["D"]) + 0.9 * r["A"] * r["B"])
+    y = np.random.default_rng(4).poisson(mu_obs * 1.2).astype(float)  # sparse: some replicates have no MLE
+    terms = "A:B,A:C,B:C,C:D,A:S,B:J"
+    gm = group_matrix(dense.strata, ["S"])
+    a = parametric_bootstrap(fit_model(dense, terms, counts=y), 200, np.random.default_rng(8), gm)
+    b = parametric_bootstrap(fit_model(lattice, terms, counts=y), 200, np.random.default_rng(8), gm)
+    assert a.failed_status == b.failed_status and a.n_failed > 0
+    np.testing.assert_allclose(b.replicates, a.replicates, rtol=1e-9)
 
 
 def test_bootstrap_sd_matches_repeated_poisson_draws():

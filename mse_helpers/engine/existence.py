@@ -261,7 +261,7 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
     return Existence(FitStatus.NO_MLE, value, 0, blamed, msg)
 
 
-def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
+def existence_screen(X: np.ndarray, y: np.ndarray, gram=None) -> bool | None:
     """Does the MLE exist for counts ``y``? The direction LP of
     :func:`recession_direction_lp`, solved in the null space.
 
@@ -286,6 +286,10 @@ def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
         Observed cells x model columns (0/1, full column rank).
     y : ndarray
         Observed-cell counts.
+    gram : callable, optional
+        ``gram(w)`` returns ``X' diag(w) X`` (e.g. the lattice path's
+        information matrix); with 0/1 weights its entries are whole numbers,
+        exact in any summation order, so the decision is the same.
 
     Returns
     -------
@@ -295,8 +299,12 @@ def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
     pos = y > 0
     if pos.all():
         return True
-    Xp = X[pos]
-    w, V = np.linalg.eigh(Xp.T @ Xp)
+    if gram is None:
+        Xp = X[pos]
+        G = Xp.T @ Xp
+    else:
+        G = gram(pos.astype(float))
+    w, V = np.linalg.eigh(G)
     top = max(float(w[-1]), 1.0)
     null = w <= NULL_TOL * top
     if np.any((w > NULL_TOL * top) & (w < GAP_TOL * top)):
@@ -311,7 +319,7 @@ def existence_screen(X: np.ndarray, y: np.ndarray) -> bool | None:
     return bool(-res.fun < DIRECTION_TOL)
 
 
-def mle_exists(X: np.ndarray, y: np.ndarray) -> tuple[bool, bool]:
+def mle_exists(X: np.ndarray, y: np.ndarray, model=None) -> tuple[bool, bool]:
     """Does the MLE exist for new counts on a model whose design passed the rank test?
 
     The cheap exact decision for many count vectors on one model (bootstrap
@@ -333,6 +341,10 @@ def mle_exists(X: np.ndarray, y: np.ndarray) -> tuple[bool, bool]:
         Observed cells x model columns.
     y : ndarray
         Observed-cell counts.
+    model : optional
+        The lattice form of the model (``Design.lattice_model``): the
+        sufficient statistics and the Gram matrix then come from lattice sums
+        (whole numbers: the same decision, without products with ``X``).
 
     Returns
     -------
@@ -340,9 +352,10 @@ def mle_exists(X: np.ndarray, y: np.ndarray) -> tuple[bool, bool]:
     lp_checked : bool
         Whether step 3 ran.
     """
-    if np.any(y @ X <= 0):  # sufficient statistics X'y
+    stats = y @ X if model is None else model.tdot(y)  # sufficient statistics X'y
+    if np.any(stats <= 0):
         return False, False
-    exists = existence_screen(X, y)
+    exists = existence_screen(X, y, gram=None if model is None else model.information)
     if exists is not None:
         return exists, False
     value, _ = recession_direction_lp(X, y)

@@ -141,7 +141,7 @@ def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None
     design = fit.design
     if X is None:
         X = design.X_obs[:, fit.cols]
-    exists, lp = mle_exists(X, counts)
+    exists, lp = mle_exists(X, counts, design.lattice_model(fit.cols) if design.uses_lattice else None)
     if not exists:
         return None, FitStatus.NO_MLE, lp
     rf = fit_model(design, fit.terms, counts=counts, start=fit.params, check=False)

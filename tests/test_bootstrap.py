@@ -155,6 +155,10 @@ def test_cell_counts_equal_dataset_table(tmp_path):
     bad.loc[5, "S"] = "X"
     with pytest.raises(bs.BootstrapInputError, match=r"column 'S' has 'X' in data row 6"):
         bs.cell_counts(bad, design, source="imp_001.parquet")
+    nobody = other.copy()
+    nobody.loc[3, REGISTERS] = 0
+    with pytest.raises(bs.BootstrapInputError, match=r"imp_001.parquet: 1 row\(s\) are on no list \(first data row 4\)"):
+        bs.cell_counts(nobody, design, source="imp_001.parquet")
 
 
 # --- existence of the refits ------------------------------------------------------------

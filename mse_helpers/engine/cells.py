@@ -136,6 +136,21 @@ def cell_codes(frame: pd.DataFrame, variables: Sequence[str], levels: dict[str, 
     return codes
 
 
+def check_on_a_list(on_no_list: np.ndarray, source: str) -> None:
+    """Raise when a person-level row is on no list (it cannot be in registration data).
+
+    Parameters
+    ----------
+    on_no_list : ndarray of bool
+        Per row, whether every list is 0.
+    source : str
+        Name used in the message, which gives the first data row.
+    """
+    if on_no_list.any():
+        raise ValueError(f"{source}: {int(on_no_list.sum())} row(s) are on no list (first data row "
+                         f"{int(np.flatnonzero(on_no_list)[0]) + 1}); every registered person is on at least one")
+
+
 def pattern_labels(n: int) -> np.ndarray:
     """Text label of every code of ``n`` 0/1 variables (:func:`cell_codes`): ``"00"``, ``"01"``, ...
 
@@ -255,10 +270,7 @@ def count_table(persons: pd.DataFrame, lists: Sequence[str], factors: Sequence[s
     _check_columns(persons, lists + factors, "persons")
     _check_binary(persons, lists, "persons")
     _check_no_missing(persons, factors, "persons")
-    nolist = persons[lists].astype(np.int64).sum(axis=1).to_numpy() == 0
-    if nolist.any():
-        raise ValueError(f"persons: {int(nolist.sum())} row(s) are on no list (first data row "
-                         f"{int(np.flatnonzero(nolist)[0]) + 1}); every registered person is on at least one")
+    check_on_a_list(persons[lists].astype(np.int64).sum(axis=1).to_numpy() == 0, "persons")
     frame = persons[lists + factors].copy()
     for col in lists:
         frame[col] = frame[col].astype(np.int64)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from .cells import _check_columns, cell_codes, factor_levels
+from .cells import _check_columns, cell_codes, check_on_a_list, factor_levels
 
 #: Name of the intercept column.
 INTERCEPT = "(Intercept)"
@@ -435,11 +435,7 @@ class Design:
         """
         codes = cell_codes(persons, self._code_order, self.levels, source=source, columns=columns)
         size = int(np.prod([len(self.levels[v]) for v in self.variables]))
-        n_lists_cells = 2 ** len(self.lists)
-        on_no_list = codes % n_lists_cells == 0
-        if on_no_list.any():
-            raise ValueError(f"{source}: {int(on_no_list.sum())} row(s) are on no list (first data row "
-                             f"{int(np.flatnonzero(on_no_list)[0]) + 1}); every registered person is on at least one")
+        check_on_a_list(codes % 2 ** len(self.lists) == 0, source)  # the lists are the fastest digits
         per_code = np.bincount(codes, minlength=size)
         return per_code[self._cell_code][self.observed].astype(float)
 

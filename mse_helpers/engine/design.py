@@ -227,6 +227,7 @@ class Design:
         # object dtype: taking from it is a plain numpy take (the default
         # string dtype goes through pyarrow, slow for a per-fit index)
         self._name_index = pd.Index(np.array(self.column_names, dtype=object), dtype=object)
+        self._col_of = {name: c for c, name in enumerate(self.column_names)}
         self._xcache: dict[bytes, _ModelMatrix] = {}
         self._lf: float | None = None
 

@@ -13,6 +13,7 @@ number of observed cells), so that numbers are directly comparable.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -52,7 +53,9 @@ class Fit:
     responsible : tuple of str
         Terms the existence / rank checks blame.
     params : Series
-        Coefficients by column name (empty when not ok).
+        Coefficients by column name (empty when not ok); made from ``beta`` when first used.
+    beta : ndarray or None
+        The coefficients as an array, in the order of ``cols``.
     fitted : ndarray or None
         Fitted values of the observed cells.
     m0 : ndarray or None
@@ -70,12 +73,20 @@ class Fit:
     status: FitStatus
     message: str = ""
     responsible: tuple[str, ...] = ()
-    params: pd.Series = dataclasses.field(default_factory=lambda: pd.Series(dtype=float))
+    beta: np.ndarray | None = dataclasses.field(default=None, repr=False)
     fitted: np.ndarray | None = None
     m0: np.ndarray | None = None
     llf: float = float("nan")
     deviance: float = float("nan")
     n_iter: int = 0
+
+    @functools.cached_property
+    def params(self) -> pd.Series:
+        """Coefficients by column name (empty when not ok). Built on first use: most
+        candidate fits of a model search are only compared, never started from."""
+        if self.beta is None:
+            return pd.Series(dtype=float)
+        return pd.Series(self.beta, index=self.design._name_index[self.cols], copy=False)
 
     @property
     def ok(self) -> bool:
@@ -315,7 +326,7 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
                    message=(f"Newton-Raphson did not converge in {n_iter} iterations; "
                             "no estimate is reported (check the existence of the MLE)"))
     return Fit(design=design, terms=terms, y=y, cols=cols, status=FitStatus.OK,
-               params=pd.Series(beta, index=design._name_index[cols], copy=False), fitted=mu,
+               beta=beta, fitted=mu,
                m0=np.exp(design.X_unobs[:, cols] @ beta), llf=poisson_loglik(y, mu, design.log_factorial(y)),
                deviance=poisson_deviance(y, mu), n_iter=n_iter)
 
@@ -323,9 +334,13 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
 def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> np.ndarray:
     """Start coefficients for ``cols`` from a neighbour's, by column name (0 if absent)."""
     if isinstance(start, pd.Series):
-        pos = start.index.get_indexer(design._name_index[cols])
-        vals = start.to_numpy(dtype=float)
-        return np.where(pos >= 0, vals[pos], 0.0)
+        # by the design's name -> column dict: a pandas index lookup per fit costs more than the match
+        col_of = design._col_of
+        where = np.fromiter((col_of.get(n, -1) for n in start.index), dtype=np.int64, count=len(start))
+        known = where >= 0
+        every = np.zeros(len(design.column_names))
+        every[where[known]] = start.to_numpy(dtype=float)[known]
+        return every[cols]
     names = [design.column_names[c] for c in cols]
     return np.array([float(start.get(n, 0.0)) for n in names])
 

@@ -363,6 +363,21 @@ def test_log_scale_interval_stays_above_the_observed_count(tmp_path):
     np.testing.assert_allclose(log["n_hat"], t["n_hat"], rtol=1e-12)
     assert not np.allclose(log["lower"], t["lower"])
 
+    # the dark number and its interval: the same (log-scale) in both runs, never below zero,
+    # and with interval="log-scale" the N-hat interval is n_obs + the dark interval
+    for est in (t, log):
+        assert est[["dark", "dark_lower", "dark_upper"]].notna().all().all()
+        assert (est["dark_lower"] > 0).all() and (est["n_obs"] + est["dark_lower"] >= est["n_obs"]).all()
+        assert (est["dark_lower"] < est["dark"]).all() and (est["dark"] < est["dark_upper"]).all()
+        np.testing.assert_allclose(est["dark"], est["n_hat"] - est["n_obs"], rtol=1e-12)
+    for col in ("dark", "dark_lower", "dark_upper"):
+        np.testing.assert_array_equal(log[col].to_numpy(), t[col].to_numpy())
+    np.testing.assert_allclose(log["lower"], log["n_obs"] + log["dark_lower"], rtol=1e-12)
+    np.testing.assert_allclose(log["upper"], log["n_obs"] + log["dark_upper"], rtol=1e-12)
+    # a rubin-t N-hat interval may well fall below n_obs in small groups; the dark interval never below 0
+    written = pd.read_csv(tmp_path / "t" / "estimates.csv")
+    assert (written["dark_lower"] >= 0).all()
+
 
 def test_run_stage_input_errors(tmp_path):
     work, _ = write_work_dir(tmp_path, n_datasets=2)

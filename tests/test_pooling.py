@@ -87,3 +87,36 @@ def test_log_scale_interval_stays_above_observed():
 def test_pool_estimates_names_missing_columns():
     with pytest.raises(ValueError, match="var_within_log"):
         pool_estimates(_per_model().drop(columns="var_within_log"), ["year"], "log-scale")
+
+
+def test_dark_number_interval_by_hand():
+    # two models of one group: dark numbers 100 and 400, within variances of their logs 0.01 and 0.03.
+    # log dark: 4.60517, 5.99146; Q = mean, W = 0.02, B = var(ddof=1) = (ln 4)^2 / 2,
+    # T = W + 1.5 B, nu = (M - 1)(1 + W / (1.5 B))^2; interval exp(Q -+ t_nu sqrt(T))
+    pm = pd.DataFrame(dict(year=[2020, 2020], group="total", n_obs=[50.0, 60.0], n_hat=[150.0, 460.0],
+                           var_within=[900.0, 1600.0], var_within_log=[0.01, 0.03]))
+    q = (np.log(100) + np.log(400)) / 2
+    b = np.log(4) ** 2 / 2
+    t = 0.02 + 1.5 * b
+    nu = (1 + 0.02 / (1.5 * b)) ** 2
+    half = stats.t.ppf(0.975, nu) * np.sqrt(t)
+    for interval in ("rubin-t", "log-scale"):
+        row = pool_estimates(pm, ["year", "group"], interval).iloc[0]
+        assert row.dark == pytest.approx(305.0 - 55.0)  # mean N-hat minus mean n_obs
+        assert row.dark_lower == pytest.approx(np.exp(q - half), rel=1e-12)
+        assert row.dark_upper == pytest.approx(np.exp(q + half), rel=1e-12)
+        assert row.dark_lower > 0
+    log = pool_estimates(pm, ["year", "group"], "log-scale").iloc[0]
+    assert log.lower == pytest.approx(55.0 + np.exp(q - half), rel=1e-12)
+
+
+def test_dark_interval_absent_when_a_model_has_no_dark_number():
+    pm = _per_model()
+    pm.loc[0, "n_hat"] = pm.loc[0, "n_obs"]  # model 0, 2018: N-hat = n_obs
+    out = pool_estimates(pm, ["year"], "rubin-t").set_index("year")
+    assert np.isnan(out.loc[2018, "dark_lower"]) and np.isnan(out.loc[2018, "dark_upper"])
+    assert out.loc[2019, "dark_lower"] > 0
+    with pytest.raises(ValueError, match="no dark number"):
+        pool_estimates(pm, ["year"], "log-scale")
+    no_log = pool_estimates(pm.drop(columns="var_within_log"), ["year"], "rubin-t")
+    assert no_log["dark_lower"].isna().all() and no_log["dark"].notna().all()

@@ -12,6 +12,12 @@ its parametric bootstrap estimates). Pooling:
 The ``log-scale`` alternative pools log(N_hat - n_obs), the log of the dark
 number, the same way, back-transforms the interval and adds n_obs, so the
 interval can never fall below the observed count.
+
+Whatever the interval of N-hat, every pooled row also carries the dark number
+``dark`` = N_hat - n_obs (the mean over the models of N_hat_k - n_obs_k) and
+its own interval ``dark_lower``/``dark_upper``: the log-scale interval of the
+dark number, exp(Rubin's interval of log(N_hat_k - n_obs_k)), which is never
+below zero (and ``n_obs + dark_lower`` never below n_obs).
 """
 
 from __future__ import annotations
@@ -90,7 +96,19 @@ def pool_estimates(per_model: pd.DataFrame, by: Sequence[str], interval: str = "
         ``by`` columns, ``n_models``, ``n_obs`` (mean over models: with
         imputed records it differs between data sets), ``n_hat``,
         ``var_within``, ``var_between``, ``var_total``, ``df``, ``lower``,
-        ``upper``, ``ratio`` (n_hat / n_obs) and ``interval``.
+        ``upper``, ``ratio`` (n_hat / n_obs), ``dark`` (n_hat - n_obs),
+        ``dark_lower``, ``dark_upper`` (the dark number's log-scale interval,
+        whatever ``interval`` is; NaN when ``per_model`` has no
+        ``var_within_log``, or, with ``interval="rubin-t"``, when a model
+        estimates no dark number for the group or the variance of its log is
+        not finite) and ``interval``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``interval`` or missing columns; with
+        ``interval="log-scale"``, when a model estimates no dark number
+        (N_hat_k <= n_obs_k) for a group or its ``var_within_log`` is not finite.
     """
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
@@ -106,15 +124,30 @@ def pool_estimates(per_model: pd.DataFrame, by: Sequence[str], interval: str = "
         row = dict(zip(by, key), n_models=len(g), n_obs=n_obs, n_hat=res["estimate"],
                    var_within=res["var_within"], var_between=res["var_between"],
                    var_total=res["var_total"], df=res["df"], lower=res["lower"], upper=res["upper"])
+        lr = _log_dark(g, level) if "var_within_log" in g.columns else None
         if interval == "log-scale":
-            dark = (g["n_hat"] - g["n_obs"]).to_numpy(dtype=float)
-            if np.any(dark <= 0):
-                raise ValueError(f"log-scale interval: a model estimates no dark number for group {key}")
-            lr = rubin(np.log(dark), g["var_within_log"], level)
+            if lr is None:
+                raise ValueError(f"log-scale interval: a model estimates no dark number (or no finite "
+                                 f"within variance of its log) for group {key}")
             row["lower"] = n_obs + np.exp(lr["lower"])
             row["upper"] = n_obs + np.exp(lr["upper"])
             row["df"] = lr["df"]
         row["ratio"] = row["n_hat"] / n_obs if n_obs > 0 else np.nan
+        row["dark"] = row["n_hat"] - n_obs
+        row["dark_lower"] = np.exp(lr["lower"]) if lr is not None else np.nan
+        row["dark_upper"] = np.exp(lr["upper"]) if lr is not None else np.nan
         row["interval"] = interval
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _log_dark(group: pd.DataFrame, level: float) -> dict[str, float] | None:
+    """Rubin's rules on log(N_hat_k - n_obs_k) of one group.
+
+    None when a model estimates no dark number (N_hat_k <= n_obs_k) or its
+    ``var_within_log`` is not finite: no log-scale interval exists then.
+    """
+    dark = (group["n_hat"] - group["n_obs"]).to_numpy(dtype=float)
+    if np.any(dark <= 0) or not np.all(np.isfinite(group["var_within_log"].to_numpy(dtype=float))):
+        return None
+    return rubin(np.log(dark), group["var_within_log"], level)

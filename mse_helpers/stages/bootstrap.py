@@ -62,8 +62,11 @@ STATUS_TOO_FEW_REPLICATES = "too_few_bootstrap_replicates"
 #: Confidence level of the published intervals (method.md 7).
 LEVEL = 0.95
 
-ESTIMATE_COLUMNS = ["year", "group", "n_obs", "n_hat", "lower", "upper", "ratio", "var_within",
-                    "var_between", "var_total", "df", "n_models", "interval"]
+#: The columns of ``results/estimates.csv``; ``dark`` = n_hat - n_obs with its
+#: own interval ``dark_lower``/``dark_upper`` (log scale, never below zero,
+#: whatever ``p.interval`` is: :func:`pooling.pool_estimates`).
+ESTIMATE_COLUMNS = ["year", "group", "n_obs", "n_hat", "lower", "upper", "ratio", "dark", "dark_lower",
+                    "dark_upper", "var_within", "var_between", "var_total", "df", "n_models", "interval"]
 PER_MODEL_COLUMNS = ["model", "dataset", "type", "year", "group", "n_obs", "n_hat", "var_within",
                      "var_within_log", "n_boot_ok", "n_boot_failed"]
 

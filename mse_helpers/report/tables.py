@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..runfolder import ESTIMATE_TABLE_COLUMNS
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS, group_label
 
 UNKNOWN = "unknown"
@@ -199,8 +200,8 @@ def register_overlap_table(persons: pd.DataFrame, register: str, years: Sequence
 
 # --- results tables (notebook 04): Table 6, Tables 7-10, Annex G, validation ---------------
 
-#: Columns of ``results/estimates.csv`` the results tables need.
-ESTIMATE_COLUMNS: tuple[str, ...] = ("year", "group", "n_obs", "n_hat", "lower", "upper", "ratio")
+#: Columns of ``results/estimates.csv`` the results tables need (the file's schema: :mod:`mse_helpers.runfolder`).
+ESTIMATE_COLUMNS: tuple[str, ...] = ESTIMATE_TABLE_COLUMNS
 
 #: Label of the all-years row (``year == "all"`` in ``estimates.csv``).
 ALL_YEARS = "all"

@@ -64,6 +64,7 @@ class Params:
     seed: int
     n_jobs: int
     sensitivity: tuple[str, ...] = ()
+    sensitivity_datasets: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (paths as strings, tuples as lists)."""
@@ -329,6 +330,8 @@ def validate(raw: Mapping[str, Any]) -> Params:
         seed=_int("seed", raw["seed"], 0, 2**63 - 1),
         n_jobs=_int("n_jobs", raw["n_jobs"], 1, 256),
         sensitivity=_sensitivity(raw["sensitivity"]),
+        sensitivity_datasets=(None if raw["sensitivity_datasets"] is None
+                              else _int("sensitivity_datasets", raw["sensitivity_datasets"], 1, 1000)),
     )
     for key, optional in INPUT_KEYS.items():
         values[key] = _path(key, raw[key], optional)

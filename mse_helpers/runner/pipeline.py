@@ -36,15 +36,11 @@ from typing import Callable
 import yaml
 
 from .params import PROJECT_ROOT, Params
+from .. import runfolder
 from ..seeds import STAGES
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS: tuple[str, ...] = (
-    "01_data_preparation",
-    "02_imputation",
-    "03_model_selection",
-    "04_results",
-)
+NOTEBOOKS: tuple[str, ...] = runfolder.NOTEBOOKS
 #: Packages whose versions go into the manifest (plus Python itself).
 MANIFEST_PACKAGES = (
     "mse-helpers", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn",
@@ -285,12 +281,11 @@ def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
 def run_summary(run_dir: Path) -> dict:
     """Years and headline estimate of a run, read from its work and results files."""
     out: dict = {}
-    summary = run_dir / "work" / "prep_summary.json"
-    if summary.is_file():
-        years = json.loads(summary.read_text(encoding="utf-8")).get("years")
-        if years:
-            out["years"] = years
-    est = run_dir / "results" / "estimates.csv"
+    try:
+        out["years"] = runfolder.read_prep_summary(run_dir / runfolder.WORK_DIR)["years"]
+    except (runfolder.WorkFileMissing, runfolder.WorkFileError):
+        pass  # the run stopped before data preparation finished
+    est = run_dir / runfolder.RESULTS_DIR / runfolder.ESTIMATES_FILE
     if est.is_file():
         out["headline"] = headline_from_estimates(est)
     return out
@@ -353,15 +348,12 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     from .runindex import write_index
 
     run_dir = new_run_dir(reports_dir, today)
-    for sub in ("notebooks", "html", "html_code", "results", "work"):
-        (run_dir / sub).mkdir()
-    (run_dir / "params.yaml").write_text(
+    runfolder.make_run_folder(run_dir)
+    (run_dir / runfolder.PARAMS_FILE).write_text(
         "# Parameters as used by this run (mse run).\n"
         + yaml.safe_dump(p.to_dict(), sort_keys=False), encoding="utf-8")
-    (run_dir / "work" / "README.txt").write_text(
-        "PRIVATE: person-level intermediate files. Never publish this folder.\n", encoding="utf-8")
     manifest = initial_manifest(p, run_dir, notebooks)
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
     write_index(reports_dir)
 
     t_run = time.perf_counter()
@@ -370,9 +362,9 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     for i, name in enumerate(notebooks, 1):
         entry = manifest["notebooks"][name]
         entry["status"] = STATUS_RUNNING
-        write_json(run_dir / "manifest.json", manifest)
+        write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
         progress(f"[{i}/{len(notebooks)}] {name} ...")
-        executed = run_dir / "notebooks" / f"{name}.ipynb"
+        executed = run_dir / runfolder.NOTEBOOKS_DIR / f"{name}.ipynb"
         t0 = time.perf_counter()
         try:
             execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout)
@@ -385,8 +377,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
             entry["status"] = STATUS_FAILED
         entry["duration_s"] = round(time.perf_counter() - t0, 2)
         if executed.is_file():
-            render_html(executed, run_dir / "html", with_code=False)
-            render_html(executed, run_dir / "html_code", with_code=True)
+            render_html(executed, run_dir / runfolder.HTML_DIR, with_code=False)
+            render_html(executed, run_dir / runfolder.HTML_CODE_DIR, with_code=True)
         progress(f"[{i}/{len(notebooks)}] {name} {entry['status']} in {entry['duration_s']:.1f} s")
         if failure:
             break
@@ -396,8 +388,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     manifest["failure"] = str(failure) if failure else None
     manifest["finished"] = _now()
     manifest["duration_s"] = round(time.perf_counter() - t_run, 2)
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
     if failure:
-        (run_dir / "FAILED").write_text(str(failure) + "\n", encoding="utf-8")
+        (run_dir / runfolder.FAILED_FILE).write_text(str(failure) + "\n", encoding="utf-8")
     write_index(reports_dir)
     return RunResult(run_dir, manifest["status"], manifest, failure)

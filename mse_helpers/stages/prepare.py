@@ -24,7 +24,6 @@ Steps, each a function:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import inputs
+from .. import runfolder
 from ..codes import COVARIATES, EXCLUDE, REGISTERS
 
 #: Aggregate columns per covariate: (first level column, second level column).
@@ -747,9 +747,5 @@ def run_stage(p, work_dir: Path) -> PrepResult:
         When the years or reference years cannot be resolved.
     """
     result = build(p)
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    result.persons.to_parquet(work_dir / "persons.parquet", index=False)
-    result.partial.to_parquet(work_dir / "partial.parquet", index=False)
-    (work_dir / "prep_summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+    runfolder.write_preparation(work_dir, result.persons, result.partial, result.summary)
     return result

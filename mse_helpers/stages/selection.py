@@ -433,6 +433,10 @@ def model_summary(fit: Fit, dataset: int, model_type: str) -> dict:
         by = n_hat_by(fit, YEAR)
         n_hat.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_hat"])})
         n_obs.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_obs"])})
+    elif YEAR in fit.design.table.columns:
+        # one analysed year (no year factor, codes.uses_year_factor): its numbers are the totals
+        year = str(int(fit.design.table[YEAR].iloc[0]))
+        n_hat[year], n_obs[year] = n_hat["total"], n_obs["total"]
     return {"dataset": int(dataset), "type": model_type, "terms": list(fit.terms), "status": fit.status,
             "loglik": float(fit.loglik), "aic": float(fit.aic), "bic": float(fit.bic),
             "deviance": float(fit.deviance), "df": int(fit.df_resid), "n_params": int(fit.n_params),

@@ -16,8 +16,9 @@ export MKL_NUM_THREADS := 1
 
 .PHONY: report test unit notebooks lab venv requirements benchmark clean-venv
 
+# The bundled synthetic data with their truth (data/synthetic.yaml names it).
 report: $(STAMP)
-	$(VENV)/bin/mse run
+	$(VENV)/bin/mse run --params data/synthetic.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

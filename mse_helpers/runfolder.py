@@ -295,3 +295,37 @@ def write_results(results_dir: Path, estimates: pd.DataFrame, models: pd.DataFra
     results_dir.mkdir(parents=True, exist_ok=True)
     estimates[list(ESTIMATE_COLUMNS)].to_csv(results_dir / ESTIMATES_FILE, index=False)
     models.to_csv(results_dir / MODELS_CSV, index=False)
+
+
+# --- the bundled files ------------------------------------------------------------------
+
+def checkout_root() -> Path | None:
+    """The project folder when the package runs from a checkout (editable or ``PYTHONPATH``), else ``None``."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "data" / "defaults.yaml").is_file() else None
+
+
+def bundled_dir(name: str) -> Path:
+    """Folder of the bundled ``data`` or ``notebooks``.
+
+    From a checkout: the project's top-level folder (the one users edit). From
+    an installed wheel: the copy shipped inside the package (package data,
+    found with :mod:`importlib.resources`), so that ``mse run`` works from any
+    folder.
+
+    Parameters
+    ----------
+    name : {"data", "notebooks"}
+
+    Returns
+    -------
+    Path
+    """
+    if name not in ("data", "notebooks"):
+        raise ValueError(f"no bundled folder {name!r}; known: data, notebooks")
+    root = checkout_root()
+    if root is not None:
+        return root / name
+    from importlib.resources import files
+
+    return Path(str(files("mse_helpers") / name))

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..runfolder import ESTIMATE_TABLE_COLUMNS
+from ..runfolder import ESTIMATE_TABLE_COLUMNS, bundled_dir
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS, group_label
 
 UNKNOWN = "unknown"
@@ -603,7 +603,7 @@ def validation_summary(validation: pd.DataFrame) -> pd.DataFrame:
 # --- earlier (published) estimates for the long series (Figure 6) --------------------------
 
 #: The published figures of method.md section 10 (default of ``earlier_estimates``).
-PUBLISHED_ESTIMATES = Path(__file__).resolve().parents[2] / "data" / "published_estimates.csv"
+PUBLISHED_ESTIMATES = bundled_dir("data") / "published_estimates.csv"
 
 
 def read_earlier_estimates(path=None) -> pd.DataFrame:

@@ -35,11 +35,11 @@ from typing import Callable
 
 import yaml
 
-from .params import PROJECT_ROOT, Params
+from .params import CHECKOUT, Params
 from .. import runfolder
 from ..seeds import STAGES
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOK_DIR = runfolder.bundled_dir("notebooks")
 NOTEBOOKS: tuple[str, ...] = runfolder.NOTEBOOKS
 #: Packages whose versions go into the manifest (plus Python itself).
 MANIFEST_PACKAGES = (
@@ -117,8 +117,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> dict:
-    """The project's git commit and whether the work tree had changes."""
+def git_commit(root: Path | None = CHECKOUT) -> dict:
+    """The project's git commit and whether the work tree had changes (``None`` when installed from a wheel)."""
+    if root is None:
+        return {"commit": None, "dirty": None}
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()

@@ -48,7 +48,11 @@ WORK_README = ("README.txt", "PRIVATE: person-level intermediate files. Never pu
 
 #: The notebooks of a run, in order; a work file names the one that writes it.
 PREPARATION, IMPUTATION, SELECTION, RESULTS = (
-    "01_data_preparation", "02_imputation", "03_model_selection", "04_results")
+    "01_data_preparation",
+    "02_imputation",
+    "03_model_selection",
+    "04_results",
+)
 NOTEBOOKS: tuple[str, ...] = (PREPARATION, IMPUTATION, SELECTION, RESULTS)
 
 
@@ -68,6 +72,7 @@ def make_run_folder(run_dir: Path) -> None:
 
 
 # --- the work files --------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkFile:
@@ -89,8 +94,9 @@ class WorkFile:
 
 PERSONS = WorkFile("persons.parquet", PREPARATION, "person-level records from the reports")
 PARTIAL = WorkFile("partial.parquet", PREPARATION, "partial records from the aggregate counts")
-PREP_SUMMARY = WorkFile("prep_summary.json", PREPARATION,
-                        "analysed and reference years, counts of everything read, excluded and dropped")
+PREP_SUMMARY = WorkFile(
+    "prep_summary.json", PREPARATION, "analysed and reference years, counts of everything read, excluded and dropped"
+)
 IMPUTED_DIR = "imputed"
 IMPUTED_PATTERN = "imp_{:03d}.parquet"
 TRACES = WorkFile("impute_traces.parquet", IMPUTATION, "mean of every imputed variable per iteration")
@@ -103,13 +109,25 @@ BOOTSTRAP = WorkFile("bootstrap.parquet", RESULTS, "per pooled model and group: 
 
 def imputed(dataset: int) -> WorkFile:
     """Completed data set ``dataset`` (``imputed/imp_000.parquet`` ...), written by notebook 02."""
-    return WorkFile(f"{IMPUTED_DIR}/{IMPUTED_PATTERN.format(int(dataset))}", IMPUTATION,
-                    f"completed person-level data set {int(dataset)}")
+    return WorkFile(
+        f"{IMPUTED_DIR}/{IMPUTED_PATTERN.format(int(dataset))}",
+        IMPUTATION,
+        f"completed person-level data set {int(dataset)}",
+    )
 
 
 #: Every fixed work file (the completed data sets are :func:`imputed`).
-WORK_FILES: tuple[WorkFile, ...] = (PERSONS, PARTIAL, PREP_SUMMARY, TRACES, MODELS, SCREENING, REFUSED,
-                                    SENSITIVITY, BOOTSTRAP)
+WORK_FILES: tuple[WorkFile, ...] = (
+    PERSONS,
+    PARTIAL,
+    PREP_SUMMARY,
+    TRACES,
+    MODELS,
+    SCREENING,
+    REFUSED,
+    SENSITIVITY,
+    BOOTSTRAP,
+)
 
 
 class WorkFileMissing(FileNotFoundError):
@@ -157,6 +175,7 @@ def _write_parquet(work_dir: Path, file: WorkFile, frame: pd.DataFrame) -> Path:
 
 # data preparation (notebook 01)
 
+
 def write_preparation(work_dir: Path, persons: pd.DataFrame, partial: pd.DataFrame, summary: dict) -> None:
     """Write ``persons.parquet``, ``partial.parquet`` and ``prep_summary.json`` (work folder created)."""
     _write_parquet(work_dir, PERSONS, persons)
@@ -196,6 +215,7 @@ def analysed_years(summary: dict) -> list[int]:
 
 
 # imputation (notebook 02)
+
 
 def imputed_path(work_dir: Path, dataset: int) -> Path:
     """Path of completed data set ``dataset`` (``work/imputed/imp_000.parquet`` ...), existing or not."""
@@ -245,8 +265,10 @@ def read_traces(work_dir: Path) -> pd.DataFrame:
 
 # model selection (notebook 03)
 
-def write_selection(work_dir: Path, models: list[dict], screening: pd.DataFrame, refused: pd.DataFrame,
-                    sensitivity: pd.DataFrame) -> None:
+
+def write_selection(
+    work_dir: Path, models: list[dict], screening: pd.DataFrame, refused: pd.DataFrame, sensitivity: pd.DataFrame
+) -> None:
     """Write ``models.json``, ``screening.csv``, ``refused.csv`` and ``sensitivity.csv``."""
     _write_json(work_dir, MODELS, models, indent=1)
     for file, frame in ((SCREENING, screening), (REFUSED, refused), (SENSITIVITY, sensitivity)):
@@ -264,6 +286,7 @@ def read_sensitivity(work_dir: Path) -> pd.DataFrame:
 
 
 # bootstrap and pooling (notebook 04)
+
 
 def write_bootstrap(work_dir: Path, per_model: pd.DataFrame) -> Path:
     """``work/bootstrap.parquet``."""
@@ -283,8 +306,20 @@ MODELS_CSV = "models.csv"
 #: Columns of ``results/estimates.csv``, in order: the pooled estimate per year
 #: (``all``: over the analysed years) and report group.
 ESTIMATE_COLUMNS: tuple[str, ...] = (
-    "year", "group", "n_obs", "n_hat", "lower", "upper", "ratio", "var_within", "var_between", "var_total",
-    "df", "n_models", "interval")
+    "year",
+    "group",
+    "n_obs",
+    "n_hat",
+    "lower",
+    "upper",
+    "ratio",
+    "var_within",
+    "var_between",
+    "var_total",
+    "df",
+    "n_models",
+    "interval",
+)
 #: The columns of ``estimates.csv`` the publication tables need.
 ESTIMATE_TABLE_COLUMNS: tuple[str, ...] = ESTIMATE_COLUMNS[:7]
 
@@ -298,6 +333,7 @@ def write_results(results_dir: Path, estimates: pd.DataFrame, models: pd.DataFra
 
 
 # --- the bundled files ------------------------------------------------------------------
+
 
 def checkout_root() -> Path | None:
     """The project folder when the package runs from a checkout (editable or ``PYTHONPATH``), else ``None``."""

@@ -36,14 +36,33 @@ def test_wheel_install_runs_from_any_folder(tmp_path):
     """Build a wheel offline, install it into a fresh venv and run `mse run` from an empty folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JUPYTER_PATH")}
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(PROJECT_ROOT)], check=True, cwd=tmp_path, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(PROJECT_ROOT),
+        ],
+        check=True,
+        cwd=tmp_path,
+        env=env,
+    )
     (wheel,) = wheels.glob("mse_helpers-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # Installed first: once this environment is on the path, pip would take its editable
     # mse-helpers for "already installed".
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, env=env)
@@ -56,12 +75,36 @@ def test_wheel_install_runs_from_any_folder(tmp_path):
 
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = subprocess.run([str(py), "-c", "import mse_helpers; print(mse_helpers.__file__)"], cwd=work, env=env,
-                           check=True, capture_output=True, text=True).stdout
+    where = subprocess.run(
+        [str(py), "-c", "import mse_helpers; print(mse_helpers.__file__)"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert where.startswith(site), where  # the installed copy, not the checkout
-    run = subprocess.run([str(venv / "bin" / "mse"), "run", "--params", "synthetic", "--set", "m=2",
-                          "--set", "maxit=2", "--set", "bootstrap=10", "--set", "three_factor_candidates=3"],
-                         cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    run = subprocess.run(
+        [
+            str(venv / "bin" / "mse"),
+            "run",
+            "--params",
+            "synthetic",
+            "--set",
+            "m=2",
+            "--set",
+            "maxit=2",
+            "--set",
+            "bootstrap=10",
+            "--set",
+            "three_factor_candidates=3",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     (folder,) = [d for d in (work / "reports").iterdir() if d.is_dir()]
     assert (folder / "results" / "estimates.csv").is_file()

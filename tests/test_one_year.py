@@ -20,8 +20,21 @@ def test_year_factor_only_with_more_than_one_year():
 @pytest.mark.slow
 def test_one_year_run_end_to_end(tmp_path, capsys):
     reports = tmp_path / "reports"
-    args = ["run", "--reports", str(reports), "--set", "years=2016", "--set", "m=2", "--set", "maxit=2",
-            "--set", "bootstrap=10", "--set", "three_factor_candidates=3"]
+    args = [
+        "run",
+        "--reports",
+        str(reports),
+        "--set",
+        "years=2016",
+        "--set",
+        "m=2",
+        "--set",
+        "maxit=2",
+        "--set",
+        "bootstrap=10",
+        "--set",
+        "three_factor_candidates=3",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     (run,) = [d for d in reports.iterdir() if d.is_dir()]
     man = json.loads((run / "manifest.json").read_text())

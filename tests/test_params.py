@@ -30,24 +30,27 @@ def test_defaults_plus_overrides(inputs):
     assert isinstance(p.reports, Path) and p.reports.is_absolute()
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("m", "abc", "parameter m: must be a whole number"),
-    ("m", True, "parameter m: must be a whole number"),
-    ("m", 0, "parameter m: must be from 1"),
-    ("maxit", 2.5, "parameter maxit"),
-    ("bootstrap", 1, "parameter bootstrap"),
-    ("seed", -1, "parameter seed"),
-    ("n_jobs", 0, "parameter n_jobs"),
-    ("interval", "wald", "parameter interval"),
-    ("linking", "fixed", "parameter linking"),
-    ("registers", ["P"], "parameter registers: needs at least 2"),
-    ("registers", ["P", "X"], "parameter registers: unknown code"),
-    ("covariates", ["S", "S"], "parameter covariates: a code is listed twice"),
-    ("years", "2019-2016", "parameter years: range"),
-    ("years", "abc", "parameter years"),
-    ("linkage_window_days", -3, "parameter linkage_window_days"),
-    ("reference_years", [2016, 2016], "parameter reference_years"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("m", "abc", "parameter m: must be a whole number"),
+        ("m", True, "parameter m: must be a whole number"),
+        ("m", 0, "parameter m: must be from 1"),
+        ("maxit", 2.5, "parameter maxit"),
+        ("bootstrap", 1, "parameter bootstrap"),
+        ("seed", -1, "parameter seed"),
+        ("n_jobs", 0, "parameter n_jobs"),
+        ("interval", "wald", "parameter interval"),
+        ("linking", "fixed", "parameter linking"),
+        ("registers", ["P"], "parameter registers: needs at least 2"),
+        ("registers", ["P", "X"], "parameter registers: unknown code"),
+        ("covariates", ["S", "S"], "parameter covariates: a code is listed twice"),
+        ("years", "2019-2016", "parameter years: range"),
+        ("years", "abc", "parameter years"),
+        ("linkage_window_days", -3, "parameter linkage_window_days"),
+        ("reference_years", [2016, 2016], "parameter reference_years"),
+    ],
+)
 def test_bad_values_name_the_key(inputs, key, value, fragment):
     with pytest.raises(ParameterError, match=fragment.replace("(", r"\(")):
         load_params(None, {**inputs, key: value})
@@ -111,6 +114,7 @@ def test_sensitivity_analyses(inputs):
 
 # --- configuration in one place ------------------------------------------------------------
 
+
 def test_every_parameter_is_described_once_on_params():
     from mse_helpers.runner.params import FIELDS, SECTIONS
 
@@ -126,8 +130,9 @@ def test_defaults_file_and_readme_table_are_generated_from_params():
     from mse_helpers.runner.params import DEFAULTS_FILE, FIELDS, PROJECT_ROOT, defaults_yaml, readme_table
 
     assert DEFAULTS_FILE.read_text(encoding="utf-8") == defaults_yaml(), "run python scripts/params_doc.py"
-    assert readme_table() in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), \
+    assert readme_table() in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), (
         "run python scripts/params_doc.py"
+    )
     spec = importlib.util.spec_from_file_location("params_doc", PROJECT_ROOT / "scripts" / "params_doc.py")
     doc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(doc)

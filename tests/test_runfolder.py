@@ -19,8 +19,11 @@ def test_missing_file_message_names_file_and_notebook(tmp_path):
     assert str(tmp_path) not in str(info.value)  # no machine path
     with pytest.raises(FileNotFoundError, match=r"^work/models\.json is missing: run notebook 03_model_selection"):
         runfolder.read_models_json(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"work/imputed/imp_000\.parquet is missing \(m = 3\): run notebook "
-                                                r"02_imputation first"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"work/imputed/imp_000\.parquet is missing \(m = 3\): run notebook "
+        r"02_imputation first",
+    ):
         runfolder.imputed_files(tmp_path, range(3), detail="m = 3")
 
 
@@ -84,8 +87,16 @@ def test_runfolder_is_a_base_layer():
 
 def test_work_file_names_are_spelled_only_in_runfolder():
     # The layout is defined once: no other module spells a work file's name as a path.
-    spelled = ["imp_{", '/ "prep_summary.json"', '/ "models.json"', '/ "persons.parquet"', '/ "partial.parquet"',
-               '/ "impute_traces', '/ "bootstrap.parquet"', '/ "estimates.csv"']
+    spelled = [
+        "imp_{",
+        '/ "prep_summary.json"',
+        '/ "models.json"',
+        '/ "persons.parquet"',
+        '/ "partial.parquet"',
+        '/ "impute_traces',
+        '/ "bootstrap.parquet"',
+        '/ "estimates.csv"',
+    ]
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "runfolder.py":

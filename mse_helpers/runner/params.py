@@ -78,8 +78,9 @@ def param(meaning: str, kind: str, default: Any, section: str, bounds: tuple[int
     """
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}")
-    return dataclasses.field(metadata={"meaning": meaning, "kind": kind, "default": default, "section": section,
-                                       "bounds": bounds})
+    return dataclasses.field(
+        metadata={"meaning": meaning, "kind": kind, "default": default, "section": section, "bounds": bounds}
+    )
 
 
 _IN, _PREP, _EST = SECTIONS
@@ -96,58 +97,99 @@ class Params:
 
     reports: Path = param("reports file, one row per report", "file (CSV or .xlsx)", "reports.csv", _IN)
     aggregates: Path | None = param(
-        "totals from organisations that sent no person-level reports; `null` if none", "file or null",
-        "aggregates.csv", _IN)
-    register_map: Path = param("organisation -> register (I K O P R Z) or `exclude`", "file", "register_map.csv",
-                               _IN)
+        "totals from organisations that sent no person-level reports; `null` if none",
+        "file or null",
+        "aggregates.csv",
+        _IN,
+    )
+    register_map: Path = param("organisation -> register (I K O P R Z) or `exclude`", "file", "register_map.csv", _IN)
     truth: Path | None = param(
         "synthetic data only: the true numbers per year and group, shown in a validation table, never used for "
         "estimation; the bundled synthetic truth is named in `data/synthetic.yaml` (`mse run --params synthetic`, "
-        "as `make report` does)", "file or null", None, _IN)
+        "as `make report` does)",
+        "file or null",
+        None,
+        _IN,
+    )
     earlier_estimates: Path | None = param(
-        "CSV of earlier published estimates for the long series; `null`: the bundled "
-        "`data/published_estimates.csv`", "file or null", None, _IN)
+        "CSV of earlier published estimates for the long series; `null`: the bundled `data/published_estimates.csv`",
+        "file or null",
+        None,
+        _IN,
+    )
     years: tuple[int, ...] | None = param(
-        "years to analyse; `null`: every year in the data", "list of years, a range `2016-2019`, or null", None,
-        _PREP)
+        "years to analyse; `null`: every year in the data", "list of years, a range `2016-2019`, or null", None, _PREP
+    )
     registers: tuple[str, ...] = param(
-        "registers in the model; leaving one out (e.g. K) is a sensitivity analysis", "list of codes I K O P R Z",
-        ["I", "K", "O", "P", "R", "Z"], _PREP)
+        "registers in the model; leaving one out (e.g. K) is a sensitivity analysis",
+        "list of codes I K O P R Z",
+        ["I", "K", "O", "P", "R", "Z"],
+        _PREP,
+    )
     covariates: tuple[str, ...] = param(
-        "covariates in the model (sex, age group, nationality, exploitation type)", "list of codes S L N U",
-        ["S", "L", "N", "U"], _PREP)
+        "covariates in the model (sex, age group, nationality, exploitation type)",
+        "list of codes S L N U",
+        ["S", "L", "N", "U"],
+        _PREP,
+    )
     linkage_window_days: int = param(
         "a person's registers are all that reported them within this many days of the first report",
-        "whole number", 365, _PREP, bounds=(0, 3660))
+        "whole number",
+        365,
+        _PREP,
+        bounds=(0, 3660),
+    )
     reference_years: tuple[int, ...] | None = param(
         "years whose register overlap the linking of aggregate records copies; `null`: the years before the "
-        "first aggregate year", "list of years or null", None, _PREP)
+        "first aggregate year",
+        "list of years or null",
+        None,
+        _PREP,
+    )
     linking: str = param(
         "how many aggregate records are linked per register pattern: `draw` draws the year's pattern counts "
         "anew for every completed data set (proper multiple imputation, so the intervals carry the "
         "uncertainty of the linking assumption); `expected` uses the fixed counts q(p)·T of the study "
-        "(docs/estimation.md §5)", " or ".join(f"`{v}`" for v in LINKING), "draw", _PREP)
+        "(docs/estimation.md §5)",
+        " or ".join(f"`{v}`" for v in LINKING),
+        "draw",
+        _PREP,
+    )
     m: int = param("completed data sets (multiple imputation)", "whole number", 25, _EST, bounds=(1, 1000))
     maxit: int = param("chained-equation iterations per data set", "whole number", 10, _EST, bounds=(1, 1000))
-    three_factor_candidates: int = param("three-factor terms kept after the screening", "whole number", 20, _EST,
-                                         bounds=(0, 10000))
-    bootstrap: int = param("parametric bootstrap replicates per model", "whole number", 100, _EST,
-                           bounds=(2, 100000))
+    three_factor_candidates: int = param(
+        "three-factor terms kept after the screening", "whole number", 20, _EST, bounds=(0, 10000)
+    )
+    bootstrap: int = param("parametric bootstrap replicates per model", "whole number", 100, _EST, bounds=(2, 100000))
     sensitivity: tuple[str, ...] = param(
         "sensitivity analyses shown beside the main result: `drop:K` leaves out a register (the earlier study "
         "ran with and without KMar), `drop:S,L` covariates, `no-covariates` fits without any; `[]` for none",
-        "list", ["drop:K", "no-covariates"], _EST)
+        "list",
+        ["drop:K", "no-covariates"],
+        _EST,
+    )
     sensitivity_datasets: int | None = param(
         "the sensitivity analyses use the first this many completed data sets (they would add about half the "
-        "time of the main selections on all of them); `null`: all m", "whole number or null", 10, _EST,
-        bounds=(1, 1000))
+        "time of the main selections on all of them); `null`: all m",
+        "whole number or null",
+        10,
+        _EST,
+        bounds=(1, 1000),
+    )
     interval: str = param(
         "`rubin-t` (symmetric, as the study) or `log-scale` (for the dark number)",
-        " or ".join(f"`{v}`" for v in INTERVALS), "rubin-t", _EST)
-    seed: int = param("master seed; every random step derives its own stream from it", "whole number",
-                      20161231, _EST, bounds=(0, 2**63 - 1))
-    n_jobs: int = param("parallel workers; results do not depend on it", "whole number", 2, _EST,
-                        bounds=(1, 256))
+        " or ".join(f"`{v}`" for v in INTERVALS),
+        "rubin-t",
+        _EST,
+    )
+    seed: int = param(
+        "master seed; every random step derives its own stream from it",
+        "whole number",
+        20161231,
+        _EST,
+        bounds=(0, 2**63 - 1),
+    )
+    n_jobs: int = param("parallel workers; results do not depend on it", "whole number", 2, _EST, bounds=(1, 256))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (paths as strings, tuples as lists)."""
@@ -172,6 +214,7 @@ KEYS = tuple(FIELDS)
 
 # --- the documentation, generated from Params ------------------------------------------------
 
+
 def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
@@ -192,16 +235,22 @@ def defaults_yaml() -> str:
             md = f.metadata
             if md["section"] != section:
                 continue
-            lines += textwrap.wrap(f"{md['meaning']} [{_kind(md)}]", width=98, initial_indent="# ",
-                                   subsequent_indent="# ", break_on_hyphens=False)
+            lines += textwrap.wrap(
+                f"{md['meaning']} [{_kind(md)}]",
+                width=98,
+                initial_indent="# ",
+                subsequent_indent="# ",
+                break_on_hyphens=False,
+            )
             lines.append(f"{name}: {_yaml_value(md['default'])}")
     return "\n".join(lines) + "\n"
 
 
 def _kind(md: Mapping[str, Any]) -> str:
     lo_hi = md["bounds"]
-    return md["kind"] + (f", {lo_hi[0]} to {lo_hi[1]}" if lo_hi and lo_hi[1] < 2**32 else
-                         f", at least {lo_hi[0]}" if lo_hi else "")
+    return md["kind"] + (
+        f", {lo_hi[0]} to {lo_hi[1]}" if lo_hi and lo_hi[1] < 2**32 else f", at least {lo_hi[0]}" if lo_hi else ""
+    )
 
 
 def readme_table() -> str:
@@ -217,6 +266,7 @@ def readme_table() -> str:
 
 
 # --- reading ------------------------------------------------------------------
+
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML parameters file; relative input paths become absolute.
@@ -286,8 +336,7 @@ def params_file_path(name: str | Path) -> Path:
     return path
 
 
-def load_params(params_file: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Params:
+def load_params(params_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Params:
     """Defaults, then a parameters file, then overrides; validated.
 
     Parameters
@@ -316,6 +365,7 @@ def load_params(params_file: str | Path | None = None,
 
 
 # --- validation -----------------------------------------------------------------
+
 
 def _int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     if lo is None:  # the range is part of the parameter's description
@@ -423,7 +473,8 @@ def _sensitivity(value: Any) -> tuple[str, ...]:
         if not m or bad:
             raise ParameterError(
                 f"parameter sensitivity: {item!r} is not 'no-covariates' or 'drop:' followed by register "
-                f"or covariate codes ({' '.join(REGISTERS)} {' '.join(COVARIATES)}), e.g. drop:K")
+                f"or covariate codes ({' '.join(REGISTERS)} {' '.join(COVARIATES)}), e.g. drop:K"
+            )
         out.append("drop:" + ",".join(codes))
     if len(set(out)) != len(out):
         raise ParameterError(f"parameter sensitivity: an analysis is listed twice: {out}")
@@ -474,8 +525,9 @@ def validate(raw: Mapping[str, Any]) -> Params:
         seed=_int("seed", raw["seed"]),
         n_jobs=_int("n_jobs", raw["n_jobs"]),
         sensitivity=_sensitivity(raw["sensitivity"]),
-        sensitivity_datasets=(None if raw["sensitivity_datasets"] is None
-                              else _int("sensitivity_datasets", raw["sensitivity_datasets"])),
+        sensitivity_datasets=(
+            None if raw["sensitivity_datasets"] is None else _int("sensitivity_datasets", raw["sensitivity_datasets"])
+        ),
     )
     for key, optional in INPUT_KEYS.items():
         values[key] = _path(key, raw[key], optional)

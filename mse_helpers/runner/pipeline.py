@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -48,6 +49,7 @@ MANIFEST_PACKAGES = (
     "nbformat", "ipykernel",
 )
 KERNEL = "python3"
+log = logging.getLogger(__name__)
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED = "running", "ok", "failed"
 
 
@@ -323,7 +325,7 @@ def headline_from_estimates(path: Path) -> str | None:
 def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_DIR,
                  notebooks: tuple[str, ...] = NOTEBOOKS, cell_timeout: int = 1800,
                  today: dt.date | None = None,
-                 progress: Callable[[str], None] = print) -> RunResult:
+                 progress: Callable[[str], None] | None = None) -> RunResult:
     """Execute the notebooks in order into a new run folder.
 
     Parameters
@@ -338,8 +340,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
         Seconds one cell may take before the run fails.
     today : datetime.date, optional
         Date for the folder name.
-    progress : callable
-        Receives one line per notebook.
+    progress : callable, optional
+        Receives one line per notebook (default: the ``logging`` logger of this module, level INFO).
 
     Returns
     -------
@@ -349,6 +351,7 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     """
     from .runindex import write_index
 
+    progress = progress or log.info
     run_dir = new_run_dir(reports_dir, today)
     runfolder.make_run_folder(run_dir)
     (run_dir / runfolder.PARAMS_FILE).write_text(

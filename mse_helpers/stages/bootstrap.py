@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -46,6 +47,8 @@ from .. import runfolder, seeds
 from ..codes import COVARIATES, YEAR, group_label, model_factors, uses_year_factor
 from ..engine.existence import recession_direction_lp
 from ..engine.pooling import pool_estimates
+
+log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("two-factor", "three-factor")
 #: Status of a replicate whose refit had a zero sufficient statistic: no MLE,
@@ -681,5 +684,7 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     models_frame = pd.DataFrame([_models_row(r, years) for r in pooled])
     runfolder.write_bootstrap(work_dir, per_model)
     runfolder.write_results(results_dir, estimates, models_frame)
+    log.info("bootstrap: %d models pooled (%d replicates each), %d not used", len(pooled), p.bootstrap,
+             len(models) - len(pooled))
     return BootstrapResult(estimates=estimates, models=models_frame, per_model=per_model,
                            failed=failed, n_models_skipped=int((failed["status"] != loglinear.STATUS_OK).sum()))

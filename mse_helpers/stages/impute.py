@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,6 +46,8 @@ from scipy.special import expit
 
 from .. import runfolder, seeds
 from ..codes import COVARIATES
+
+log = logging.getLogger(__name__)
 
 #: Columns of a completed person-level file, before the registers and covariates.
 YEAR = "year"
@@ -697,6 +700,7 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
     files = runfolder.write_imputed(work_dir, [(ds.index, ds.completed) for ds in datasets])
     traces = pd.concat([d.trace for d in datasets], ignore_index=True)[["dataset", "iteration", "variable", "mean"]]
     runfolder.write_traces(work_dir, traces)
+    log.info("imputation: %d completed data sets (%d iterations each) written", len(files), p.maxit)
     frequencies = pd.concat([register_frequencies(d.completed, p.registers).assign(dataset=d.index)
                              for d in datasets], ignore_index=True)
     return ImputeResult(

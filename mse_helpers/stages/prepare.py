@@ -24,6 +24,7 @@ Steps, each a function:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -33,6 +34,8 @@ import pandas as pd
 from . import inputs
 from .. import runfolder
 from ..codes import COVARIATES, EXCLUDE, REGISTERS
+
+log = logging.getLogger(__name__)
 
 #: Aggregate columns per covariate: (first level column, second level column).
 AGGREGATE_LEVEL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -748,4 +751,6 @@ def run_stage(p, work_dir: Path) -> PrepResult:
     """
     result = build(p)
     runfolder.write_preparation(work_dir, result.persons, result.partial, result.summary)
+    log.info("data preparation: %d person records, %d partial records, years %s", len(result.persons),
+             len(result.partial), result.summary["years"])
     return result

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import time
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +44,8 @@ from .. import runfolder
 from ..codes import YEAR, model_factors
 from ..engine.existence import check_existence
 from ..engine.loglinear import STATUS_OK, Design, Fit, dataset_table, fit_model, n_hat_by
+
+log = logging.getLogger(__name__)
 
 #: A candidate must lower the criterion by more than this to be taken (as the
 #: reference implementation; R's step() uses a similar 1e-7 guard).
@@ -677,6 +680,8 @@ def run_stage(p, work_dir: Path) -> SelectionResult:
     }
     result = SelectionResult(models, screening, refused, sensitivity, years, stats)
     write_outputs(result, work_dir)
+    log.info("model selection: %d models on %d data sets in %.1f s (screening %.1f s, sensitivity %.1f s)",
+             len(models), p.m, t3 - t0, t1 - t0, t3 - t2)
     return result
 
 

@@ -48,3 +48,6 @@ def test_one_year_run_end_to_end(tmp_path, capsys):
     models = json.loads((run / "work" / "models.json").read_text())
     assert all(not any(YEAR in t.split(":") for t in m["terms"]) for m in models)
     assert all(set(m["n_hat"]) == {"total", "2016"} for m in models)
+    # privacy: the published reports name no machine path (the work files are named as work/...)
+    for page in (run / "html").glob("*.html"):
+        assert str(tmp_path) not in page.read_text(encoding="utf-8"), page.name

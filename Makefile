@@ -14,17 +14,28 @@ export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: report test unit notebooks lab venv requirements benchmark clean-venv
+.PHONY: report test unit lint docs notebooks lab venv requirements benchmark clean-venv
 
+# The bundled synthetic data with their truth (data/synthetic.yaml names it).
 report: $(STAMP)
-	$(VENV)/bin/mse run
+	$(VENV)/bin/mse run --params data/synthetic.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks
 
+# The unit tests without the slow ones (each of those runs the whole pipeline).
 unit: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
+
+# Lint and format check (rules in pyproject.toml); `ruff format .` fixes the layout.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# API reference from the docstrings into docs/api/ (git-ignored).
+docs: $(STAMP)
+	$(VENV)/bin/pdoc --docformat numpy -o docs/api mse_helpers
 
 notebooks: $(STAMP)
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks
@@ -50,7 +61,7 @@ requirements:
 	$(PYTHON) -m venv .venv-resolve
 	.venv-resolve/bin/pip install --quiet -r requirements.in
 	{ echo "# Exact pins of everything installed in .venv (generated from requirements.in by 'make requirements')."; \
-	  .venv-resolve/bin/pip freeze --exclude pip; } > requirements.txt
+	  .venv-resolve/bin/pip freeze --all --exclude pip --exclude setuptools; } > requirements.txt
 	rm -rf .venv-resolve
 
 benchmark: $(STAMP)

@@ -80,7 +80,7 @@ def main() -> None:
         print(f"mean time per fit incl. everything (n_jobs=1): {per_fit:.2f} ms")
         if args.sensitivity:
             for analysis in ("drop:K", "no-covariates"):
-                q = dataclasses.replace(p, n_jobs=2, sensitivity=(analysis,))
+                q = dataclasses.replace(p, n_jobs=2, sensitivity=(analysis,), sensitivity_datasets=None)
                 res = selection.run_stage(q, work)
                 print(f"sensitivity {analysis:>14}: {res.stats['seconds_sensitivity']:.1f} s for both "
                       f"selections on {p.m} data sets (n_jobs=2), {res.stats['fits_sensitivity']:,} fits")

@@ -2,11 +2,13 @@
 
 The person-level file (data.md section 4) stores registers as 0/1 (nullable
 ``Int8``) and covariates as their level codes (strings, missing as ``<NA>``).
-The log-linear engine and the imputer work on 0/1 indicators; ``level_index``
-converts a covariate to that form, with the *first* level coded 0.
+The log-linear engine and the imputer work on 0/1 indicators, with the
+*first* level of a covariate coded 0.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 #: Register codes in canonical order.
 REGISTERS: tuple[str, ...] = ("I", "K", "O", "P", "R", "Z")
@@ -46,32 +48,43 @@ LEVEL_NAMES: dict[str, dict[str, str]] = {
 #: The year factor.
 YEAR = "J"
 
-#: Value of ``source`` in the person-level file.
-SOURCES: tuple[str, ...] = ("reports", "aggregate", "linked")
-
 #: Register value meaning "drop these reports" in the register map.
 EXCLUDE = "exclude"
 
 
-def level_index(covariate: str, level: str) -> int:
-    """Return the 0/1 code of ``level`` for ``covariate``.
+def uses_year_factor(years: Sequence[int]) -> bool:
+    """Whether the models have the year factor ``J``: only when more than one year is analysed.
+
+    With one year, ``J`` would be a factor with a single level (no model
+    can estimate a year effect); the model terms leave it out.
 
     Parameters
     ----------
-    covariate : str
-        One of the keys of :data:`COVARIATES`.
-    level : str
-        One of that covariate's two levels.
+    years : sequence of int
+        The analysed years.
 
     Returns
     -------
-    int
-        0 for the first level, 1 for the second.
+    bool
     """
-    levels = COVARIATES[covariate]
-    if level not in levels:
-        raise ValueError(f"covariate {covariate}: level {level!r} is not one of {levels}")
-    return levels.index(level)
+    return len(set(years)) > 1
+
+
+def model_factors(covariates: Sequence[str], years: Sequence[int]) -> list[str]:
+    """The factors of the log-linear models: the covariates, then ``J`` if :func:`uses_year_factor`.
+
+    Parameters
+    ----------
+    covariates : sequence of str
+        Covariate codes in use.
+    years : sequence of int
+        The analysed years.
+
+    Returns
+    -------
+    list of str
+    """
+    return list(covariates) + ([YEAR] if uses_year_factor(years) else [])
 
 
 def group_label(**levels: str) -> str:

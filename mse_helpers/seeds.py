@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 #: One fixed number per random step; never renumber (it would change results).
+#: Model selection has no random step; its number 4 stays unused.
 STAGES: dict[str, int] = {
     "simulate": 1,
     "link": 2,
     "impute": 3,
-    "select": 4,
     "bootstrap": 5,
     "estimate": 6,
 }

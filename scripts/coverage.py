@@ -1,4 +1,4 @@
-"""Calibration check of the whole method on simulated populations (issue 7 item 7).
+"""Calibration check of the whole method on simulated populations.
 
 For each of S populations: simulate registration data with a known truth
 (:func:`mse_helpers.synthetic.simulator.simulate`, its own seed), write it to a temporary

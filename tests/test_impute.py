@@ -437,10 +437,9 @@ def test_trace_stability_flags_chains_that_have_not_mixed():
 
 
 def test_with_the_real_linking_of_data_preparation(truth):
-    """Integration with prepare.link_partial_records (skipped until it exists)."""
-    prepare = pytest.importorskip("mse_helpers.stages.prepare")
-    if not hasattr(prepare, "link_partial_records"):
-        pytest.skip("prepare.link_partial_records not written yet")
+    """Integration with prepare.link_partial_records, the linking the stage uses."""
+    from mse_helpers.stages import prepare
+
     rng = np.random.default_rng(30)
     persons, _ = mask(truth.iloc[:1500], "U", np.full(1500, 0.05), rng)
     partial = make_partial(80, rng)

@@ -1,4 +1,4 @@
-"""A new year of data (issue 7, item 6): append 2020 to the bundled data as the README
+"""A new year of data: append 2020 to the bundled data as the README
 shows, run the whole pipeline, and check that 2020 is in every results table and figure.
 
 Slow (the four notebooks run with quick settings): ``pytest -m slow tests/test_new_year.py``.

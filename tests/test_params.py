@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mse_helpers.runner.params import ParameterError, load_params, parse_set, read_params_file
 
@@ -29,24 +30,27 @@ def test_defaults_plus_overrides(inputs):
     assert isinstance(p.reports, Path) and p.reports.is_absolute()
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("m", "abc", "parameter m: must be a whole number"),
-    ("m", True, "parameter m: must be a whole number"),
-    ("m", 0, "parameter m: must be from 1"),
-    ("maxit", 2.5, "parameter maxit"),
-    ("bootstrap", 1, "parameter bootstrap"),
-    ("seed", -1, "parameter seed"),
-    ("n_jobs", 0, "parameter n_jobs"),
-    ("interval", "wald", "parameter interval"),
-    ("linking", "fixed", "parameter linking"),
-    ("registers", ["P"], "parameter registers: needs at least 2"),
-    ("registers", ["P", "X"], "parameter registers: unknown code"),
-    ("covariates", ["S", "S"], "parameter covariates: a code is listed twice"),
-    ("years", "2019-2016", "parameter years: range"),
-    ("years", "abc", "parameter years"),
-    ("linkage_window_days", -3, "parameter linkage_window_days"),
-    ("reference_years", [2016, 2016], "parameter reference_years"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("m", "abc", "parameter m: must be a whole number"),
+        ("m", True, "parameter m: must be a whole number"),
+        ("m", 0, "parameter m: must be from 1"),
+        ("maxit", 2.5, "parameter maxit"),
+        ("bootstrap", 1, "parameter bootstrap"),
+        ("seed", -1, "parameter seed"),
+        ("n_jobs", 0, "parameter n_jobs"),
+        ("interval", "wald", "parameter interval"),
+        ("linking", "fixed", "parameter linking"),
+        ("registers", ["P"], "parameter registers: needs at least 2"),
+        ("registers", ["P", "X"], "parameter registers: unknown code"),
+        ("covariates", ["S", "S"], "parameter covariates: a code is listed twice"),
+        ("years", "2019-2016", "parameter years: range"),
+        ("years", "abc", "parameter years"),
+        ("linkage_window_days", -3, "parameter linkage_window_days"),
+        ("reference_years", [2016, 2016], "parameter reference_years"),
+    ],
+)
 def test_bad_values_name_the_key(inputs, key, value, fragment):
     with pytest.raises(ParameterError, match=fragment.replace("(", r"\(")):
         load_params(None, {**inputs, key: value})
@@ -106,3 +110,81 @@ def test_sensitivity_analyses(inputs):
     for bad in (["drop:X"], ["leave-out K"], [3], ["drop:K", "drop:K"]):
         with pytest.raises(ParameterError, match="parameter sensitivity"):
             load_params(None, {**inputs, "sensitivity": bad})
+
+
+# --- configuration in one place ------------------------------------------------------------
+
+
+def test_every_parameter_is_described_once_on_params():
+    from mse_helpers.runner.params import FIELDS, SECTIONS
+
+    for name, f in FIELDS.items():
+        md = f.metadata
+        assert md["meaning"] and md["kind"] and md["section"] in SECTIONS, name
+        assert "../" not in md["meaning"], name  # nothing a user reads points outside the repository
+
+
+def test_defaults_file_and_readme_table_are_generated_from_params():
+    import importlib.util
+
+    from mse_helpers.runner.params import DEFAULTS_FILE, FIELDS, PROJECT_ROOT, defaults_yaml, readme_table
+
+    assert DEFAULTS_FILE.read_text(encoding="utf-8") == defaults_yaml(), "run python scripts/params_doc.py"
+    assert readme_table() in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), (
+        "run python scripts/params_doc.py"
+    )
+    spec = importlib.util.spec_from_file_location("params_doc", PROJECT_ROOT / "scripts" / "params_doc.py")
+    doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc)
+    assert doc.main(["--check"]) == 0
+    # the file's values are the described defaults, key by key
+    raw = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8"))
+    assert list(raw) == list(FIELDS)
+    assert raw == {k: f.metadata["default"] for k, f in FIELDS.items()}
+
+
+def test_readme_table_is_replaced_as_a_block():
+    import importlib.util
+
+    from mse_helpers.runner.params import PROJECT_ROOT, readme_table
+
+    spec = importlib.util.spec_from_file_location("params_doc", PROJECT_ROOT / "scripts" / "params_doc.py")
+    doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc)
+    stale = "intro\n\n| parameter | default |\n|---|---|\n| `m` | `3` |\n\nafter\n"
+    out = doc.replace_table(stale, readme_table())
+    assert out.startswith("intro\n\n| parameter | type |") and out.endswith("|\n\nafter\n")
+    assert "| `m` | `3` |" not in out
+    assert "| `m` | whole number, 1 to 1000 | `25` | completed data sets (multiple imputation) |" in out
+
+
+def test_ranges_come_from_the_description(inputs):
+    with pytest.raises(ParameterError, match="parameter m: must be from 1 to 1000, got 1001"):
+        load_params(None, {**inputs, "m": 1001})
+    with pytest.raises(ParameterError, match="parameter sensitivity_datasets: must be from 1 to 1000, got 0"):
+        load_params(None, {**inputs, "sensitivity_datasets": 0})
+    assert load_params(None, {**inputs, "sensitivity_datasets": None}).sensitivity_datasets is None
+
+
+def test_truth_only_with_the_synthetic_parameters(tmp_path):
+    from mse_helpers.runner.params import DEFAULTS_FILE
+
+    p = load_params()
+    assert p.truth is None
+    assert p.reports == (DEFAULTS_FILE.parent / "reports.csv").resolve()
+    synthetic = load_params("synthetic")
+    assert synthetic.truth == (DEFAULTS_FILE.parent / "truth.csv").resolve()
+    assert load_params(DEFAULTS_FILE.parent / "synthetic.yaml") == synthetic
+    # a file of that name in the current folder wins over the bundled one
+    (tmp_path / "synthetic").write_text("m: 3\n")
+    assert load_params(tmp_path / "synthetic").truth is None
+
+
+def test_sensitivity_datasets_is_recorded(tmp_path):
+    from mse_helpers.runner.pipeline import initial_manifest
+
+    p = load_params(None, {"sensitivity_datasets": 4})
+    assert p.to_dict()["sensitivity_datasets"] == 4
+    man = initial_manifest(p, tmp_path, ("01_data_preparation",))
+    assert man["parameters"]["sensitivity_datasets"] == 4
+    assert yaml.safe_load(yaml.safe_dump(p.to_dict()))["sensitivity_datasets"] == 4

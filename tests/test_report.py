@@ -180,7 +180,7 @@ def test_validation_keeps_truth_groups_without_estimate():
 
 
 def test_read_truth_of_bundled_data_and_bad_file(tmp_path):
-    truth = tables.read_truth(load_params().truth)
+    truth = tables.read_truth(load_params("synthetic").truth)
     assert {"total", "S=F", "U=O"} <= set(truth["group"])
     bad = tmp_path / "truth.csv"
     bad.write_text("year,group,n_true\n2016,total,10\n")

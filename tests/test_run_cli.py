@@ -50,7 +50,7 @@ def test_quick_run_on_bundled_data(tmp_path, capsys):
     man = json.loads((run / "manifest.json").read_text())
     assert man["status"] == "ok" and man["years"] == [2016, 2017, 2018, 2019]
     assert all(v["status"] == "ok" for v in man["notebooks"].values())
-    assert set(man["inputs"]) == {"reports", "aggregates", "register_map", "truth"}
+    assert set(man["inputs"]) == {"reports", "aggregates", "register_map"}  # no truth without data/synthetic.yaml
     for nb in man["notebooks"]:
         assert (run / "html" / f"{nb}.html").is_file() and (run / "html_code" / f"{nb}.html").is_file()
     assert f"{run.name}/index.html" in (reports / "index.html").read_text()

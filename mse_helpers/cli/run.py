@@ -7,17 +7,19 @@ import sys
 from pathlib import Path
 
 from . import UsageError
-from ..runner.params import PROJECT_ROOT, ParameterError, load_params, parse_set
+from ..runner.params import ParameterError, default_reports_dir, load_params, parse_set
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mse run``."""
-    parser.add_argument("--params", metavar="FILE", help="YAML file with the parameters to change "
-                        "(the rest come from data/defaults.yaml)")
+    parser.add_argument("--params", metavar="FILE", help="YAML file with the parameters to change (the rest come "
+                        "from the bundled defaults, data/defaults.yaml), or 'synthetic': the bundled synthetic data "
+                        "with their truth (data/synthetic.yaml). Without it: the bundled synthetic data, no truth")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         help="override one parameter, e.g. --set m=5 --set years=2016-2019 (repeatable)")
-    parser.add_argument("--reports", metavar="DIR", default=str(PROJECT_ROOT / "reports"),
-                        help="folder for run folders and index.html (default: reports/)")
+    parser.add_argument("--reports", metavar="DIR", default=str(default_reports_dir()),
+                        help="folder for run folders and index.html (default: the project's reports/ in a "
+                        "checkout, else reports/ in the current folder)")
     parser.add_argument("--cell-timeout", metavar="SECONDS", type=int, default=1800,
                         help="seconds one notebook cell may take before the run fails (default 1800)")
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..runfolder import ESTIMATE_TABLE_COLUMNS, bundled_dir
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS, group_label
 
 UNKNOWN = "unknown"
@@ -199,8 +200,8 @@ def register_overlap_table(persons: pd.DataFrame, register: str, years: Sequence
 
 # --- results tables (notebook 04): Table 6, Tables 7-10, Annex G, validation ---------------
 
-#: Columns of ``results/estimates.csv`` the results tables need.
-ESTIMATE_COLUMNS: tuple[str, ...] = ("year", "group", "n_obs", "n_hat", "lower", "upper", "ratio")
+#: Columns of ``results/estimates.csv`` the results tables need (the file's schema: :mod:`mse_helpers.runfolder`).
+ESTIMATE_COLUMNS: tuple[str, ...] = ESTIMATE_TABLE_COLUMNS
 
 #: Label of the all-years row (``year == "all"`` in ``estimates.csv``).
 ALL_YEARS = "all"
@@ -602,7 +603,7 @@ def validation_summary(validation: pd.DataFrame) -> pd.DataFrame:
 # --- earlier (published) estimates for the long series (Figure 6) --------------------------
 
 #: The published figures of method.md section 10 (default of ``earlier_estimates``).
-PUBLISHED_ESTIMATES = Path(__file__).resolve().parents[2] / "data" / "published_estimates.csv"
+PUBLISHED_ESTIMATES = bundled_dir("data") / "published_estimates.csv"
 
 
 def read_earlier_estimates(path=None) -> pd.DataFrame:

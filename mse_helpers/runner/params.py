@@ -1,15 +1,24 @@
 """Parameters of a run: defaults, parameter files, ``--set`` overrides, validation.
 
-The defaults live in one file, ``data/defaults.yaml`` (documented in the
-README). A user's parameters file only needs the keys it changes. Every value
-is checked before anything runs; a problem raises :class:`ParameterError`
+Each parameter is described once, on :class:`Params` (meaning, type, default,
+range: :func:`param`). The bundled ``data/defaults.yaml`` holds the default
+values and the README's parameter table shows them; both are generated from
+``Params`` by ``scripts/params_doc.py`` and checked against it by the tests.
+A user's parameters file only needs the keys it changes. Every value is
+checked before anything runs; a problem raises :class:`ParameterError`
 naming the key (or file) and the rule it broke.
+
+``mse run`` without a parameters file runs on the bundled synthetic inputs
+without a truth file; ``--params synthetic`` (the bundled
+``data/synthetic.yaml``, which ``make report`` passes) adds their truth, so
+a run on one's own files never sees the synthetic truth.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,11 +26,17 @@ import yaml
 
 from ..codes import COVARIATES, REGISTERS
 from ..engine.pooling import INTERVALS
+from ..runfolder import bundled_dir, checkout_root
 from ..stages.prepare import LINKING
 
-#: The project's root (the folder holding ``data/`` and ``notebooks/``).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS_FILE = PROJECT_ROOT / "data" / "defaults.yaml"
+#: The checkout's root (the folder holding ``data/`` and ``notebooks/``), or
+#: ``None`` when the package is installed from a wheel.
+CHECKOUT = checkout_root()
+#: The project's root in a checkout; the package's parent folder otherwise.
+PROJECT_ROOT = CHECKOUT if CHECKOUT is not None else Path(__file__).resolve().parents[2]
+DEFAULTS_FILE = bundled_dir("data") / "defaults.yaml"
+#: Parameters files shipped with the package, usable by name (``mse run --params synthetic``).
+BUNDLED_PARAMS: dict[str, str] = {"synthetic": "synthetic.yaml"}
 
 #: Input files: key -> may it be null?
 INPUT_KEYS: dict[str, bool] = {
@@ -32,38 +47,149 @@ INPUT_KEYS: dict[str, bool] = {
     "earlier_estimates": True,
 }
 
+#: Sections of ``defaults.yaml``, in order.
+SECTIONS = ("inputs", "data preparation", "imputation, model selection, variance")
+
+
+def default_reports_dir() -> Path:
+    """Where ``mse run`` puts run folders by default: the checkout's ``reports/``, else ``./reports``."""
+    return (CHECKOUT if CHECKOUT is not None else Path.cwd()) / "reports"
+
 
 class ParameterError(ValueError):
     """A parameter (or parameters file) breaks a rule; the message names it."""
 
 
+def param(meaning: str, kind: str, default: Any, section: str, bounds: tuple[int, int] | None = None):
+    """A :class:`Params` field with its one description.
+
+    Parameters
+    ----------
+    meaning : str
+        What it does (README table and ``defaults.yaml`` comment).
+    kind : str
+        Its type as a user writes it (e.g. "file", "whole number").
+    default : object
+        The default as written in ``defaults.yaml`` (input paths relative to it).
+    section : str
+        One of :data:`SECTIONS`.
+    bounds : (int, int), optional
+        Allowed range of a whole number, checked by :func:`validate`.
+    """
+    if section not in SECTIONS:
+        raise ValueError(f"unknown section {section!r}")
+    return dataclasses.field(
+        metadata={"meaning": meaning, "kind": kind, "default": default, "section": section, "bounds": bounds}
+    )
+
+
+_IN, _PREP, _EST = SECTIONS
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
-    """Validated parameters of one run (method.md section 9 plus the inputs).
+    """Validated parameters of one run.
 
     Paths are absolute. ``years`` and ``reference_years`` may be ``None``:
-    data preparation resolves them from the data.
+    data preparation resolves them from the data. The metadata of each field
+    (:func:`param`) is its documentation.
     """
 
-    reports: Path
-    aggregates: Path | None
-    register_map: Path
-    truth: Path | None
-    earlier_estimates: Path | None
-    years: tuple[int, ...] | None
-    registers: tuple[str, ...]
-    covariates: tuple[str, ...]
-    linkage_window_days: int
-    reference_years: tuple[int, ...] | None
-    linking: str
-    m: int
-    maxit: int
-    three_factor_candidates: int
-    bootstrap: int
-    interval: str
-    seed: int
-    n_jobs: int
-    sensitivity: tuple[str, ...] = ()
+    reports: Path = param("reports file, one row per report", "file (CSV or .xlsx)", "reports.csv", _IN)
+    aggregates: Path | None = param(
+        "totals from organisations that sent no person-level reports; `null` if none",
+        "file or null",
+        "aggregates.csv",
+        _IN,
+    )
+    register_map: Path = param("organisation -> register (I K O P R Z) or `exclude`", "file", "register_map.csv", _IN)
+    truth: Path | None = param(
+        "synthetic data only: the true numbers per year and group, shown in a validation table, never used for "
+        "estimation; the bundled synthetic truth is named in `data/synthetic.yaml` (`mse run --params synthetic`, "
+        "as `make report` does)",
+        "file or null",
+        None,
+        _IN,
+    )
+    earlier_estimates: Path | None = param(
+        "CSV of earlier published estimates for the long series; `null`: the bundled `data/published_estimates.csv`",
+        "file or null",
+        None,
+        _IN,
+    )
+    years: tuple[int, ...] | None = param(
+        "years to analyse; `null`: every year in the data", "list of years, a range `2016-2019`, or null", None, _PREP
+    )
+    registers: tuple[str, ...] = param(
+        "registers in the model; leaving one out (e.g. K) is a sensitivity analysis",
+        "list of codes I K O P R Z",
+        ["I", "K", "O", "P", "R", "Z"],
+        _PREP,
+    )
+    covariates: tuple[str, ...] = param(
+        "covariates in the model (sex, age group, nationality, exploitation type)",
+        "list of codes S L N U",
+        ["S", "L", "N", "U"],
+        _PREP,
+    )
+    linkage_window_days: int = param(
+        "a person's registers are all that reported them within this many days of the first report",
+        "whole number",
+        365,
+        _PREP,
+        bounds=(0, 3660),
+    )
+    reference_years: tuple[int, ...] | None = param(
+        "years whose register overlap the linking of aggregate records copies; `null`: the years before the "
+        "first aggregate year",
+        "list of years or null",
+        None,
+        _PREP,
+    )
+    linking: str = param(
+        "how many aggregate records are linked per register pattern: `draw` draws the year's pattern counts "
+        "anew for every completed data set (proper multiple imputation, so the intervals carry the "
+        "uncertainty of the linking assumption); `expected` uses the fixed counts q(p)·T of the study "
+        "(docs/estimation.md §5)",
+        " or ".join(f"`{v}`" for v in LINKING),
+        "draw",
+        _PREP,
+    )
+    m: int = param("completed data sets (multiple imputation)", "whole number", 25, _EST, bounds=(1, 1000))
+    maxit: int = param("chained-equation iterations per data set", "whole number", 10, _EST, bounds=(1, 1000))
+    three_factor_candidates: int = param(
+        "three-factor terms kept after the screening", "whole number", 20, _EST, bounds=(0, 10000)
+    )
+    bootstrap: int = param("parametric bootstrap replicates per model", "whole number", 100, _EST, bounds=(2, 100000))
+    sensitivity: tuple[str, ...] = param(
+        "sensitivity analyses shown beside the main result: `drop:K` leaves out a register (the earlier study "
+        "ran with and without KMar), `drop:S,L` covariates, `no-covariates` fits without any; `[]` for none",
+        "list",
+        ["drop:K", "no-covariates"],
+        _EST,
+    )
+    sensitivity_datasets: int | None = param(
+        "the sensitivity analyses use the first this many completed data sets (they would add about half the "
+        "time of the main selections on all of them); `null`: all m",
+        "whole number or null",
+        10,
+        _EST,
+        bounds=(1, 1000),
+    )
+    interval: str = param(
+        "`rubin-t` (symmetric, as the study) or `log-scale` (for the dark number)",
+        " or ".join(f"`{v}`" for v in INTERVALS),
+        "rubin-t",
+        _EST,
+    )
+    seed: int = param(
+        "master seed; every random step derives its own stream from it",
+        "whole number",
+        20161231,
+        _EST,
+        bounds=(0, 2**63 - 1),
+    )
+    n_jobs: int = param("parallel workers; results do not depend on it", "whole number", 2, _EST, bounds=(1, 256))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (paths as strings, tuples as lists)."""
@@ -82,10 +208,65 @@ class Params:
         return {k: getattr(self, k) for k in INPUT_KEYS if getattr(self, k) is not None}
 
 
-KEYS = tuple(f.name for f in dataclasses.fields(Params))
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Params)}
+KEYS = tuple(FIELDS)
+
+
+# --- the documentation, generated from Params ------------------------------------------------
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def defaults_yaml() -> str:
+    """The text of ``data/defaults.yaml``: every parameter, its default and its meaning."""
+    lines = [
+        "# Default parameters of `mse run`. Generated by scripts/params_doc.py from the descriptions",
+        "# on mse_helpers.runner.params.Params (change them there). A parameters file of your own",
+        "# (`mse run --params my.yaml`) needs only the keys it changes; relative paths are read",
+        "# relative to the file that names them. Without a parameters file `mse run` runs on the",
+        "# bundled synthetic data without their truth; `mse run --params synthetic` (data/synthetic.yaml)",
+        "# adds it.",
+    ]
+    for section in SECTIONS:
+        lines += ["", f"# --- {section} " + "-" * (86 - len(section))]
+        for name, f in FIELDS.items():
+            md = f.metadata
+            if md["section"] != section:
+                continue
+            lines += textwrap.wrap(
+                f"{md['meaning']} [{_kind(md)}]",
+                width=98,
+                initial_indent="# ",
+                subsequent_indent="# ",
+                break_on_hyphens=False,
+            )
+            lines.append(f"{name}: {_yaml_value(md['default'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _kind(md: Mapping[str, Any]) -> str:
+    lo_hi = md["bounds"]
+    return md["kind"] + (
+        f", {lo_hi[0]} to {lo_hi[1]}" if lo_hi and lo_hi[1] < 2**32 else f", at least {lo_hi[0]}" if lo_hi else ""
+    )
+
+
+def readme_table() -> str:
+    """The README's parameter table (markdown)."""
+    rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+    for name, f in FIELDS.items():
+        md = f.metadata
+        default = _yaml_value(md["default"])
+        if name in INPUT_KEYS and md["default"] is not None:
+            default = f"data/{default}"
+        rows.append(f"| `{name}` | {_kind(md)} | `{default}` | {md['meaning']} |")
+    return "\n".join(rows) + "\n"
 
 
 # --- reading ------------------------------------------------------------------
+
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML parameters file; relative input paths become absolute.
@@ -144,14 +325,25 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def load_params(params_file: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Params:
+def params_file_path(name: str | Path) -> Path:
+    """The parameters file a user named: a path, or the name of a bundled one (:data:`BUNDLED_PARAMS`).
+
+    An existing file always wins over a bundled name.
+    """
+    path = Path(name)
+    if not path.exists() and str(name) in BUNDLED_PARAMS:
+        return bundled_dir("data") / BUNDLED_PARAMS[str(name)]
+    return path
+
+
+def load_params(params_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Params:
     """Defaults, then a parameters file, then overrides; validated.
 
     Parameters
     ----------
     params_file : str or Path, optional
-        A YAML file with the keys to change (``None``: defaults only).
+        A YAML file with the keys to change, or a bundled one by name
+        (``"synthetic"``; :func:`params_file_path`); ``None``: defaults only.
     overrides : mapping, optional
         Values that win over both (already parsed; relative input paths are
         taken relative to the current folder).
@@ -162,7 +354,7 @@ def load_params(params_file: str | Path | None = None,
     """
     raw = read_params_file(DEFAULTS_FILE)
     if params_file is not None:
-        raw.update(read_params_file(params_file))
+        raw.update(read_params_file(params_file_path(params_file)))
     if overrides:
         over = dict(overrides)
         for key in INPUT_KEYS:
@@ -174,7 +366,10 @@ def load_params(params_file: str | Path | None = None,
 
 # --- validation -----------------------------------------------------------------
 
-def _int(key: str, value: Any, lo: int, hi: int | None = None) -> int:
+
+def _int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    if lo is None:  # the range is part of the parameter's description
+        lo, hi = FIELDS[key].metadata["bounds"]
     # bool is an int in Python; `m: true` is a mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"parameter {key}: must be a whole number, got {value!r}")
@@ -278,7 +473,8 @@ def _sensitivity(value: Any) -> tuple[str, ...]:
         if not m or bad:
             raise ParameterError(
                 f"parameter sensitivity: {item!r} is not 'no-covariates' or 'drop:' followed by register "
-                f"or covariate codes ({' '.join(REGISTERS)} {' '.join(COVARIATES)}), e.g. drop:K")
+                f"or covariate codes ({' '.join(REGISTERS)} {' '.join(COVARIATES)}), e.g. drop:K"
+            )
         out.append("drop:" + ",".join(codes))
     if len(set(out)) != len(out):
         raise ParameterError(f"parameter sensitivity: an analysis is listed twice: {out}")
@@ -318,17 +514,20 @@ def validate(raw: Mapping[str, Any]) -> Params:
         years=_years("years", raw["years"]),
         registers=_codes("registers", raw["registers"], REGISTERS, 2),
         covariates=_codes("covariates", raw["covariates"], tuple(COVARIATES), 0),
-        linkage_window_days=_int("linkage_window_days", raw["linkage_window_days"], 0, 3660),
+        linkage_window_days=_int("linkage_window_days", raw["linkage_window_days"]),
         reference_years=_years("reference_years", raw["reference_years"]),
         linking=linking,
-        m=_int("m", raw["m"], 1, 1000),
-        maxit=_int("maxit", raw["maxit"], 1, 1000),
-        three_factor_candidates=_int("three_factor_candidates", raw["three_factor_candidates"], 0, 10000),
-        bootstrap=_int("bootstrap", raw["bootstrap"], 2, 100000),
+        m=_int("m", raw["m"]),
+        maxit=_int("maxit", raw["maxit"]),
+        three_factor_candidates=_int("three_factor_candidates", raw["three_factor_candidates"]),
+        bootstrap=_int("bootstrap", raw["bootstrap"]),
         interval=interval,
-        seed=_int("seed", raw["seed"], 0, 2**63 - 1),
-        n_jobs=_int("n_jobs", raw["n_jobs"], 1, 256),
+        seed=_int("seed", raw["seed"]),
+        n_jobs=_int("n_jobs", raw["n_jobs"]),
         sensitivity=_sensitivity(raw["sensitivity"]),
+        sensitivity_datasets=(
+            None if raw["sensitivity_datasets"] is None else _int("sensitivity_datasets", raw["sensitivity_datasets"])
+        ),
     )
     for key, optional in INPUT_KEYS.items():
         values[key] = _path(key, raw[key], optional)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -35,16 +36,12 @@ from typing import Callable
 
 import yaml
 
-from .params import PROJECT_ROOT, Params
+from .params import CHECKOUT, Params
+from .. import runfolder
 from ..seeds import STAGES
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS: tuple[str, ...] = (
-    "01_data_preparation",
-    "02_imputation",
-    "03_model_selection",
-    "04_results",
-)
+NOTEBOOK_DIR = runfolder.bundled_dir("notebooks")
+NOTEBOOKS: tuple[str, ...] = runfolder.NOTEBOOKS
 #: Packages whose versions go into the manifest (plus Python itself).
 MANIFEST_PACKAGES = (
     "mse-helpers", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn",
@@ -52,6 +49,7 @@ MANIFEST_PACKAGES = (
     "nbformat", "ipykernel",
 )
 KERNEL = "python3"
+log = logging.getLogger(__name__)
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED = "running", "ok", "failed"
 
 
@@ -121,8 +119,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> dict:
-    """The project's git commit and whether the work tree had changes."""
+def git_commit(root: Path | None = CHECKOUT) -> dict:
+    """The project's git commit and whether the work tree had changes (``None`` when installed from a wheel)."""
+    if root is None:
+        return {"commit": None, "dirty": None}
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -285,12 +285,11 @@ def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
 def run_summary(run_dir: Path) -> dict:
     """Years and headline estimate of a run, read from its work and results files."""
     out: dict = {}
-    summary = run_dir / "work" / "prep_summary.json"
-    if summary.is_file():
-        years = json.loads(summary.read_text(encoding="utf-8")).get("years")
-        if years:
-            out["years"] = years
-    est = run_dir / "results" / "estimates.csv"
+    try:
+        out["years"] = runfolder.read_prep_summary(run_dir / runfolder.WORK_DIR)["years"]
+    except (runfolder.WorkFileMissing, runfolder.WorkFileError):
+        pass  # the run stopped before data preparation finished
+    est = run_dir / runfolder.RESULTS_DIR / runfolder.ESTIMATES_FILE
     if est.is_file():
         out["headline"] = headline_from_estimates(est)
     return out
@@ -326,7 +325,7 @@ def headline_from_estimates(path: Path) -> str | None:
 def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_DIR,
                  notebooks: tuple[str, ...] = NOTEBOOKS, cell_timeout: int = 1800,
                  today: dt.date | None = None,
-                 progress: Callable[[str], None] = print) -> RunResult:
+                 progress: Callable[[str], None] | None = None) -> RunResult:
     """Execute the notebooks in order into a new run folder.
 
     Parameters
@@ -341,8 +340,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
         Seconds one cell may take before the run fails.
     today : datetime.date, optional
         Date for the folder name.
-    progress : callable
-        Receives one line per notebook.
+    progress : callable, optional
+        Receives one line per notebook (default: the ``logging`` logger of this module, level INFO).
 
     Returns
     -------
@@ -352,16 +351,14 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     """
     from .runindex import write_index
 
+    progress = progress or log.info
     run_dir = new_run_dir(reports_dir, today)
-    for sub in ("notebooks", "html", "html_code", "results", "work"):
-        (run_dir / sub).mkdir()
-    (run_dir / "params.yaml").write_text(
+    runfolder.make_run_folder(run_dir)
+    (run_dir / runfolder.PARAMS_FILE).write_text(
         "# Parameters as used by this run (mse run).\n"
         + yaml.safe_dump(p.to_dict(), sort_keys=False), encoding="utf-8")
-    (run_dir / "work" / "README.txt").write_text(
-        "PRIVATE: person-level intermediate files. Never publish this folder.\n", encoding="utf-8")
     manifest = initial_manifest(p, run_dir, notebooks)
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
     write_index(reports_dir)
 
     t_run = time.perf_counter()
@@ -370,9 +367,9 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     for i, name in enumerate(notebooks, 1):
         entry = manifest["notebooks"][name]
         entry["status"] = STATUS_RUNNING
-        write_json(run_dir / "manifest.json", manifest)
+        write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
         progress(f"[{i}/{len(notebooks)}] {name} ...")
-        executed = run_dir / "notebooks" / f"{name}.ipynb"
+        executed = run_dir / runfolder.NOTEBOOKS_DIR / f"{name}.ipynb"
         t0 = time.perf_counter()
         try:
             execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout)
@@ -385,8 +382,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
             entry["status"] = STATUS_FAILED
         entry["duration_s"] = round(time.perf_counter() - t0, 2)
         if executed.is_file():
-            render_html(executed, run_dir / "html", with_code=False)
-            render_html(executed, run_dir / "html_code", with_code=True)
+            render_html(executed, run_dir / runfolder.HTML_DIR, with_code=False)
+            render_html(executed, run_dir / runfolder.HTML_CODE_DIR, with_code=True)
         progress(f"[{i}/{len(notebooks)}] {name} {entry['status']} in {entry['duration_s']:.1f} s")
         if failure:
             break
@@ -396,8 +393,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     manifest["failure"] = str(failure) if failure else None
     manifest["finished"] = _now()
     manifest["duration_s"] = round(time.perf_counter() - t_run, 2)
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
     if failure:
-        (run_dir / "FAILED").write_text(str(failure) + "\n", encoding="utf-8")
+        (run_dir / runfolder.FAILED_FILE).write_text(str(failure) + "\n", encoding="utf-8")
     write_index(reports_dir)
     return RunResult(run_dir, manifest["status"], manifest, failure)

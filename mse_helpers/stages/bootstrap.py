@@ -32,7 +32,7 @@ own stream, and each model is computed the same way whichever process runs it.
 from __future__ import annotations
 
 import dataclasses
-import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -40,33 +40,26 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from .. import seeds
+from .. import runfolder, seeds
 from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import GroupMatrix, group_matrix, n_hat_by
 from ..engine.fit import fit_model
 from ..engine.status import FitStatus
 from ..engine.resample import Bootstrap, parametric_bootstrap
-from ..codes import YEAR
+from ..codes import YEAR, model_factors, uses_year_factor
 from ..engine.pooling import pool_estimates
 
-MODELS_FILE = "models.json"
-IMPUTED_DIR = "imputed"
-PREP_SUMMARY = "prep_summary.json"
-BOOTSTRAP_FILE = "bootstrap.parquet"
-ESTIMATES_FILE = "estimates.csv"
-MODELS_CSV = "models.csv"
+log = logging.getLogger(__name__)
+
 MODEL_TYPES = ("two-factor", "three-factor")
 #: A model kept out of the pooling because fewer than two replicates were usable.
 STATUS_TOO_FEW_REPLICATES = "too_few_bootstrap_replicates"
 #: Confidence level of the published intervals (method.md 7).
 LEVEL = 0.95
 
-#: The columns of ``results/estimates.csv``; ``dark`` = n_hat - n_obs with its
-#: own interval ``dark_lower``/``dark_upper`` (log scale, never below zero,
-#: whatever ``p.interval`` is: :func:`pooling.pool_estimates`).
-ESTIMATE_COLUMNS = ["year", "group", "n_obs", "n_hat", "lower", "upper", "ratio", "dark", "dark_lower",
-                    "dark_upper", "var_within", "var_between", "var_total", "df", "n_models", "interval"]
+#: Columns of ``results/estimates.csv`` (the schema is defined in :mod:`mse_helpers.runfolder`).
+ESTIMATE_COLUMNS = list(runfolder.ESTIMATE_COLUMNS)
 PER_MODEL_COLUMNS = ["model", "dataset", "type", "year", "group", "n_obs", "n_hat", "var_within",
                      "var_within_log", "n_boot_ok", "n_boot_failed"]
 
@@ -77,12 +70,13 @@ class BootstrapInputError(ValueError):
 
 # --- inputs ----------------------------------------------------------------------
 
-def read_models(path: Path) -> list[dict]:
+def read_models(work_dir: Path) -> list[dict]:
     """Read and check ``work/models.json`` (the contract of model selection).
 
     Parameters
     ----------
-    path : Path
+    work_dir : Path
+        The run's work folder.
 
     Returns
     -------
@@ -91,18 +85,15 @@ def read_models(path: Path) -> list[dict]:
 
     Raises
     ------
-    FileNotFoundError
+    runfolder.WorkFileMissing
         When the file is missing (run model selection, notebook 03, first).
+    runfolder.WorkFileError
+        When it is not valid JSON.
     BootstrapInputError
         When an entry lacks a key or has a bad value; names the entry.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run model selection (notebook 03_model_selection) first")
-    try:
-        models = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BootstrapInputError(f"{path}: not valid JSON ({exc})") from None
+    models = runfolder.read_models_json(work_dir)
+    path = runfolder.MODELS.shown
     if not isinstance(models, list) or not models:
         raise BootstrapInputError(f"{path}: must be a non-empty JSON list of model objects")
     for k, mod in enumerate(models):
@@ -119,21 +110,6 @@ def read_models(path: Path) -> list[dict]:
         if not isinstance(mod["terms"], list) or not all(isinstance(t, str) for t in mod["terms"]):
             raise BootstrapInputError(f"{where}: 'terms' must be a list of term names such as \"P:R\"")
     return models
-
-
-def _years(work_dir: Path) -> list[int]:
-    path = work_dir / PREP_SUMMARY
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run data preparation (notebook 01_data_preparation) first")
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    if "years" not in summary or not summary["years"]:
-        raise BootstrapInputError(f"{path}: no 'years' entry")
-    return sorted(int(y) for y in summary["years"])
-
-
-def imputed_file(work_dir: Path, dataset: int) -> Path:
-    """Path of completed data set ``dataset`` (``work/imputed/imp_000.parquet`` ...)."""
-    return Path(work_dir) / IMPUTED_DIR / f"imp_{dataset:03d}.parquet"
 
 
 # --- one data set (a worker's task) ------------------------------------------------
@@ -168,8 +144,8 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
     :func:`dataset_table` and the design; the others reuse the
     design (same cells) and bring only their counts (:func:`cell_counts`).
     """
-    persons = pd.read_parquet(path)
-    factors = list(covariates) + ([YEAR] if len(years) > 1 else [])
+    persons = runfolder.read_imputed(path)
+    factors = model_factors(covariates, years)
     key = (tuple(registers), tuple(factors), tuple(int(y) for y in years), tuple(three_factor))
     design = _DESIGN_CACHE.get(key)
     if design is None:
@@ -177,9 +153,10 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
         design = Design(table, registers, factors, three_factor=list(three_factor) or None)
         _DESIGN_CACHE.clear()
         _DESIGN_CACHE[key] = design
-    counts = cell_counts(persons, design, source=str(path))
-    groups = group_matrix(design.strata, covariates, YEAR if len(years) > 1 else None,
-                          single_year=str(years[0]) if len(years) == 1 else None)
+    counts = cell_counts(persons, design, source=f"{runfolder.WORK_DIR}/{runfolder.IMPUTED_DIR}/{path.name}")
+    one_year = not uses_year_factor(years)
+    groups = group_matrix(design.strata, covariates, None if one_year else YEAR,
+                          single_year=str(years[0]) if one_year else None)
     out = []
     for k, mod in jobs:
         where = f"models.json model {k} (data set {mod['dataset']}, {mod['type']})"
@@ -346,8 +323,8 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         Fewer than two models left to pool.
     """
     work_dir, results_dir = Path(work_dir), Path(results_dir)
-    models = read_models(work_dir / MODELS_FILE)
-    years = _years(work_dir)
+    models = read_models(work_dir)
+    years = runfolder.analysed_years(runfolder.read_prep_summary(work_dir))
     jobs: dict[int, list[tuple[int, dict]]] = {}
     failed_rows: dict[int, dict] = {}
     for k, mod in enumerate(models):
@@ -356,13 +333,11 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
                                          0, None)
             continue
         jobs.setdefault(mod["dataset"], []).append((k, mod))
-    for i in jobs:
-        if not imputed_file(work_dir, i).is_file():
-            raise FileNotFoundError(f"{imputed_file(work_dir, i)} does not exist (data set {i} of models.json): "
-                                    "run imputation (notebook 02_imputation) first")
+    datasets = sorted(jobs)
+    files = dict(zip(datasets, runfolder.imputed_files(work_dir, datasets, detail="a data set of models.json")))
     # one design for every data set: it holds every three-factor term of any model
     three = tuple(sorted({t for js in jobs.values() for _, mod in js for t in mod["terms"] if t.count(":") >= 2}))
-    args = [(imputed_file(work_dir, i), jobs[i], tuple(p.registers), tuple(p.covariates), years, three,
+    args = [(files[i], jobs[i], tuple(p.registers), tuple(p.covariates), years, three,
              p.seed, p.bootstrap) for i in sorted(jobs)]
     if p.n_jobs == 1 or len(args) == 1:
         done = [_dataset_task(*a) for a in args]
@@ -394,10 +369,9 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     estimates = (estimates.merge(order, on=["year", "group"], how="left")
                  .sort_values(["_y", "year", "_pos"], kind="stable")[ESTIMATE_COLUMNS].reset_index(drop=True))
     models_frame = pd.DataFrame([r.models_row(years) for r in pooled])
-    work_dir.mkdir(parents=True, exist_ok=True)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    per_model.to_parquet(work_dir / BOOTSTRAP_FILE, index=False)
-    estimates.to_csv(results_dir / ESTIMATES_FILE, index=False)
-    models_frame.to_csv(results_dir / MODELS_CSV, index=False)
+    runfolder.write_bootstrap(work_dir, per_model)
+    runfolder.write_results(results_dir, estimates, models_frame)
+    log.info("bootstrap: %d models pooled (%d replicates each), %d not used", len(pooled), p.bootstrap,
+             len(models) - len(pooled))
     return BootstrapResult(estimates=estimates, models=models_frame, per_model=per_model,
                            failed=failed, n_models_skipped=int((failed["status"] != FitStatus.OK).sum()))

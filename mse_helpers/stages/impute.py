@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -44,16 +44,17 @@ import statsmodels.api as sm
 from joblib import Parallel, delayed
 from scipy.special import expit
 
-from .. import seeds
+from .. import runfolder, seeds
 from ..codes import COVARIATES
+
+log = logging.getLogger(__name__)
 
 #: Columns of a completed person-level file, before the registers and covariates.
 YEAR = "year"
 SOURCE = "source"
 
 #: Name of the folder (inside the work folder) holding the completed files.
-IMPUTED_DIR = "imputed"
-TRACES_FILE = "impute_traces.parquet"
+IMPUTED_DIR = runfolder.IMPUTED_DIR
 
 
 class ImputeInputError(ValueError):
@@ -602,19 +603,14 @@ def read_stage_inputs(work_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]
 
     Raises
     ------
-    FileNotFoundError
+    runfolder.WorkFileMissing
         Naming the missing file and saying to run notebook 01 first.
+    runfolder.WorkFileError
+        When ``prep_summary.json`` names no years.
     """
-    work_dir = Path(work_dir)
-    paths = {name: work_dir / name for name in ("persons.parquet", "partial.parquet", "prep_summary.json")}
-    for path in paths.values():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} does not exist: run data preparation (notebook 01_data_preparation) first")
-    summary = json.loads(paths["prep_summary.json"].read_text(encoding="utf-8"))
-    if "years" not in summary:
-        raise ImputeInputError(f"{paths['prep_summary.json']}: no 'years' entry")
-    return (pd.read_parquet(paths["persons.parquet"]), pd.read_parquet(paths["partial.parquet"]), summary)
+    for file in (runfolder.PERSONS, runfolder.PARTIAL, runfolder.PREP_SUMMARY):
+        runfolder.require(work_dir, file)  # the first missing one is named, before any is read
+    return runfolder.read_persons(work_dir), runfolder.read_partial(work_dir), runfolder.read_prep_summary(work_dir)
 
 
 def register_frequencies(completed: pd.DataFrame, registers: Sequence[str]) -> pd.DataFrame:
@@ -688,30 +684,23 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
     if link is None and len(partial):
         from .prepare import link_partial_records  # imported late: another stage's module
         link = functools.partial(link_partial_records, targets=p.linking)
-    years = sorted(int(y) for y in summary["years"])
+    years = runfolder.analysed_years(summary)
     reference_years = summary.get("reference_years")
     # Check the inputs here, so that a bad file is named as such (not as a worker's linked file).
-    for name, frame in (("persons.parquet", persons), ("partial.parquet", partial)):
+    for file, frame in ((runfolder.PERSONS, persons), (runfolder.PARTIAL, partial)):
         if SOURCE not in frame.columns:
-            raise ImputeInputError(f"{work_dir / name}: missing column {SOURCE!r}")
-        encode_binary(frame, p.registers, p.covariates, name=str(work_dir / name))
+            raise ImputeInputError(f"{file.shown}: missing column {SOURCE!r}")
+        encode_binary(frame, p.registers, p.covariates, name=file.shown)
         try:
             year_dummies(frame[YEAR].to_numpy(dtype=np.int64), years)
         except ImputeInputError as exc:
-            raise ImputeInputError(f"{work_dir / name}: column {YEAR}: {exc} of prep_summary.json") from None
+            raise ImputeInputError(f"{file.shown}: column {YEAR}: {exc} of {runfolder.PREP_SUMMARY.name}") from None
     datasets = impute_datasets(persons, partial, reference_years, years, p.registers, p.covariates,
                                p.seed, m=p.m, maxit=p.maxit, n_jobs=p.n_jobs, link=link)
-    out_dir = work_dir / IMPUTED_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("imp_*.parquet"):
-        stale.unlink()
-    files = []
-    for ds in datasets:
-        path = out_dir / f"imp_{ds.index:03d}.parquet"
-        ds.completed.to_parquet(path, index=False)
-        files.append(path)
+    files = runfolder.write_imputed(work_dir, [(ds.index, ds.completed) for ds in datasets])
     traces = pd.concat([d.trace for d in datasets], ignore_index=True)[["dataset", "iteration", "variable", "mean"]]
-    traces.to_parquet(work_dir / TRACES_FILE, index=False)
+    runfolder.write_traces(work_dir, traces)
+    log.info("imputation: %d completed data sets (%d iterations each) written", len(files), p.maxit)
     frequencies = pd.concat([register_frequencies(d.completed, p.registers).assign(dataset=d.index)
                              for d in datasets], ignore_index=True)
     return ImputeResult(

@@ -24,7 +24,7 @@ Steps, each a function:
 from __future__ import annotations
 
 import dataclasses
-import json
+import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -32,8 +32,11 @@ import numpy as np
 import pandas as pd
 
 from . import inputs
+from .. import runfolder
 from ..codes import COVARIATES, EXCLUDE, REGISTERS
 from ..engine.cells import cell_codes, pattern_labels
+
+log = logging.getLogger(__name__)
 
 #: Aggregate columns per covariate: (first level column, second level column).
 AGGREGATE_LEVEL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -741,9 +744,7 @@ def run_stage(p, work_dir: Path) -> PrepResult:
         When the years or reference years cannot be resolved.
     """
     result = build(p)
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    result.persons.to_parquet(work_dir / "persons.parquet", index=False)
-    result.partial.to_parquet(work_dir / "partial.parquet", index=False)
-    (work_dir / "prep_summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+    runfolder.write_preparation(work_dir, result.persons, result.partial, result.summary)
+    log.info("data preparation: %d person records, %d partial records, years %s", len(result.persons),
+             len(result.partial), result.summary["years"])
     return result

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
+import logging
 import time
 from pathlib import Path
 from typing import Sequence
@@ -40,13 +40,16 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from ..codes import YEAR
+from .. import runfolder
+from ..codes import YEAR, model_factors
 from ..engine.existence import check_existence
 from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import n_hat_by
 from ..engine.fit import Fit, fit_model
 from ..engine.status import FitStatus
+
+log = logging.getLogger(__name__)
 
 #: A candidate must lower the criterion by more than this to be taken (as the
 #: reference implementation; R's step() uses a similar 1e-7 guard).
@@ -476,6 +479,10 @@ class SelectedModel:
             by = n_hat_by(fit, YEAR)
             n_hat.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_hat"])})
             n_obs.update({str(int(y)): float(v) for y, v in zip(by[YEAR], by["n_obs"])})
+        elif YEAR in fit.design.table.columns:
+            # one analysed year (no year factor, codes.uses_year_factor): its numbers are the totals
+            year = str(int(fit.design.table[YEAR].iloc[0]))
+            n_hat[year], n_obs[year] = n_hat["total"], n_obs["total"]
         return cls(dataset=int(dataset), type=model_type, terms=tuple(fit.terms), status=str(fit.status),
                    llf=float(fit.llf), aic=float(fit.aic), bic=float(fit.bic), deviance=float(fit.deviance),
                    df_resid=int(fit.df_resid), n_params=int(fit.n_params), n_hat=n_hat, n_obs=n_obs)
@@ -612,16 +619,12 @@ class SelectionResult:
     stats: dict
 
 
-def _dataset_file(work_dir: Path, i: int) -> Path:
-    return Path(work_dir) / "imputed" / f"imp_{i:03d}.parquet"
-
-
 def _task(path: Path, i: int, registers, covariates, years, candidates, analysis: str = "main") -> dict:
     """One data set, one analysis (runs in a joblib worker)."""
-    persons = pd.read_parquet(path)
+    persons = runfolder.read_imputed(path)
     regs, covs = analysis_variables(analysis, registers, covariates)
     table = analysis_table(persons, regs, covs, years)
-    out = select_table(table, regs, list(covs) + [YEAR], candidates, dataset=i)
+    out = select_table(table, regs, model_factors(covs, years), candidates, dataset=i)
     out["analysis"] = analysis
     return out
 
@@ -667,8 +670,8 @@ def screening_step(path: Path, registers: Sequence[str], covariates: Sequence[st
         With ``dataset`` 0 and ``type`` "screening".
     counter : Counter
     """
-    persons = pd.read_parquet(path)
-    factors = list(covariates) + [YEAR]
+    persons = runfolder.read_imputed(path)
+    factors = model_factors(covariates, years)
     table = dataset_table(persons, registers, covariates, years)
     d2, y = design_for(table, registers, factors)
     two = backward(d2, "all2", counts=y, criterion="aic")
@@ -678,21 +681,19 @@ def screening_step(path: Path, registers: Sequence[str], covariates: Sequence[st
     return frame, [dict(r, dataset=0, type=SCREENING) for r in refused], counter
 
 
-def run_stage(p, work_dir: Path, sensitivity_datasets: int | None = None) -> SelectionResult:
+def run_stage(p, work_dir: Path) -> SelectionResult:
     """Model selection stage of ``mse run`` (notebook 03).
 
     Reads ``work/imputed/imp_*.parquet`` (data sets 0..p.m-1) and
     ``work/prep_summary.json``; screens the three-factor terms on data set 0
     (keeping ``p.three_factor_candidates``); selects both models on every data
-    set with ``p.n_jobs`` workers; runs each analysis of ``p.sensitivity``.
+    set with ``p.n_jobs`` workers; runs each analysis of ``p.sensitivity`` on
+    the first ``p.sensitivity_datasets`` data sets (``None``: all ``p.m``).
 
     Parameters
     ----------
     p : Params
     work_dir : Path
-    sensitivity_datasets : int, optional
-        Run the sensitivity analyses on the first this many data sets only
-        (default: all p.m).
 
     Returns
     -------
@@ -704,15 +705,8 @@ def run_stage(p, work_dir: Path, sensitivity_datasets: int | None = None) -> Sel
     ``work/sensitivity.csv`` (the main analysis included as ``main``).
     """
     work_dir = Path(work_dir)
-    summary_path = work_dir / "prep_summary.json"
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path}: missing; run data preparation (notebook 01) first")
-    years = sorted(int(y) for y in json.loads(summary_path.read_text(encoding="utf-8"))["years"])
-    files = [_dataset_file(work_dir, i) for i in range(p.m)]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise FileNotFoundError(f"completed data set(s) missing for m = {p.m}: {missing[:3]}"
-                                f"{' ...' if len(missing) > 3 else ''}; run the imputation (notebook 02) first")
+    years = runfolder.analysed_years(runfolder.read_prep_summary(work_dir))
+    files = runfolder.imputed_files(work_dir, range(p.m), detail=f"m = {p.m}")
     registers, covariates = tuple(p.registers), tuple(p.covariates)
     for analysis in p.sensitivity:  # fail before the long part, naming the parameter
         analysis_variables(analysis, registers, covariates)
@@ -724,7 +718,7 @@ def run_stage(p, work_dir: Path, sensitivity_datasets: int | None = None) -> Sel
     t1 = time.perf_counter()
     main = run_selections(files, registers, covariates, years, candidates, n_jobs=p.n_jobs)
     t2 = time.perf_counter()
-    n_sens = p.m if sensitivity_datasets is None else max(1, min(p.m, int(sensitivity_datasets)))
+    n_sens = p.m if p.sensitivity_datasets is None else min(p.m, p.sensitivity_datasets)
     sens_results = {a: run_selections(files[:n_sens], registers, covariates, years, candidates,
                                       n_jobs=p.n_jobs, analysis=a) for a in p.sensitivity}
     t3 = time.perf_counter()
@@ -745,6 +739,8 @@ def run_stage(p, work_dir: Path, sensitivity_datasets: int | None = None) -> Sel
     }
     result = SelectionResult(models, screening, refused, sensitivity, years, stats)
     write_outputs(result, work_dir)
+    log.info("model selection: %d models on %d data sets in %.1f s (screening %.1f s, sensitivity %.1f s)",
+             len(models), p.m, t3 - t0, t1 - t0, t3 - t2)
     return result
 
 
@@ -765,10 +761,5 @@ def sensitivity_frame(results: dict[str, list[dict]]) -> pd.DataFrame:
 
 def write_outputs(result: SelectionResult, work_dir: Path) -> None:
     """Write models.json, screening.csv, refused.csv and sensitivity.csv into ``work_dir``."""
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     contract = [mdl.to_dict() for mdl in result.models]
-    (work_dir / "models.json").write_text(json.dumps(contract, indent=1), encoding="utf-8")
-    result.screening.to_csv(work_dir / "screening.csv", index=False)
-    result.refused.to_csv(work_dir / "refused.csv", index=False)
-    result.sensitivity.to_csv(work_dir / "sensitivity.csv", index=False)
+    runfolder.write_selection(work_dir, contract, result.screening, result.refused, result.sensitivity)

@@ -1,0 +1,372 @@
+"""The layout of a run folder and of its private ``work/`` folder, defined once.
+
+A run folder (``reports/YYYY-MM-DD[_k]/``, made by ``mse run``) holds:
+
+- ``params.yaml``: the parameters as used;
+- ``manifest.json``: versions, inputs, seeds, times and status per notebook;
+- ``notebooks/``: the executed notebooks;
+- ``html/``: each notebook without code cells, for publication;
+- ``html_code/``: each notebook with code, for review;
+- ``results/``: published result tables (counts and estimates only);
+- ``work/``: PRIVATE intermediate files (person-level records) that pass
+  between the notebooks. Never publish it.
+
+The notebooks talk to each other only through the files of ``work/``
+(:data:`WORK_FILES`). Each file has one reader here; a missing file always
+gives the same message, naming the notebook that writes it
+(:class:`WorkFileMissing`). The messages name files relative to the run
+folder (``work/models.json``), never by their machine path.
+
+This module is a base layer: it imports nothing from the stages, the report,
+the runner or the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+# --- the run folder -------------------------------------------------------------------
+
+PARAMS_FILE = "params.yaml"
+MANIFEST_FILE = "manifest.json"
+#: Written into a run folder whose run failed (its text is the failure).
+FAILED_FILE = "FAILED"
+NOTEBOOKS_DIR = "notebooks"
+HTML_DIR = "html"
+HTML_CODE_DIR = "html_code"
+RESULTS_DIR = "results"
+WORK_DIR = "work"
+#: The sub-folders of a run folder, in the order they are made.
+SUBFOLDERS: tuple[str, ...] = (NOTEBOOKS_DIR, HTML_DIR, HTML_CODE_DIR, RESULTS_DIR, WORK_DIR)
+#: A note written into ``work/`` so that whoever opens the folder knows.
+WORK_README = ("README.txt", "PRIVATE: person-level intermediate files. Never publish this folder.\n")
+
+#: The notebooks of a run, in order; a work file names the one that writes it.
+PREPARATION, IMPUTATION, SELECTION, RESULTS = (
+    "01_data_preparation",
+    "02_imputation",
+    "03_model_selection",
+    "04_results",
+)
+NOTEBOOKS: tuple[str, ...] = (PREPARATION, IMPUTATION, SELECTION, RESULTS)
+
+
+def make_run_folder(run_dir: Path) -> None:
+    """Create the sub-folders of an (existing, empty) run folder and the note in ``work/``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run folder, already created (its name is chosen by the runner).
+    """
+    run_dir = Path(run_dir)
+    for sub in SUBFOLDERS:
+        (run_dir / sub).mkdir()
+    name, text = WORK_README
+    (run_dir / WORK_DIR / name).write_text(text, encoding="utf-8")
+
+
+# --- the work files --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkFile:
+    """One file of ``work/``: its name there, the notebook that writes it, what it holds."""
+
+    name: str
+    written_by: str
+    holds: str
+
+    @property
+    def shown(self) -> str:
+        """The name as messages show it: relative to the run folder (``work/models.json``)."""
+        return f"{WORK_DIR}/{self.name}"
+
+    def path(self, work_dir: Path) -> Path:
+        """The file inside the work folder ``work_dir``."""
+        return Path(work_dir) / self.name
+
+
+PERSONS = WorkFile("persons.parquet", PREPARATION, "person-level records from the reports")
+PARTIAL = WorkFile("partial.parquet", PREPARATION, "partial records from the aggregate counts")
+PREP_SUMMARY = WorkFile(
+    "prep_summary.json", PREPARATION, "analysed and reference years, counts of everything read, excluded and dropped"
+)
+IMPUTED_DIR = "imputed"
+IMPUTED_PATTERN = "imp_{:03d}.parquet"
+TRACES = WorkFile("impute_traces.parquet", IMPUTATION, "mean of every imputed variable per iteration")
+MODELS = WorkFile("models.json", SELECTION, "the two selected models of every completed data set")
+SCREENING = WorkFile("screening.csv", SELECTION, "the screening of the three-factor terms")
+REFUSED = WorkFile("refused.csv", SELECTION, "candidate terms refused during the searches, with the reason")
+SENSITIVITY = WorkFile("sensitivity.csv", SELECTION, "N-hat of every sensitivity analysis")
+BOOTSTRAP = WorkFile("bootstrap.parquet", RESULTS, "per pooled model and group: N-hat and within variances")
+
+
+def imputed(dataset: int) -> WorkFile:
+    """Completed data set ``dataset`` (``imputed/imp_000.parquet`` ...), written by notebook 02."""
+    return WorkFile(
+        f"{IMPUTED_DIR}/{IMPUTED_PATTERN.format(int(dataset))}",
+        IMPUTATION,
+        f"completed person-level data set {int(dataset)}",
+    )
+
+
+#: Every fixed work file (the completed data sets are :func:`imputed`).
+WORK_FILES: tuple[WorkFile, ...] = (
+    PERSONS,
+    PARTIAL,
+    PREP_SUMMARY,
+    TRACES,
+    MODELS,
+    SCREENING,
+    REFUSED,
+    SENSITIVITY,
+    BOOTSTRAP,
+)
+
+
+class WorkFileMissing(FileNotFoundError):
+    """A work file is missing; the message names it and the notebook to run first."""
+
+    def __init__(self, file: WorkFile, detail: str = ""):
+        self.file = file
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"{file.shown} is missing{extra}: run notebook {file.written_by} first")
+
+
+class WorkFileError(ValueError):
+    """A work file exists but breaks its contract; the message names it."""
+
+
+def require(work_dir: Path, file: WorkFile, detail: str = "") -> Path:
+    """The path of ``file`` in ``work_dir``; :class:`WorkFileMissing` when it does not exist."""
+    path = file.path(work_dir)
+    if not path.is_file():
+        raise WorkFileMissing(file, detail)
+    return path
+
+
+def _read_json(work_dir: Path, file: WorkFile) -> Any:
+    path = require(work_dir, file)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WorkFileError(f"{file.shown}: not valid JSON ({exc}); re-run notebook {file.written_by}") from None
+
+
+def _write_json(work_dir: Path, file: WorkFile, obj: Any, indent: int) -> Path:
+    path = file.path(work_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=indent), encoding="utf-8")
+    return path
+
+
+def _write_parquet(work_dir: Path, file: WorkFile, frame: pd.DataFrame) -> Path:
+    path = file.path(work_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+# data preparation (notebook 01)
+
+
+def write_preparation(work_dir: Path, persons: pd.DataFrame, partial: pd.DataFrame, summary: dict) -> None:
+    """Write ``persons.parquet``, ``partial.parquet`` and ``prep_summary.json`` (work folder created)."""
+    _write_parquet(work_dir, PERSONS, persons)
+    _write_parquet(work_dir, PARTIAL, partial)
+    _write_json(work_dir, PREP_SUMMARY, summary, indent=2)
+
+
+def read_persons(work_dir: Path) -> pd.DataFrame:
+    """``work/persons.parquet``."""
+    return pd.read_parquet(require(work_dir, PERSONS))
+
+
+def read_partial(work_dir: Path) -> pd.DataFrame:
+    """``work/partial.parquet``."""
+    return pd.read_parquet(require(work_dir, PARTIAL))
+
+
+def read_prep_summary(work_dir: Path) -> dict:
+    """``work/prep_summary.json``; checked to name at least one analysed year.
+
+    Raises
+    ------
+    WorkFileMissing
+        The file does not exist.
+    WorkFileError
+        It is not JSON, or has no non-empty ``years`` entry.
+    """
+    summary = _read_json(work_dir, PREP_SUMMARY)
+    if not isinstance(summary, dict) or not summary.get("years"):
+        raise WorkFileError(f"{PREP_SUMMARY.shown}: no 'years' entry; re-run notebook {PREPARATION}")
+    return summary
+
+
+def analysed_years(summary: dict) -> list[int]:
+    """The analysed years of a prep summary, sorted."""
+    return sorted(int(y) for y in summary["years"])
+
+
+# imputation (notebook 02)
+
+
+def imputed_path(work_dir: Path, dataset: int) -> Path:
+    """Path of completed data set ``dataset`` (``work/imputed/imp_000.parquet`` ...), existing or not."""
+    return imputed(dataset).path(work_dir)
+
+
+def write_imputed(work_dir: Path, frames: Sequence[tuple[int, pd.DataFrame]]) -> list[Path]:
+    """Write the completed data sets; earlier ones are removed first (a smaller m leaves no stale file).
+
+    Parameters
+    ----------
+    work_dir : Path
+    frames : sequence of (int, DataFrame)
+        Data set index and completed person-level file.
+
+    Returns
+    -------
+    list of Path
+        The files, in the order given.
+    """
+    out_dir = Path(work_dir) / IMPUTED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(IMPUTED_PATTERN.replace("{:03d}", "*")):
+        stale.unlink()
+    return [_write_parquet(work_dir, imputed(i), frame) for i, frame in frames]
+
+
+def imputed_files(work_dir: Path, datasets: Iterable[int], detail: str = "") -> list[Path]:
+    """Paths of the completed data sets ``datasets``; :class:`WorkFileMissing` names the first missing one."""
+    return [require(work_dir, imputed(i), detail) for i in datasets]
+
+
+def read_imputed(path: Path) -> pd.DataFrame:
+    """One completed data set, by its path (:func:`imputed_files`)."""
+    return pd.read_parquet(path)
+
+
+def write_traces(work_dir: Path, traces: pd.DataFrame) -> Path:
+    """``work/impute_traces.parquet``."""
+    return _write_parquet(work_dir, TRACES, traces)
+
+
+def read_traces(work_dir: Path) -> pd.DataFrame:
+    """``work/impute_traces.parquet``."""
+    return pd.read_parquet(require(work_dir, TRACES))
+
+
+# model selection (notebook 03)
+
+
+def write_selection(
+    work_dir: Path, models: list[dict], screening: pd.DataFrame, refused: pd.DataFrame, sensitivity: pd.DataFrame
+) -> None:
+    """Write ``models.json``, ``screening.csv``, ``refused.csv`` and ``sensitivity.csv``."""
+    _write_json(work_dir, MODELS, models, indent=1)
+    for file, frame in ((SCREENING, screening), (REFUSED, refused), (SENSITIVITY, sensitivity)):
+        frame.to_csv(file.path(work_dir), index=False)
+
+
+def read_models_json(work_dir: Path) -> Any:
+    """``work/models.json`` as parsed JSON (the bootstrap stage checks its entries)."""
+    return _read_json(work_dir, MODELS)
+
+
+def read_sensitivity(work_dir: Path) -> pd.DataFrame:
+    """``work/sensitivity.csv``."""
+    return pd.read_csv(require(work_dir, SENSITIVITY))
+
+
+# bootstrap and pooling (notebook 04)
+
+
+def write_bootstrap(work_dir: Path, per_model: pd.DataFrame) -> Path:
+    """``work/bootstrap.parquet``."""
+    return _write_parquet(work_dir, BOOTSTRAP, per_model)
+
+
+def read_bootstrap(work_dir: Path) -> pd.DataFrame:
+    """``work/bootstrap.parquet``."""
+    return pd.read_parquet(require(work_dir, BOOTSTRAP))
+
+
+# --- the published results ----------------------------------------------------------------
+
+ESTIMATES_FILE = "estimates.csv"
+MODELS_CSV = "models.csv"
+
+#: Columns of ``results/estimates.csv``, in order: the pooled estimate per year
+#: (``all``: over the analysed years) and report group; ``dark`` = n_hat - n_obs
+#: with its own interval ``dark_lower``/``dark_upper`` (log scale, never below
+#: zero, whatever the ``interval`` parameter is: :func:`engine.pooling.pool_estimates`).
+ESTIMATE_COLUMNS: tuple[str, ...] = (
+    "year",
+    "group",
+    "n_obs",
+    "n_hat",
+    "lower",
+    "upper",
+    "ratio",
+    "dark",
+    "dark_lower",
+    "dark_upper",
+    "var_within",
+    "var_between",
+    "var_total",
+    "df",
+    "n_models",
+    "interval",
+)
+#: The columns of ``estimates.csv`` the publication tables need.
+ESTIMATE_TABLE_COLUMNS: tuple[str, ...] = ESTIMATE_COLUMNS[:7]
+
+
+def write_results(results_dir: Path, estimates: pd.DataFrame, models: pd.DataFrame) -> None:
+    """Write ``results/estimates.csv`` (columns :data:`ESTIMATE_COLUMNS`) and ``results/models.csv``."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    estimates[list(ESTIMATE_COLUMNS)].to_csv(results_dir / ESTIMATES_FILE, index=False)
+    models.to_csv(results_dir / MODELS_CSV, index=False)
+
+
+# --- the bundled files ------------------------------------------------------------------
+
+
+def checkout_root() -> Path | None:
+    """The project folder when the package runs from a checkout (editable or ``PYTHONPATH``), else ``None``."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "data" / "defaults.yaml").is_file() else None
+
+
+def bundled_dir(name: str) -> Path:
+    """Folder of the bundled ``data`` or ``notebooks``.
+
+    From a checkout: the project's top-level folder (the one users edit). From
+    an installed wheel: the copy shipped inside the package (package data,
+    found with :mod:`importlib.resources`), so that ``mse run`` works from any
+    folder.
+
+    Parameters
+    ----------
+    name : {"data", "notebooks"}
+
+    Returns
+    -------
+    Path
+    """
+    if name not in ("data", "notebooks"):
+        raise ValueError(f"no bundled folder {name!r}; known: data, notebooks")
+    root = checkout_root()
+    if root is not None:
+        return root / name
+    from importlib.resources import files
+
+    return Path(str(files("mse_helpers") / name))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import UsageError
@@ -39,19 +41,71 @@ def check_inputs(p) -> None:
         raise UsageError(str(exc)) from None
 
 
+class _ProgressFormatter(logging.Formatter):
+    """The runner's progress lines as they are; warnings prefixed like the CLI's messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return msg if record.levelno < logging.WARNING else f"mse run: {record.levelname.lower()}: {msg}"
+
+
+@contextmanager
+def _progress_to_stdout():
+    """Print the runner's log lines (one per notebook step) on stdout while the run lasts."""
+    logger = logging.getLogger("mse_helpers.runner")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_ProgressFormatter())
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        handler.flush()
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the pipeline; exit 0 when every notebook ran, 1 when one failed, 2 on bad input."""
-    from ..runner.pipeline import run_pipeline
+    """Run the pipeline; exit 0 when every notebook ran, 1 when one failed, 2 on bad input.
+
+    A stop signal (SIGINT, SIGTERM, SIGHUP) during the checks ends with one
+    line and nothing written; during the run it stops the notebook and marks
+    the run failed. Either way the exit code is 128 + the signal's number.
+    """
+    from ..runner.pipeline import OutputLocationError, RunInterrupted, StopSignals, check_reports_location, \
+        run_pipeline
 
     if args.cell_timeout < 1:
         raise UsageError("--cell-timeout: must be at least 1 second")
-    try:
-        p = load_params(args.params, parse_set(args.set))
-    except ParameterError as exc:
-        raise UsageError(str(exc)) from None
-    check_inputs(p)
-    result = run_pipeline(p, Path(args.reports).resolve(), cell_timeout=args.cell_timeout,
-                          progress=lambda line: print(line, flush=True))
+    reports = Path(args.reports).expanduser().resolve()
+    with StopSignals() as stop:
+        try:
+            with stop.armed():
+                check_reports_location(reports)
+                try:
+                    p = load_params(args.params, parse_set(args.set))
+                except ParameterError as exc:
+                    raise UsageError(str(exc)) from None
+                check_inputs(p)
+        except OutputLocationError as exc:
+            raise UsageError(f"--reports: {exc}") from None
+        except RunInterrupted as exc:
+            print(f"mse run: stopped by {exc.name} while checking the inputs; nothing was run or written",
+                  file=sys.stderr)
+            return exc.exit_code
+        with _progress_to_stdout():
+            try:
+                result = run_pipeline(p, reports, cell_timeout=args.cell_timeout)
+            except OutputLocationError as exc:  # changed since the check above
+                raise UsageError(f"--reports: {exc}") from None
+    if result.index_error:
+        print(f"mse run: warning: {result.index_error}; the run itself is {result.status} "
+              f"(see {result.run_dir / 'manifest.json'})", file=sys.stderr)
+    if result.interrupted:
+        print(f"mse run: stopped by {result.interrupted.name}: the run folder {result.run_dir} is marked failed",
+              file=sys.stderr)
+        return result.interrupted.exit_code
     if result.failure:
         print(f"mse run: FAILED: {result.failure}", file=sys.stderr)
         print(f"mse run: the run folder {result.run_dir} is marked failed; "

@@ -22,6 +22,7 @@ import pytest
 from mse_helpers.cli import main
 from mse_helpers.runner import pipeline
 from mse_helpers.runner.pipeline import RunInterrupted, StopSignals, check_reports_location, run_pipeline
+from mse_helpers.runner.kernelguard import leftovers
 from mse_helpers.runner.runindex import process_alive, runner_gone, runner_identity, write_index
 
 PARAMS = 'params_file = None\noverrides = {}\nrun_dir = "."'
@@ -149,6 +150,7 @@ def test_stopped_run_leaves_no_worker_and_is_marked(work, how):
         rc = proc.wait(timeout=30)
         out = proc.stdout.read().decode()
         assert _left_alive(run_pids, pids["kernel"]) == [], f"processes of the run left alive ({how})"
+        assert leftovers(pids["kernel"]) == []  # joblib's memory-mapping folders and loky's semaphores
         man = json.loads((run_dir / "manifest.json").read_text())
         if how == "SIGKILL":
             assert rc == -signal.SIGKILL

@@ -40,6 +40,7 @@ from typing import Callable
 
 import yaml
 
+from .kernelguard import remove_leftovers
 from .params import PROJECT_ROOT, Params
 from ..seeds import STAGES
 
@@ -343,7 +344,8 @@ def _ipc_kernel_manager(socket_dir: str, launched: list | None = None):
 
 
 def stop_process_groups(launched: list) -> None:
-    """Kill each kernel's process group (kernel and joblib/loky workers) and reap the kernel.
+    """Kill each kernel's process group (kernel and joblib/loky workers), reap the kernel
+    and remove the memory-mapping folders and semaphores joblib left behind.
 
     Safe to call when they have already ended. Workers hold person-level data:
     none may outlive the notebook, whether it ended well, failed or was stopped.
@@ -360,6 +362,7 @@ def stop_process_groups(launched: list) -> None:
                 proc.wait(timeout=10)
             except Exception:  # already reaped by jupyter_client, or gone
                 pass
+        remove_leftovers(getattr(proc, "pid", None) or pgid)
 
 
 def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) -> None:

@@ -73,6 +73,14 @@ def main(args: argparse.Namespace) -> int:
     line and nothing written; during the run it stops the notebook and marks
     the run failed. Either way the exit code is 128 + the signal's number.
     """
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were installed (while importing)
+        print("mse run: interrupted; nothing was run", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
     from ..runner.pipeline import OutputLocationError, RunInterrupted, StopSignals, check_reports_location, \
         run_pipeline
 

@@ -164,7 +164,7 @@ def test_stopped_run_leaves_no_worker_and_is_marked(work, how):
             signame = "SIGINT" if how == "SIGINT twice" else how
             assert rc == 128 + getattr(signal, signame), out
             assert man["status"] == "failed" and man["notebooks"]["busy"]["status"] == "failed"
-            assert f"interrupted by {signame}" in man["failure"]
+            assert man["failure"] == f"notebook busy was stopped: interrupted by {signame}"
             assert f"interrupted by {signame}" in (run_dir / "FAILED").read_text()
             assert "Traceback" not in out, out
             index = (work / "reports" / "index.html").read_text()

@@ -80,6 +80,7 @@ def test_progress_goes_through_logging_and_the_cli_prints_it(tmp_path, capsys, m
         pipeline.log.info("[1/1] 01_data_preparation ...")
         pipeline.log.info("[1/1] 01_data_preparation ok in 1.0 s")
         pipeline.log.debug("not shown")
+        pipeline.log.warning("a warning")
         return pipeline.RunResult(run_dir, "ok", {}, None, None, "could not write the run index X: Read-only")
 
     monkeypatch.setattr(run_cli, "check_inputs", lambda p: None)
@@ -89,6 +90,7 @@ def test_progress_goes_through_logging_and_the_cli_prints_it(tmp_path, capsys, m
     assert cap.out.splitlines()[:2] == ["[1/1] 01_data_preparation ...", "[1/1] 01_data_preparation ok in 1.0 s"]
     assert "not shown" not in cap.out and "mse run: done" in cap.out
     assert "could not write the run index X" in cap.err and "the run itself is ok" in cap.err
+    assert "mse run: warning: a warning" in cap.err and "a warning" not in cap.out
     import logging
 
     assert logging.getLogger("mse_helpers.runner").handlers == []  # the CLI's handler is removed again

@@ -41,28 +41,33 @@ def check_inputs(p) -> None:
         raise UsageError(str(exc)) from None
 
 
-class _ProgressFormatter(logging.Formatter):
-    """The runner's progress lines as they are; warnings prefixed like the CLI's messages."""
+class _CliFormatter(logging.Formatter):
+    """``mse run: warning: ...``, as the command's other messages."""
 
     def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        return msg if record.levelno < logging.WARNING else f"mse run: {record.levelname.lower()}: {msg}"
+        return f"mse run: {record.levelname.lower()}: {record.getMessage()}"
 
 
 @contextmanager
 def _progress_to_stdout():
-    """Print the runner's log lines (one per notebook step) on stdout while the run lasts."""
+    """While the run lasts, print the runner's log: progress (INFO) on stdout, warnings on stderr."""
     logger = logging.getLogger("mse_helpers.runner")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_ProgressFormatter())
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    out.setFormatter(logging.Formatter("%(message)s"))
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    err.setFormatter(_CliFormatter())
     old_level = logger.level
-    logger.addHandler(handler)
+    for h in (out, err):
+        logger.addHandler(h)
     logger.setLevel(logging.INFO)
     try:
         yield
     finally:
-        handler.flush()
-        logger.removeHandler(handler)
+        for h in (out, err):
+            h.flush()
+            logger.removeHandler(h)
         logger.setLevel(old_level)
 
 

@@ -151,11 +151,15 @@ class NotebookFailure(Exception):
     cell_index: int | None
     cell_source: str
     error: str
+    #: True when a stop signal, not an error, ended the notebook.
+    stopped: bool = False
 
     def __str__(self) -> str:
+        if self.stopped:
+            return f"notebook {self.notebook} was stopped: {self.error}"
         first = self.cell_source.strip().splitlines()[0] if self.cell_source.strip() else ""
         where = f"cell {self.cell_index}" if self.cell_index is not None else "a cell"
-        return f"notebook {self.notebook} failed in {where} ({first!r}): {self.error}"
+        return f"notebook {self.notebook} failed in {where}{f' ({first!r})' if first else ''}: {self.error}"
 
 
 @dataclass
@@ -665,7 +669,7 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
                     entry["status"] = STATUS_FAILED
                 except RunInterrupted as exc:
                     interrupted = exc
-                    failure = NotebookFailure(name, None, "", f"interrupted by {exc.name}")
+                    failure = NotebookFailure(name, None, "", f"interrupted by {exc.name}", stopped=True)
                     entry["status"] = STATUS_FAILED
                 entry["duration_s"] = round(time.perf_counter() - t0, 2)
                 if executed.is_file():
@@ -677,7 +681,7 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
                 stop.check()  # a signal while rendering: stop before the next notebook
         except RunInterrupted as exc:  # arrived between two notebooks
             interrupted = exc
-            failure = failure or NotebookFailure(name, None, "", f"interrupted by {exc.name}")
+            failure = failure or NotebookFailure(name, None, "", f"interrupted by {exc.name}", stopped=True)
             for info in manifest["notebooks"].values():
                 if info["status"] == STATUS_RUNNING:
                     info["status"] = STATUS_FAILED

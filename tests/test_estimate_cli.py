@@ -278,7 +278,7 @@ def test_design_over_the_size_limit_refused_before_it_is_built(capsys, tmp_path)
         r = [rng.randint(0, 1) for _ in cols]
         r[0] = 1
         lines.append(",".join(map(str, r)) + f",g{g},{rng.randint(1, 9)}")
-    code, out, err = run(capsys, write(tmp_path, "\n".join(lines) + "\n"))
+    code, _, err = run(capsys, write(tmp_path, "\n".join(lines) + "\n"))
     assert code == 2 and "GiB, more than the limit of 1 GiB" in err
     assert "655,360 cells" in err and "fewer covariates" in err
 
@@ -318,7 +318,7 @@ def test_list_column_with_a_2_is_named_with_the_value(capsys, tmp_path):
 
 def test_named_list_column_with_other_value_names_row_and_value(capsys, tmp_path):
     text = "A,B,C,count\n1,0,x,5\n0,1,1,4\n1,1,0,3\n"
-    code, out, err = run(capsys, write(tmp_path, text), "--lists", "A,B,C")
+    code, _, err = run(capsys, write(tmp_path, text), "--lists", "A,B,C")
     assert code == 2 and "row 2 (data row 1), column 'C'" in err and "got 'x'" in err
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -168,12 +167,11 @@ def request_size(frame: pd.DataFrame, lists: list[str], factors: list[str], sele
     n_cells = 2 ** len(lists) * int(np.prod([d + 1 for d in df[len(lists):]], dtype=float))
     cols = 1 + sum(df)
     k = len(df)
-    # sums of products of degrees of freedom over pairs (and triples)
-    e1, e2, e3 = float(sum(df)), float(sum(d * d for d in df)), float(sum(d ** 3 for d in df))
-    pairs = (e1 * e1 - e2) / 2
-    cols += int(round(pairs))
+    # sums of products of degrees of freedom over pairs (and triples), exact in integers
+    e1, e2, e3 = sum(df), sum(d * d for d in df), sum(d ** 3 for d in df)
+    cols += (e1 * e1 - e2) // 2
     if select and k >= 3:
-        cols += int(round((e1 ** 3 - 3 * e1 * e2 + 2 * e3) / 6))
+        cols += (e1 ** 3 - 3 * e1 * e2 + 2 * e3) // 6
     return n_cells, cols
 
 

@@ -19,6 +19,7 @@ re-run on its own with the same ``run_dir``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -26,7 +27,6 @@ import logging
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -109,7 +109,7 @@ class StopSignals:
         self._raised = False
         self._previous: dict = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         return self
@@ -364,12 +364,13 @@ def stop_process_groups(launched: list) -> None:
             try:
                 proc.kill()
                 proc.wait(timeout=10)
-            except Exception:  # already reaped by jupyter_client, or gone
+            except (OSError, subprocess.TimeoutExpired):  # gone already; or unkillable (D state)
                 pass
         remove_leftovers(getattr(proc, "pid", None) or pgid)
 
 
-def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) -> None:
+def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int, *,
+                     armed: Callable | None = None) -> None:
     """Execute one notebook with papermill; raise :class:`NotebookFailure` on error.
 
     The executed notebook (with the error, if any) is written to ``dst``.
@@ -383,6 +384,9 @@ def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) 
     (Raised inside papermill's own event loop, the interrupt would leave the
     cell's reply pending and nbclient's clean-up waits for it, i.e. for the
     notebook to finish.)
+
+    ``armed`` (e.g. :meth:`StopSignals.armed`) makes stop signals raise while
+    the notebook runs, and only then: the clean-up is never cut short.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -399,14 +403,15 @@ def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) 
                     cwd=str(src.parent), progress_bar=False, execution_timeout=cell_timeout,
                     kernel_manager_class=_ipc_kernel_manager(socket_dir, launched),
                 )
-        except BaseException as exc:  # handed to the main thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             outcome["error"] = exc
 
     worker = threading.Thread(target=target, name=f"mse-notebook-{src.stem}", daemon=True)
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)  # a timed join lets the main thread run signal handlers
+        with (armed or contextlib.nullcontext)():
+            while worker.is_alive():
+                worker.join(0.2)  # a timed join lets the main thread run signal handlers
     except BaseException:
         stop_process_groups(launched)
         worker.join(15)  # papermill notices the dead kernel and writes what ran
@@ -661,8 +666,8 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
                 executed = run_dir / "notebooks" / f"{name}.ipynb"
                 t0 = time.perf_counter()
                 try:
-                    with stop.armed():
-                        execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout)
+                    execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout,
+                                     armed=stop.armed)
                     entry["status"] = STATUS_OK
                 except NotebookFailure as exc:
                     failure = exc

@@ -132,7 +132,7 @@ def _kill_leftovers(pids, pgid):
         pass
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT twice", "SIGKILL"])
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGINT twice", "SIGKILL"])
 def test_stopped_run_leaves_no_worker_and_is_marked(work, how):
     proc = _start(work, "busy")
     run_dir = work / "reports" / DAY.isoformat()
@@ -161,7 +161,7 @@ def test_stopped_run_leaves_no_worker_and_is_marked(work, how):
             page = (run_dir / "index.html").read_text()
             assert "interrupted" in page and "killed" in page
         else:
-            signame = "SIGINT" if how == "SIGINT twice" else how
+            signame = how.split()[0]
             assert rc == 128 + getattr(signal, signame), out
             assert man["status"] == "failed" and man["notebooks"]["busy"]["status"] == "failed"
             assert man["failure"] == f"notebook busy was stopped: interrupted by {signame}"
@@ -328,7 +328,7 @@ def test_missing_reports_folder_under_writable_parent_is_fine_and_not_created(tm
     assert not (tmp_path / "a").exists()
 
 
-def test_index_write_failure_after_good_run_keeps_status_ok(work, immutable):
+def test_index_write_failure_after_good_run_keeps_status_ok(work):
     # The notebook makes the index immutable while the run goes on, as a full or
     # read-only disk or another user would: the run's own status must stay right.
     from mse_helpers.runner.params import load_params

@@ -4,7 +4,9 @@ A run folder ``reports/YYYY-MM-DD[_k]/`` holds:
 
 - ``params.yaml``: the parameters as used (absolute input paths);
 - ``manifest.json``: package versions, git commit, SHA-256 of every input
-  file, seeds, start and end time, duration and status per notebook;
+  file, seeds, start and end time, duration and status per notebook, and the
+  runner's process id, host and process start time (so that the index can
+  tell a killed run from a running one);
 - ``notebooks/``: the executed notebooks;
 - ``html/``: each notebook rendered without code cells, for publication;
 - ``html_code/``: each notebook rendered with code, for review;
@@ -15,6 +17,12 @@ A run folder ``reports/YYYY-MM-DD[_k]/`` holds:
 
 Notebooks talk to each other only through files in ``work/``; each can be
 re-run on its own with the same ``run_dir``.
+
+Each kernel is started through :mod:`.kernelguard` and, with its joblib/loky
+workers, forms one process group that never outlives the notebook: the runner
+kills it when the notebook ends, fails or is stopped (SIGINT, SIGTERM,
+SIGHUP), and the kernel's watchdog kills it if the runner itself is killed.
+Progress goes to the logger ``mse_helpers.runner.pipeline``.
 """
 
 from __future__ import annotations

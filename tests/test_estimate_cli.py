@@ -327,3 +327,21 @@ def test_covariate_with_numeric_levels_is_still_a_covariate(capsys, tmp_path):
     text = "A,B,C,age,count\n1,0,0,3,5\n0,1,1,4,4\n1,1,0,5,3\n1,0,1,3,2\n0,1,0,4,6\n1,0,0,5,1\n"
     code, res = run_json(capsys, write(tmp_path, text))
     assert code in (0, 1) and res["n_obs"] == 21
+
+
+def test_selection_too_long_by_the_time_estimate_is_refused(capsys, tmp_path):
+    # 13 lists: one fit takes about a second, but --select study would fit thousands of models.
+    path = _many_lists(tmp_path, 13)
+    code, out, err = run(capsys, path, "--select", "study")
+    assert code == 2 and out == ""
+    assert "--select study on 13 lists" in err and "minutes" in err and "limit is 30 minutes" in err
+
+
+def test_estimates_of_fits_and_time_scale_as_stated():
+    from mse_helpers.cli.estimate import estimated_fits, estimated_seconds
+
+    assert estimated_fits(5, None, None) == 1
+    assert estimated_fits(5, "backward-aic", None) == 10 * 11 // 2  # 10 two-factor terms
+    assert estimated_fits(5, "backward-aic", 3) == 6
+    assert estimated_fits(5, "study", 3) == 55 + 10 * 10  # the study always starts from all2
+    assert estimated_seconds(16384, 106, 1) == pytest.approx(1.47, rel=0.01)  # the calibration point

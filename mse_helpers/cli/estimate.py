@@ -7,7 +7,9 @@ categorical covariate columns, and ``count``; histories that are absent count
 
 Exit codes: 0 an estimate was made; 1 the model's MLE does not exist or is not
 identifiable (the status and the responsible terms are printed, no number);
-2 bad input.
+2 bad input, or a request over the limits, refused before anything is built:
+more than 15 lists, a design over 1 GiB, or a ``--select`` estimated at more
+than 30 minutes.
 """
 
 from __future__ import annotations

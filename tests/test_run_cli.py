@@ -76,6 +76,7 @@ def test_progress_goes_through_logging_and_the_cli_prints_it(tmp_path, capsys, m
     from mse_helpers.runner import pipeline
 
     def fake_run(p, reports, **kw):
+        assert kw["stop"] is not None  # the CLI's signal handling carries on into the run
         run_dir = reports / "2026-12-03"
         pipeline.log.info("[1/1] 01_data_preparation ...")
         pipeline.log.info("[1/1] 01_data_preparation ok in 1.0 s")

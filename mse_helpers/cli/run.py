@@ -109,7 +109,7 @@ def _main(args: argparse.Namespace) -> int:
             return exc.exit_code
         with _progress_to_stdout():
             try:
-                result = run_pipeline(p, reports, cell_timeout=args.cell_timeout)
+                result = run_pipeline(p, reports, cell_timeout=args.cell_timeout, stop=stop)
             except OutputLocationError as exc:  # changed since the check above
                 raise UsageError(f"--reports: {exc}") from None
     if result.index_error:

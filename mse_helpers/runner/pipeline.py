@@ -616,7 +616,8 @@ def _prepare_run_dir(p: Params, reports_dir: Path, notebooks: tuple[str, ...],
 def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_DIR,
                  notebooks: tuple[str, ...] = NOTEBOOKS, cell_timeout: int = 1800,
                  today: dt.date | None = None,
-                 progress: Callable[[str], None] | None = None) -> RunResult:
+                 progress: Callable[[str], None] | None = None,
+                 stop: StopSignals | None = None) -> RunResult:
     """Execute the notebooks in order into a new run folder.
 
     SIGINT, SIGTERM and SIGHUP stop the running notebook (its kernel and
@@ -639,6 +640,9 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     progress : callable, optional
         Also receives each progress line; the lines always go to the logger
         ``mse_helpers.runner.pipeline`` at level INFO.
+    stop : StopSignals, optional
+        The caller's, already entered (so that a signal between the caller's
+        checks and the run is not lost); default: a new one for the run.
 
     Returns
     -------
@@ -657,7 +661,7 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
             progress(line)
 
     check_reports_location(reports_dir)
-    with StopSignals() as stop:
+    with contextlib.nullcontext(stop) if stop is not None else StopSignals() as stop:
         run_dir, manifest = _prepare_run_dir(p, reports_dir, notebooks, today)
         refresh_index(reports_dir)
         t_run = time.perf_counter()

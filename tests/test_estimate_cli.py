@@ -235,3 +235,114 @@ def test_select_unknown_method_is_a_usage_error(capsys):
         cli.main(["estimate", KOREA, "--select", "stepwise"])
     assert exc.value.code == 2
     assert "--select" in capsys.readouterr().err
+
+
+# --- guards: limits of a request, impossible counts, list columns with other values -----------
+
+def _many_lists(tmp_path, n_lists, n_rows=200):
+    import random
+
+    rng = random.Random(n_lists)
+    cols = [f"L{i}" for i in range(n_lists)]
+    rows = set()
+    while len(rows) < n_rows:
+        r = tuple(rng.randint(0, 1) for _ in cols)
+        if any(r):
+            rows.add(r)
+    lines = [",".join(cols) + ",count"] + [",".join(map(str, r)) + f",{rng.randint(1, 9)}" for r in sorted(rows)]
+    return write(tmp_path, "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("extra", [(), ("--terms", "all2"), ("--select", "study")])
+def test_twenty_lists_refused_at_once_naming_the_limit_and_what_to_do(capsys, tmp_path, extra):
+    import time
+
+    import mse_helpers.cli.estimate  # noqa: F401  (imported first: the refusal is timed, not the import)
+
+    path = _many_lists(tmp_path, 20)
+    t0 = time.perf_counter()
+    code, out, err = run(capsys, path, *extra)
+    assert time.perf_counter() - t0 < 1.0
+    assert code == 2 and out == ""
+    assert "20 lists" in err and "limit of 15" in err and "1,048,576 cells" in err
+    assert "merge small lists" in err and "--lists" in err and err.count("\n") == 1
+
+
+def test_design_over_the_size_limit_refused_before_it_is_built(capsys, tmp_path):
+    # 14 lists pass the list limit; a covariate with 40 levels makes the design too big.
+    import random
+
+    rng = random.Random(3)
+    cols = [f"L{i}" for i in range(14)]
+    lines = [",".join(cols) + ",G,count"]
+    for g in range(40):
+        r = [rng.randint(0, 1) for _ in cols]
+        r[0] = 1
+        lines.append(",".join(map(str, r)) + f",g{g},{rng.randint(1, 9)}")
+    code, _, err = run(capsys, write(tmp_path, "\n".join(lines) + "\n"))
+    assert code == 2 and "GiB, more than the limit of 1 GiB" in err
+    assert "655,360 cells" in err and "fewer covariates" in err
+
+
+def test_request_size_counts_the_design_columns():
+    import pandas as pd
+
+    from mse_helpers.cli.estimate import request_size
+    from mse_helpers.engine.loglinear import Design, complete_table
+
+    frame = pd.read_csv(FIXTURES / "korea.csv", comment="#")
+    lists = [c for c in frame.columns if c != "count"]
+    frame = frame.assign(J=["a", "b", "c"] * (len(frame) // 3) + ["a"] * (len(frame) % 3))
+    for select in (False, True):
+        table = complete_table(frame, lists, ["J"])
+        design = Design(table, lists, ["J"], three_factor="all" if select else None)
+        assert request_size(frame, lists, ["J"], select) == design.X.shape
+
+
+@pytest.mark.parametrize("value,shown", [("1e30", "1e+30"), ("inf", "inf"), ("-inf", "-inf"), ("nan", "nan"),
+                                         ("-250", "-250"), ("2.5", "2.5"), ("lots", "'lots'")])
+def test_impossible_counts_name_row_and_column_with_plain_numbers(capsys, tmp_path, value, shown):
+    text = f"A,B,count\n# a comment line\n1,0,5\n0,1,{value}\n1,1,2\n"
+    code, out, err = run(capsys, write(tmp_path, text))
+    assert code == 2 and out == ""
+    assert "column 'count'" in err and "data row 2 (file row 4)" in err and f"has {shown}" in err
+    assert "np." not in err and "Traceback" not in err
+
+
+def test_list_column_with_a_2_is_named_with_the_value(capsys, tmp_path):
+    text = "A,B,C,count\n1,0,0,5\n0,1,1,4\n1,1,2,3\n0,0,1,7\n"
+    code, out, err = run(capsys, write(tmp_path, text))
+    assert code == 2 and out == ""
+    assert "row 4 (data row 3), column 'C'" in err and "holds 2" in err and "--lists" in err
+    assert "every list 0" not in err
+
+
+def test_named_list_column_with_other_value_names_row_and_value(capsys, tmp_path):
+    text = "A,B,C,count\n1,0,x,5\n0,1,1,4\n1,1,0,3\n"
+    code, _, err = run(capsys, write(tmp_path, text), "--lists", "A,B,C")
+    assert code == 2 and "row 2 (data row 1), column 'C'" in err and "got 'x'" in err
+
+
+def test_covariate_with_numeric_levels_is_still_a_covariate(capsys, tmp_path):
+    # An age class 3/4/5 is not a list with a wrong value: no refusal.
+    text = "A,B,C,age,count\n1,0,0,3,5\n0,1,1,4,4\n1,1,0,5,3\n1,0,1,3,2\n0,1,0,4,6\n1,0,0,5,1\n"
+    code, res = run_json(capsys, write(tmp_path, text))
+    assert code in (0, 1) and res["n_obs"] == 21
+
+
+def test_selection_too_long_by_the_time_estimate_is_refused(capsys, tmp_path):
+    # 13 lists: one fit takes about a second, but --select study would fit thousands of models.
+    path = _many_lists(tmp_path, 13)
+    code, out, err = run(capsys, path, "--select", "study")
+    assert code == 2 and out == ""
+    assert "--select study on 13 lists" in err and "minutes" in err and "limit is 30 minutes" in err
+
+
+def test_estimates_of_fits_and_time_scale_as_stated():
+    from mse_helpers.cli.estimate import estimated_fits, estimated_seconds
+
+    assert estimated_fits(5, None, None) == 1
+    assert estimated_fits(5, "backward-aic", None) == 10 * 11 // 2  # 10 two-factor terms
+    assert estimated_fits(5, "backward-aic", 3) == 6
+    assert estimated_fits(5, "study", 3) == 55 + 10 * 10  # the study always starts from all2
+    assert estimated_seconds(16384, 106, 1) == pytest.approx(1.47, rel=0.01)  # the calibration point

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 
 import nbformat
 import pytest
@@ -131,3 +132,15 @@ def test_kernels_render_figures_inline_even_with_agg(setup, monkeypatch):
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("blas threads 1" in o.get("text", "") for o in outputs)
+
+
+def test_progress_is_logged(setup, caplog):
+    import logging
+
+    tmp, nbdir, p = setup
+    with caplog.at_level(logging.INFO, logger="mse_helpers.runner.pipeline"):
+        r = run_pipeline(p, tmp / "reports", notebook_dir=nbdir, notebooks=("a_ok",), today=dt.date(2026, 5, 6))
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "mse_helpers.runner.pipeline"]
+    assert r.status == "ok" and lines[0] == "[1/1] a_ok ..." and lines[1].startswith("[1/1] a_ok ok in ")
+    man = json.loads((r.run_dir / "manifest.json").read_text())
+    assert man["runner"]["pid"] == os.getpid() and man["runner"]["host"]

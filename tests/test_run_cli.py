@@ -67,3 +67,31 @@ def test_quick_run_on_bundled_data(tmp_path, capsys):
         leaked = [k for k in keys if k in text]
         assert not leaked, f"{f} contains input keys {leaked[:3]}"
     shutil.rmtree(reports)
+
+
+def test_progress_goes_through_logging_and_the_cli_prints_it(tmp_path, capsys, monkeypatch):
+    # The runner logs its progress; `mse run` prints those lines as they come (and warnings on stderr
+    # are not needed for that). The pipeline is replaced by one that logs like it, to keep this quick.
+    import mse_helpers.cli.run as run_cli
+    from mse_helpers.runner import pipeline
+
+    def fake_run(p, reports, **kw):
+        assert kw["stop"] is not None  # the CLI's signal handling carries on into the run
+        run_dir = reports / "2026-12-03"
+        pipeline.log.info("[1/1] 01_data_preparation ...")
+        pipeline.log.info("[1/1] 01_data_preparation ok in 1.0 s")
+        pipeline.log.debug("not shown")
+        pipeline.log.warning("a warning")
+        return pipeline.RunResult(run_dir, "ok", {}, None, None, "could not write the run index X: Read-only")
+
+    monkeypatch.setattr(run_cli, "check_inputs", lambda p: None)
+    monkeypatch.setattr(pipeline, "run_pipeline", fake_run)
+    assert main(["run", "--reports", str(tmp_path / "r")]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.splitlines()[:2] == ["[1/1] 01_data_preparation ...", "[1/1] 01_data_preparation ok in 1.0 s"]
+    assert "not shown" not in cap.out and "mse run: done" in cap.out
+    assert "could not write the run index X" in cap.err and "the run itself is ok" in cap.err
+    assert "mse run: warning: a warning" in cap.err and "a warning" not in cap.out
+    import logging
+
+    assert logging.getLogger("mse_helpers.runner").handlers == []  # the CLI's handler is removed again

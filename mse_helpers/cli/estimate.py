@@ -7,7 +7,9 @@ categorical covariate columns, and ``count``; histories that are absent count
 
 Exit codes: 0 an estimate was made; 1 the model's MLE does not exist or is not
 identifiable (the status and the responsible terms are printed, no number);
-2 bad input.
+2 bad input, or a request over the limits, refused before anything is built:
+more than 15 lists, a design over 1 GiB, or a ``--select`` estimated at more
+than 30 minutes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from math import comb
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import seeds
@@ -31,6 +35,25 @@ from ..engine.resample import MIN_REPLICATES, parametric_bootstrap
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study")
+#: Limits of a request, checked before the design is built (a table of 20
+#: lists has 2^20 cells; its design with the two-factor candidates needs
+#: about 4 GB and minutes per fit).
+MAX_LISTS = 15
+MAX_DESIGN_BYTES = 1 << 30
+#: Bytes per design entry: the float64 matrix, its observed/unobserved copies
+#: and a float32 copy for the information matrix.
+BYTES_PER_ENTRY = 8 + 8 + 4
+#: Seconds per cell x squared design column of one fit, measured on a loaded
+#: 2-core machine (14 lists with every two-factor term, 16,384 cells x 106
+#: columns: 1.4 s); a rough scale for :func:`estimated_seconds`.
+SECONDS_PER_CELL_COL2 = 8e-9
+#: Longest request accepted, by that rough estimate.
+MAX_SECONDS = 1800
+#: Steps assumed for a forward search (each fits every remaining candidate).
+FORWARD_STEPS = 10
+#: A count above this is not a count of persons (and floats stop being exact
+#: integers above 2^53).
+MAX_COUNT = 10 ** 12
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +96,180 @@ def read_counts(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _plain(value) -> str:
+    """A value as a user wrote it: ``-250``, ``2.5``, ``'x'`` (never ``np.int64(-250)``); cut when long."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def file_rows(path: str | Path, n_rows: int) -> list[int] | None:
+    """The file row (header = row 1, as a spreadsheet shows it) of each data row.
+
+    Comment lines (``#``) and blank lines are skipped, as :func:`read_counts`
+    does; None when the lines cannot be matched to the rows read (e.g.
+    quoted line breaks), then messages give the data row only.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    return rows[1:] if len(rows) == n_rows + 1 else None
+
+
+def _where(source: str, row: int, rows: list[int] | None, column: str) -> str:
+    """``FILE: row 5 (data row 4), column 'count'``."""
+    if rows is None:
+        return f"{source}: data row {row + 1}, column {column!r}"
+    return f"{source}: row {rows[row]} (data row {row + 1}), column {column!r}"
+
+
+def check_counts(frame: pd.DataFrame, source: str, rows: list[int] | None) -> None:
+    """Every count a finite whole number from 0 to :data:`MAX_COUNT`.
+
+    Raises
+    ------
+    UsageError
+        Naming the row and column and showing the value as written.
+    """
+    raw = frame["count"]
+    y = pd.to_numeric(raw, errors="coerce").astype(float)
+    bad = ~np.isfinite(y.to_numpy()) | (y.to_numpy() < 0) | (y.to_numpy() > MAX_COUNT)
+    bad |= np.isfinite(y.to_numpy()) & (y.to_numpy() != np.floor(y.to_numpy()))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        where = f"data row {row + 1}" + (f" (file row {rows[row]})" if rows else "")
+        raise UsageError(f"{source}: column 'count' must be a whole number >= 0; {where} has "
+                         f"{_plain(raw.iloc[row])} (a count is finite and at most {MAX_COUNT:,}; "
+                         f"{int(bad.sum())} bad row(s))")
+
+
+def check_list_values(frame: pd.DataFrame, lists: list[str], source: str, rows: list[int] | None) -> None:
+    """Every list column holds 0 or 1 in every row (row, column and value named)."""
+    for col in lists:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna().to_numpy() | ~values.isin([0, 1]).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise UsageError(f"{_where(source, row, rows, col)}: a list column holds 0 or 1, got "
+                             f"{_plain(frame[col].iloc[row])} ({int(bad.sum())} bad row(s))")
+
+
+def _looks_like_list(series: pd.Series) -> bool:
+    """Numeric, and most values 0 or 1: a list column with a wrong value, not a covariate."""
+    values = pd.to_numeric(series, errors="coerce")
+    if values.isna().any() or values.empty:
+        return False
+    return bool(values.isin([0, 1]).mean() >= 0.5 and {0, 1} & set(values.unique()))
+
+
+def request_size(frame: pd.DataFrame, lists: list[str], factors: list[str], select: bool) -> tuple[int, int]:
+    """Cells and design columns of a request, without building anything.
+
+    The design always holds every two-factor candidate term (and, with
+    ``--select``, every three-factor one); a term's columns are the product
+    of its variables' levels - 1.
+
+    Returns
+    -------
+    n_cells, n_columns : int
+    """
+    df = [1] * len(lists) + [max(int(frame[f].nunique(dropna=True)) - 1, 1) for f in factors]
+    n_cells = 2 ** len(lists) * int(np.prod([d + 1 for d in df[len(lists):]], dtype=float))
+    cols = 1 + sum(df)
+    k = len(df)
+    # sums of products of degrees of freedom over pairs (and triples), exact in integers
+    e1, e2, e3 = sum(df), sum(d * d for d in df), sum(d ** 3 for d in df)
+    cols += (e1 * e1 - e2) // 2
+    if select and k >= 3:
+        cols += (e1 ** 3 - 3 * e1 * e2 + 2 * e3) // 6
+    return n_cells, cols
+
+
+def estimated_fits(n_variables: int, select: str | None, n_start_terms: int | None) -> int:
+    """An upper estimate of the number of model fits of a request.
+
+    Parameters
+    ----------
+    n_variables : int
+        Lists plus covariates.
+    select : str or None
+        The ``--select`` method.
+    n_start_terms : int or None
+        Interaction terms of ``--terms`` (None: the method's default start).
+
+    Returns
+    -------
+    int
+        1 without ``--select``; backward elimination from T terms fits at
+        most T(T+1)/2 models; a forward search about :data:`FORWARD_STEPS`
+        times the candidates.
+    """
+    two, three = comb(n_variables, 2), comb(n_variables, 3)
+    if not select:
+        return 1
+    fits = 0
+    if select in ("backward-aic", "study"):
+        t = two if n_start_terms is None or select == "study" else n_start_terms
+        fits += t * (t + 1) // 2
+    if select == "forward-bic":
+        fits += (two + three) * FORWARD_STEPS
+    if select == "study":
+        fits += three * FORWARD_STEPS
+    return max(fits, 1)
+
+
+def estimated_seconds(n_cells: int, n_columns: int, n_fits: int) -> float:
+    """Rough run time: ``n_fits`` fits of ``n_cells`` x ``n_columns`` (see :data:`SECONDS_PER_CELL_COL2`)."""
+    return n_fits * n_cells * n_columns ** 2 * SECONDS_PER_CELL_COL2
+
+
+def check_request_size(frame: pd.DataFrame, lists: list[str], factors: list[str], select: str | None = None,
+                       terms: str | None = None) -> None:
+    """Refuse, before anything is built, a request that is too big.
+
+    Limits: :data:`MAX_LISTS` lists, a design of :data:`MAX_DESIGN_BYTES`,
+    and :data:`MAX_SECONDS` by the rough time estimate.
+
+    Raises
+    ------
+    UsageError
+        Stating the size, the limit and what to do.
+    """
+    n_cells, cols = request_size(frame, lists, factors, bool(select))
+    size = n_cells * cols * BYTES_PER_ENTRY
+    if len(lists) > MAX_LISTS:
+        raise UsageError(
+            f"{len(lists)} lists ({', '.join(lists)}) is more than the limit of {MAX_LISTS}: the table would "
+            f"have 2^{len(lists)} = {n_cells:,} cells and its design about {size / 2 ** 30:,.1f} GiB; merge "
+            f"small lists into one (or leave them out), or name fewer with --lists")
+    if size > MAX_DESIGN_BYTES:
+        raise UsageError(
+            f"the design would have {n_cells:,} cells x {cols:,} columns, about {size / 2 ** 30:,.1f} GiB, "
+            f"more than the limit of {MAX_DESIGN_BYTES / 2 ** 30:,.0f} GiB; merge small lists, use fewer "
+            f"covariates or covariate levels{', or leave out --select' if select else ''}")
+    n_start = None
+    if terms:
+        from ..engine.loglinear import parse_terms
+
+        try:
+            n_start = len(parse_terms(terms, list(lists) + list(factors)))
+        except ValueError:
+            n_start = None  # reported with its reason when the design is built
+    n_fits = estimated_fits(len(lists) + len(factors), select, n_start)
+    seconds = estimated_seconds(n_cells, cols, n_fits)
+    if seconds > MAX_SECONDS:
+        raise UsageError(
+            f"--select {select} on {len(lists)} lists and {len(factors)} covariate(s) would fit up to "
+            f"{n_fits:,} models on {n_cells:,} cells, roughly {seconds / 60:,.0f} minutes (a rough estimate; "
+            f"the limit is {MAX_SECONDS // 60} minutes); merge small lists, use fewer covariates, or start "
+            f"backward-aic from a smaller model with --terms")
+
+
 def _is_binary(series: pd.Series) -> bool:
     values = pd.unique(series.dropna())
     try:
@@ -93,6 +290,15 @@ def split_columns(frame: pd.DataFrame, lists_opt: str | None, source: str) -> tu
             raise UsageError(f"--lists: a column is named twice: {lists}")
     else:
         lists = [c for c in others if _is_binary(frame[c])]
+        for c in others:
+            if c not in lists and _looks_like_list(frame[c]):
+                values = pd.to_numeric(frame[c], errors="coerce")
+                row = int(np.flatnonzero(~values.isin([0, 1]).to_numpy())[0])
+                rows = file_rows(source, len(frame))
+                raise UsageError(
+                    f"{_where(source, row, rows, c)}: column {c!r} looks like a list (0/1) but holds "
+                    f"{_plain(frame[c].iloc[row])}; a list column holds only 0 and 1. Correct the value, "
+                    f"or name the lists with --lists if {c!r} is a covariate")
     if len(lists) < 2:
         raise UsageError(f"{source}: MSE needs at least two list columns (0/1); found {lists}")
     factors = [c for c in others if c not in lists]
@@ -113,7 +319,11 @@ def main(args: argparse.Namespace) -> int:
     """Run ``mse estimate``; see the module docstring for exit codes."""
     source = str(args.counts)
     frame = read_counts(source)
+    rows = file_rows(source, len(frame))
+    check_counts(frame, source, rows)
     lists, factors = split_columns(frame, args.lists, source)
+    check_list_values(frame, lists, source, rows)
+    check_request_size(frame, lists, factors, getattr(args, "select", None), args.terms or None)
     by = [b.strip() for b in args.by.split(",") if b.strip()] if args.by else []
     bad_by = [b for b in by if b not in factors]
     if bad_by:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import UsageError
@@ -41,19 +43,84 @@ def check_inputs(p) -> None:
         raise UsageError(str(exc)) from None
 
 
+class _CliFormatter(logging.Formatter):
+    """``mse run: warning: ...``, as the command's other messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"mse run: {record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextmanager
+def _progress_to_stdout():
+    """While the run lasts, print the runner's log: progress (INFO) on stdout, warnings on stderr."""
+    logger = logging.getLogger("mse_helpers.runner")
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    out.setFormatter(logging.Formatter("%(message)s"))
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    err.setFormatter(_CliFormatter())
+    old_level = logger.level
+    for h in (out, err):
+        logger.addHandler(h)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for h in (out, err):
+            h.flush()
+            logger.removeHandler(h)
+        logger.setLevel(old_level)
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the pipeline; exit 0 when every notebook ran, 1 when one failed, 2 on bad input."""
-    from ..runner.pipeline import run_pipeline
+    """Run the pipeline; exit 0 when every notebook ran, 1 when one failed, 2 on bad input.
+
+    A stop signal (SIGINT, SIGTERM, SIGHUP) during the checks ends with one
+    line and nothing written; during the run it stops the notebook and marks
+    the run failed. Either way the exit code is 128 + the signal's number.
+    """
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were installed (while importing)
+        print("mse run: interrupted; nothing was run", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
+    from ..runner.pipeline import OutputLocationError, RunInterrupted, StopSignals, check_reports_location, \
+        run_pipeline
 
     if args.cell_timeout < 1:
         raise UsageError("--cell-timeout: must be at least 1 second")
-    try:
-        p = load_params(args.params, parse_set(args.set))
-    except ParameterError as exc:
-        raise UsageError(str(exc)) from None
-    check_inputs(p)
-    result = run_pipeline(p, Path(args.reports).resolve(), cell_timeout=args.cell_timeout,
-                          progress=lambda line: print(line, flush=True))
+    reports = Path(args.reports).expanduser().resolve()
+    with StopSignals() as stop:
+        try:
+            with stop.armed():
+                check_reports_location(reports)
+                try:
+                    p = load_params(args.params, parse_set(args.set))
+                except ParameterError as exc:
+                    raise UsageError(str(exc)) from None
+                check_inputs(p)
+        except OutputLocationError as exc:
+            raise UsageError(f"--reports: {exc}") from None
+        except RunInterrupted as exc:
+            print(f"mse run: stopped by {exc.name} while checking the inputs; nothing was run or written",
+                  file=sys.stderr)
+            return exc.exit_code
+        with _progress_to_stdout():
+            try:
+                result = run_pipeline(p, reports, cell_timeout=args.cell_timeout, stop=stop)
+            except OutputLocationError as exc:  # changed since the check above
+                raise UsageError(f"--reports: {exc}") from None
+    if result.index_error:
+        print(f"mse run: warning: {result.index_error}; the run itself is {result.status} "
+              f"(see {result.run_dir / 'manifest.json'})", file=sys.stderr)
+    if result.interrupted:
+        print(f"mse run: stopped by {result.interrupted.name}: the run folder {result.run_dir} is marked failed",
+              file=sys.stderr)
+        return result.interrupted.exit_code
     if result.failure:
         print(f"mse run: FAILED: {result.failure}", file=sys.stderr)
         print(f"mse run: the run folder {result.run_dir} is marked failed; "

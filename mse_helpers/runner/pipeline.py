@@ -4,7 +4,9 @@ A run folder ``reports/YYYY-MM-DD[_k]/`` holds:
 
 - ``params.yaml``: the parameters as used (absolute input paths);
 - ``manifest.json``: package versions, git commit, SHA-256 of every input
-  file, seeds, start and end time, duration and status per notebook;
+  file, seeds, start and end time, duration and status per notebook, and the
+  runner's process id, host and process start time (so that the index can
+  tell a killed run from a running one);
 - ``notebooks/``: the executed notebooks;
 - ``html/``: each notebook rendered without code cells, for publication;
 - ``html_code/``: each notebook rendered with code, for review;
@@ -15,20 +17,30 @@ A run folder ``reports/YYYY-MM-DD[_k]/`` holds:
 
 Notebooks talk to each other only through files in ``work/``; each can be
 re-run on its own with the same ``run_dir``.
+
+Each kernel is started through :mod:`.kernelguard` and, with its joblib/loky
+workers, forms one process group that never outlives the notebook: the runner
+kills it when the notebook ends, fails or is stopped (SIGINT, SIGTERM,
+SIGHUP), and the kernel's watchdog kills it if the runner itself is killed.
+Progress goes to the logger ``mse_helpers.runner.pipeline``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +48,7 @@ from typing import Callable
 
 import yaml
 
+from .kernelguard import remove_leftovers
 from .params import CHECKOUT, Params
 from .. import runfolder
 from ..seeds import STAGES
@@ -49,8 +62,89 @@ MANIFEST_PACKAGES = (
     "nbformat", "ipykernel",
 )
 KERNEL = "python3"
-log = logging.getLogger(__name__)
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED = "running", "ok", "failed"
+#: Signals that stop a run the way Ctrl-C does (schedulers and ``docker stop``
+#: send SIGTERM; a closed terminal sends SIGHUP).
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: Module that starts each kernel with a watchdog (see :mod:`.kernelguard`).
+KERNEL_GUARD = "mse_helpers.runner.kernelguard"
+
+log = logging.getLogger(__name__)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) arrived.
+
+    A subclass of KeyboardInterrupt so that it leaves asyncio's event loop
+    (papermill's) exactly as Ctrl-C does.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def name(self) -> str:
+        """The signal's name, e.g. ``"SIGTERM"``."""
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by this signal (128 + number)."""
+        return 128 + self.signum
+
+
+class StopSignals:
+    """Turn SIGINT, SIGTERM and SIGHUP into :class:`RunInterrupted` at safe points.
+
+    Use as a context manager (it installs the handlers, in the main thread
+    only, and restores the previous ones on exit). Inside :meth:`armed` a
+    stop signal raises at once (a notebook is running and must be stopped);
+    elsewhere it is recorded and raised by the next :meth:`check` or
+    :meth:`armed`, so that setting up a run folder or writing ``FAILED``, the
+    manifest and the index is never cut in half. Only the first signal
+    raises: a second Ctrl-C does not interrupt the clean-up after the first.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._armed = False
+        self._raised = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+        self._previous = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.received.append(signum)
+        if self._armed and not self._raised:
+            self._raised = True
+            raise RunInterrupted(signum)
+        log.warning("%s received: stopping the run and marking it failed", signal.Signals(signum).name)
+
+    def check(self) -> None:
+        """Raise :class:`RunInterrupted` if a stop signal arrived and was not raised yet."""
+        if self.received and not self._raised:
+            self._raised = True
+            raise RunInterrupted(self.received[0])
+
+    @contextmanager
+    def armed(self):
+        """Within the block, a stop signal raises :class:`RunInterrupted` at once."""
+        self.check()
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
 
 
 @dataclass
@@ -61,11 +155,15 @@ class NotebookFailure(Exception):
     cell_index: int | None
     cell_source: str
     error: str
+    #: True when a stop signal, not an error, ended the notebook.
+    stopped: bool = False
 
     def __str__(self) -> str:
+        if self.stopped:
+            return f"notebook {self.notebook} was stopped: {self.error}"
         first = self.cell_source.strip().splitlines()[0] if self.cell_source.strip() else ""
         where = f"cell {self.cell_index}" if self.cell_index is not None else "a cell"
-        return f"notebook {self.notebook} failed in {where} ({first!r}): {self.error}"
+        return f"notebook {self.notebook} failed in {where}{f' ({first!r})' if first else ''}: {self.error}"
 
 
 @dataclass
@@ -76,6 +174,10 @@ class RunResult:
     status: str
     manifest: dict = field(default_factory=dict)
     failure: NotebookFailure | None = None
+    #: The stop signal that ended the run, if any.
+    interrupted: RunInterrupted | None = None
+    #: Why ``index.html`` could not be written (the run's own status is unaffected).
+    index_error: str | None = None
 
 
 # --- run folders ------------------------------------------------------------------
@@ -156,11 +258,18 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def initial_manifest(p: Params, run_dir: Path, notebooks: tuple[str, ...]) -> dict:
-    """The manifest as written before the first notebook starts."""
+    """The manifest as written before the first notebook starts.
+
+    ``runner`` (pid, host, process start time) lets the index show a run
+    whose process died without finishing as ``interrupted``.
+    """
+    from .runindex import runner_identity
+
     return {
         "run": run_dir.name,
         "status": STATUS_RUNNING,
         "started": _now(),
+        "runner": runner_identity(),
         "finished": None,
         "duration_s": None,
         "git": git_commit(),
@@ -203,10 +312,23 @@ def _kernel_env() -> None:
             os.environ["JUPYTER_PATH"] = os.pathsep.join([str(share)] + ([paths] if paths else []))
 
 
-def _ipc_kernel_manager(socket_dir: str):
+def _guarded_kernel_cmd(kernel_cmd: list[str]) -> list[str]:
+    """The kernel command with ``ipykernel_launcher`` replaced by :data:`KERNEL_GUARD`."""
+    if "ipykernel_launcher" not in kernel_cmd:
+        log.warning("kernel %r is not started by ipykernel_launcher: its worker processes are stopped "
+                    "when the run stops normally or by a signal, but not if the runner is killed (SIGKILL)",
+                    KERNEL)
+        return list(kernel_cmd)
+    return [KERNEL_GUARD if part == "ipykernel_launcher" else part for part in kernel_cmd]
+
+
+def _ipc_kernel_manager(socket_dir: str, launched: list | None = None):
     """A kernel manager whose kernel talks over Unix sockets in a private folder.
 
-    Its kernels also get :data:`KERNEL_ENV`.
+    Its kernels also get :data:`KERNEL_ENV`, are started through
+    :mod:`.kernelguard` (so they and their workers die with the runner), and
+    each launched kernel's ``(process group id, process)`` is appended to
+    ``launched`` so that the runner can stop the whole group.
 
     The default is unencrypted TCP on localhost; the notebooks handle
     special-category personal data, so keep the traffic off the network stack.
@@ -221,32 +343,94 @@ def _ipc_kernel_manager(socket_dir: str):
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["env"] = {**(kw.get("env") or os.environ), **KERNEL_ENV}
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
+            out = await super()._async_launch_kernel(_guarded_kernel_cmd(kernel_cmd), **kw)
+            proc = getattr(self.provisioner, "process", None)
+            pgid = getattr(self.provisioner, "pgid", None) or getattr(proc, "pid", None)
+            if launched is not None and pgid:
+                launched.append((pgid, proc))
+            return out
 
     return IPCKernelManager
 
 
-def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int) -> None:
+def stop_process_groups(launched: list) -> None:
+    """Kill each kernel's process group (kernel and joblib/loky workers), reap the kernel
+    and remove the memory-mapping folders and semaphores joblib left behind.
+
+    Safe to call when they have already ended. Workers hold person-level data:
+    none may outlive the notebook, whether it ended well, failed or was stopped.
+    """
+    for pgid, proc in launched:
+        if hasattr(os, "killpg"):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if proc is not None:
+            try:
+                proc.kill()
+                proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):  # gone already; or unkillable (D state)
+                pass
+        remove_leftovers(getattr(proc, "pid", None) or pgid)
+
+
+def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int, *,
+                     armed: Callable | None = None) -> None:
     """Execute one notebook with papermill; raise :class:`NotebookFailure` on error.
 
-    The executed notebook (with the error, if any) is always written to ``dst``.
+    The executed notebook (with the error, if any) is written to ``dst``.
+    Whatever happens, the kernel and its worker processes are gone when this
+    returns or raises.
+
+    Papermill runs in a helper thread while the main thread waits, so that a
+    stop signal is handled at once: :class:`RunInterrupted` (or
+    KeyboardInterrupt) in the main thread kills the kernel's process group,
+    which ends papermill's thread within seconds, and is then re-raised.
+    (Raised inside papermill's own event loop, the interrupt would leave the
+    cell's reply pending and nbclient's clean-up waits for it, i.e. for the
+    notebook to finish.)
+
+    ``armed`` (e.g. :meth:`StopSignals.armed`) makes stop signals raise while
+    the notebook runs, and only then: the clean-up is never cut short.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     _kernel_env()
+    launched: list = []
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="mse-kernel-") as socket_dir:
+                pm.execute_notebook(
+                    str(src), str(dst), parameters=parameters, kernel_name=KERNEL,
+                    cwd=str(src.parent), progress_bar=False, execution_timeout=cell_timeout,
+                    kernel_manager_class=_ipc_kernel_manager(socket_dir, launched),
+                )
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"mse-notebook-{src.stem}", daemon=True)
+    worker.start()
     try:
-        with tempfile.TemporaryDirectory(prefix="mse-kernel-") as socket_dir:
-            pm.execute_notebook(
-                str(src), str(dst), parameters=parameters, kernel_name=KERNEL,
-                cwd=str(src.parent), progress_bar=False, execution_timeout=cell_timeout,
-                kernel_manager_class=_ipc_kernel_manager(socket_dir),
-            )
-    except PapermillExecutionError as exc:
-        raise NotebookFailure(src.stem, exc.cell_index, exc.source or "",
-                              f"{exc.ename}: {exc.evalue}") from None
-    except Exception as exc:  # timeouts, dead kernels: still name the notebook
-        raise NotebookFailure(src.stem, None, "", f"{type(exc).__name__}: {exc}") from None
+        with (armed or contextlib.nullcontext)():
+            while worker.is_alive():
+                worker.join(0.2)  # a timed join lets the main thread run signal handlers
+    except BaseException:
+        stop_process_groups(launched)
+        worker.join(15)  # papermill notices the dead kernel and writes what ran
+        raise
+    finally:
+        stop_process_groups(launched)
+    exc = outcome.get("error")
+    if exc is None:
+        return
+    if isinstance(exc, PapermillExecutionError):
+        raise NotebookFailure(src.stem, exc.cell_index, exc.source or "", f"{exc.ename}: {exc.evalue}")
+    # timeouts, dead kernels: still name the notebook
+    raise NotebookFailure(src.stem, None, "", f"{type(exc).__name__}: {exc}")
 
 
 def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
@@ -322,36 +506,97 @@ def headline_from_estimates(path: Path) -> str | None:
     return "; ".join(parts)
 
 
-def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_DIR,
-                 notebooks: tuple[str, ...] = NOTEBOOKS, cell_timeout: int = 1800,
-                 today: dt.date | None = None,
-                 progress: Callable[[str], None] | None = None) -> RunResult:
-    """Execute the notebooks in order into a new run folder.
+class OutputLocationError(ValueError):
+    """Run folders or the index cannot be written where ``--reports`` points."""
+
+
+def check_reports_location(reports_dir: Path) -> None:
+    """Check, before anything runs, that run folders and ``index.html`` can be written.
+
+    Tries it (a probe file made and removed at once; ``index.html`` opened for
+    appending without writing) rather than asking ``os.access``, which does not
+    see read-only mounts, immutable files or, for root, permissions.
 
     Parameters
     ----------
-    p : Params
-        Validated parameters.
     reports_dir : Path
-        Where run folders go; ``index.html`` there is refreshed at the end.
-    notebook_dir, notebooks
-        The notebooks to run (tests use small ones).
-    cell_timeout : int
-        Seconds one cell may take before the run fails.
-    today : datetime.date, optional
-        Date for the folder name.
-    progress : callable, optional
-        Receives one line per notebook (default: the ``logging`` logger of this module, level INFO).
+        The reports folder; it need not exist yet (its nearest existing parent
+        must be a writable folder). Nothing is created.
+
+    Raises
+    ------
+    OutputLocationError
+        One line naming the path and what is wrong with it.
+    """
+    reports_dir = Path(reports_dir)
+    if reports_dir.exists() and not reports_dir.is_dir():
+        raise OutputLocationError(f"reports folder {reports_dir} is a file, not a folder")
+    existing = reports_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputLocationError(f"reports folder {reports_dir} cannot be made: {existing} is a file, "
+                                  "not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mse-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        what = "reports folder" if existing == reports_dir else f"reports folder {reports_dir}: parent folder"
+        raise OutputLocationError(f"{what} {existing} is not writable ({exc.strerror or exc})") from None
+    index = reports_dir / "index.html"
+    if index.is_dir():
+        raise OutputLocationError(f"run index {index} is a folder, not a file")
+    if index.exists():
+        try:
+            with open(index, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise OutputLocationError(f"run index {index} is not writable ({exc.strerror or exc})") from None
+
+
+@contextmanager
+def _index_lock(reports_dir: Path):
+    """Serialise index rebuilds of runs sharing a reports folder (the last one sees every run)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(reports_dir / ".index.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def refresh_index(reports_dir: Path) -> str | None:
+    """Rebuild ``reports_dir/index.html``; on failure return why instead of raising.
+
+    A run's own status never depends on the index: a run that ended well
+    stays ``ok`` in its manifest even if the index cannot be written.
 
     Returns
     -------
-    RunResult
-        ``status`` is ``"ok"`` or ``"failed"`` (then ``failure`` names the
-        notebook and cell).
+    str or None
+        None when written, else one line naming the file and the error.
     """
     from .runindex import write_index
 
-    progress = progress or log.info
+    try:
+        with _index_lock(reports_dir):
+            write_index(reports_dir)
+    except OSError as exc:
+        msg = f"could not write the run index {reports_dir / 'index.html'}: {exc.strerror or exc}"
+        log.warning(msg)
+        return msg
+    return None
+
+
+def _prepare_run_dir(p: Params, reports_dir: Path, notebooks: tuple[str, ...],
+                     today: dt.date | None) -> tuple[Path, dict]:
+    """Make the run folder, ``params.yaml``, the private ``work/`` note and the first manifest."""
     run_dir = new_run_dir(reports_dir, today)
     runfolder.make_run_folder(run_dir)
     (run_dir / runfolder.PARAMS_FILE).write_text(
@@ -359,42 +604,106 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
         + yaml.safe_dump(p.to_dict(), sort_keys=False), encoding="utf-8")
     manifest = initial_manifest(p, run_dir, notebooks)
     write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
-    write_index(reports_dir)
+    return run_dir, manifest
 
-    t_run = time.perf_counter()
-    failure = None
-    parameters = {"params_file": str(run_dir / "params.yaml"), "overrides": {}, "run_dir": str(run_dir)}
-    for i, name in enumerate(notebooks, 1):
-        entry = manifest["notebooks"][name]
-        entry["status"] = STATUS_RUNNING
-        write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
-        progress(f"[{i}/{len(notebooks)}] {name} ...")
-        executed = run_dir / runfolder.NOTEBOOKS_DIR / f"{name}.ipynb"
-        t0 = time.perf_counter()
+
+def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_DIR,
+                 notebooks: tuple[str, ...] = NOTEBOOKS, cell_timeout: int = 1800,
+                 today: dt.date | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 stop: StopSignals | None = None) -> RunResult:
+    """Execute the notebooks in order into a new run folder.
+
+    SIGINT, SIGTERM and SIGHUP stop the running notebook (its kernel and
+    worker processes are killed), write ``FAILED`` and mark the run failed in
+    its manifest and the index; the run then returns with ``interrupted`` set.
+
+    Parameters
+    ----------
+    p : Params
+        Validated parameters.
+    reports_dir : Path
+        Where run folders go; ``index.html`` there is refreshed at the start
+        and the end. Checked with :func:`check_reports_location` first.
+    notebook_dir, notebooks
+        The notebooks to run (tests use small ones).
+    cell_timeout : int
+        Seconds one cell may take before the run fails.
+    today : datetime.date, optional
+        Date for the folder name.
+    progress : callable, optional
+        Also receives each progress line; the lines always go to the logger
+        ``mse_helpers.runner.pipeline`` at level INFO.
+    stop : StopSignals, optional
+        The caller's, already entered (so that a signal between the caller's
+        checks and the run is not lost); default: a new one for the run.
+
+    Returns
+    -------
+    RunResult
+        ``status`` is ``"ok"`` or ``"failed"`` (then ``failure`` names the
+        notebook and cell, and ``interrupted`` the signal if one stopped it).
+
+    Raises
+    ------
+    OutputLocationError
+        ``reports_dir`` cannot hold run folders or the index (nothing made).
+    """
+    def say(line: str) -> None:
+        log.info(line)
+        if progress is not None:
+            progress(line)
+
+    check_reports_location(reports_dir)
+    with contextlib.nullcontext(stop) if stop is not None else StopSignals() as stop:
+        run_dir, manifest = _prepare_run_dir(p, reports_dir, notebooks, today)
+        refresh_index(reports_dir)
+        t_run = time.perf_counter()
+        failure: NotebookFailure | None = None
+        interrupted: RunInterrupted | None = None
+        parameters = {"params_file": str(run_dir / runfolder.PARAMS_FILE), "overrides": {}, "run_dir": str(run_dir)}
+        name = notebooks[0] if notebooks else ""
         try:
-            execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout)
-            entry["status"] = STATUS_OK
-        except NotebookFailure as exc:
-            failure = exc
-            entry["status"] = STATUS_FAILED
-        except KeyboardInterrupt:
-            failure = NotebookFailure(name, None, "", "interrupted by the user")
-            entry["status"] = STATUS_FAILED
-        entry["duration_s"] = round(time.perf_counter() - t0, 2)
-        if executed.is_file():
-            render_html(executed, run_dir / runfolder.HTML_DIR, with_code=False)
-            render_html(executed, run_dir / runfolder.HTML_CODE_DIR, with_code=True)
-        progress(f"[{i}/{len(notebooks)}] {name} {entry['status']} in {entry['duration_s']:.1f} s")
-        if failure:
-            break
+            for i, name in enumerate(notebooks, 1):
+                entry = manifest["notebooks"][name]
+                entry["status"] = STATUS_RUNNING
+                write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
+                say(f"[{i}/{len(notebooks)}] {name} ...")
+                executed = run_dir / runfolder.NOTEBOOKS_DIR / f"{name}.ipynb"
+                t0 = time.perf_counter()
+                try:
+                    execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout,
+                                     armed=stop.armed)
+                    entry["status"] = STATUS_OK
+                except NotebookFailure as exc:
+                    failure = exc
+                    entry["status"] = STATUS_FAILED
+                except RunInterrupted as exc:
+                    interrupted = exc
+                    failure = NotebookFailure(name, None, "", f"interrupted by {exc.name}", stopped=True)
+                    entry["status"] = STATUS_FAILED
+                entry["duration_s"] = round(time.perf_counter() - t0, 2)
+                if executed.is_file():
+                    render_html(executed, run_dir / runfolder.HTML_DIR, with_code=False)
+                    render_html(executed, run_dir / runfolder.HTML_CODE_DIR, with_code=True)
+                say(f"[{i}/{len(notebooks)}] {name} {entry['status']} in {entry['duration_s']:.1f} s")
+                if failure:
+                    break
+                stop.check()  # a signal while rendering: stop before the next notebook
+        except RunInterrupted as exc:  # arrived between two notebooks
+            interrupted = exc
+            failure = failure or NotebookFailure(name, None, "", f"interrupted by {exc.name}", stopped=True)
+            for info in manifest["notebooks"].values():
+                if info["status"] == STATUS_RUNNING:
+                    info["status"] = STATUS_FAILED
 
-    manifest.update(run_summary(run_dir))
-    manifest["status"] = STATUS_FAILED if failure else STATUS_OK
-    manifest["failure"] = str(failure) if failure else None
-    manifest["finished"] = _now()
-    manifest["duration_s"] = round(time.perf_counter() - t_run, 2)
-    write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
-    if failure:
-        (run_dir / runfolder.FAILED_FILE).write_text(str(failure) + "\n", encoding="utf-8")
-    write_index(reports_dir)
-    return RunResult(run_dir, manifest["status"], manifest, failure)
+        manifest.update(run_summary(run_dir))
+        manifest["status"] = STATUS_FAILED if failure else STATUS_OK
+        manifest["failure"] = str(failure) if failure else None
+        manifest["finished"] = _now()
+        manifest["duration_s"] = round(time.perf_counter() - t_run, 2)
+        if failure:
+            (run_dir / runfolder.FAILED_FILE).write_text(str(failure) + "\n", encoding="utf-8")
+        write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
+        index_error = refresh_index(reports_dir)
+    return RunResult(run_dir, manifest["status"], manifest, failure, interrupted, index_error)

@@ -2,14 +2,23 @@
 
 Rebuilt from the run folders' ``manifest.json`` files every time, so it can
 never disagree with them. A failed (or unfinished) run is shown as such and is
-never presented as a result.
+never presented as a result. A run whose manifest still says ``running`` but
+whose process is gone (killed with SIGKILL, machine stopped) is shown as
+``interrupted``; the manifest records the runner's process id, host and
+process start time for that check (see :func:`runner_gone`).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
+import socket
 from pathlib import Path
+
+STATUS_RUNNING, STATUS_INTERRUPTED = "running", "interrupted"
+INTERRUPTED_NOTE = ("the run's process ended before the run finished (killed, or the machine stopped); "
+                    "its results are incomplete")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
@@ -18,6 +27,85 @@ th, td { border-bottom: 1px solid #ccc; padding: .35rem .8rem; text-align: left;
 .ok { color: #1a7f37; } .failed { color: #b42318; font-weight: bold; } .running { color: #9a6700; }
 small { color: #666; }
 """
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of a process (clock ticks after boot, Linux ``/proc``), or None.
+
+    With the pid it identifies a process even after the pid is reused.
+    """
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # Field 2 (the command) may hold spaces and parentheses: count after the last ')'.
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])  # field 22 of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def runner_identity() -> dict:
+    """What identifies this process for :func:`runner_gone`: pid, host, start time."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "process_start": process_start_ticks(pid)}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine and has not ended (zombies have)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError, ValueError):
+        pass
+    if Path("/proc/self/stat").exists():
+        return False  # /proc works here and has no such process
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def runner_gone(runner: dict | None) -> bool:
+    """True when the process that wrote a manifest has certainly ended.
+
+    Parameters
+    ----------
+    runner : dict or None
+        ``manifest["runner"]``: ``pid``, ``host``, ``process_start``.
+
+    Returns
+    -------
+    bool
+        False when it cannot be told (no record, another host): such a run
+        stays ``running`` rather than being declared dead by mistake.
+    """
+    if not isinstance(runner, dict) or runner.get("host") != socket.gethostname():
+        return False
+    pid = runner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if not process_alive(pid):
+        return True
+    started, now = runner.get("process_start"), process_start_ticks(pid)
+    return started is not None and now is not None and started != now  # pid reused
+
+
+def shown_status(manifest: dict) -> dict:
+    """The manifest as shown: ``running`` becomes ``interrupted`` once its process is gone.
+
+    Returns a copy; the manifest on disk is left as its run wrote it.
+    """
+    if manifest.get("status") != STATUS_RUNNING or not runner_gone(manifest.get("runner")):
+        return manifest
+    out = dict(manifest, status=STATUS_INTERRUPTED, failure=manifest.get("failure") or INTERRUPTED_NOTE)
+    out["notebooks"] = {nb: dict(info, status=STATUS_INTERRUPTED) if info.get("status") == STATUS_RUNNING
+                        else info for nb, info in (manifest.get("notebooks") or {}).items()}
+    return out
 
 
 def read_runs(reports_dir: Path) -> list[dict]:
@@ -30,8 +118,9 @@ def read_runs(reports_dir: Path) -> list[dict]:
     Returns
     -------
     list of dict
-        Each manifest with ``_dir`` (the folder) added; folders without a
-        readable manifest are listed with status ``unreadable``.
+        Each manifest with ``_dir`` (the folder) added, its status as
+        :func:`shown_status` gives it; folders without a readable manifest
+        are listed with status ``unreadable``.
     """
     runs = []
     for d in sorted(p for p in reports_dir.iterdir() if p.is_dir()) if reports_dir.is_dir() else []:
@@ -42,6 +131,7 @@ def read_runs(reports_dir: Path) -> list[dict]:
             man = json.loads(mf.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             man = {"status": "unreadable", "started": ""}
+        man = shown_status(man)
         man["_dir"] = d
         runs.append(man)
     # newest first: by start time, then by folder name (2026-11-22_2 after 2026-11-22)

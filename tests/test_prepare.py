@@ -17,10 +17,22 @@ MAP = FIX / "prep_register_map.csv"
 RULES = FIX / "prep_reports_rules.csv"
 
 
-def _params(**over):
+class WithOptions:
+    """Params plus the reading options Params does not hold yet (prepare.read_options)."""
+
+    def __init__(self, p, **options):
+        self._p = p
+        self.__dict__.update(options)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+
+def _params(min_persons_per_year=1, **over):
+    # the fixtures hold a handful of persons per year: no minimum, unless a test sets one
     base = dict(reports=str(RULES), aggregates=None, register_map=str(MAP), truth=None)
     base.update(over)
-    return load_params(None, base)
+    return WithOptions(load_params(None, base), min_persons_per_year=min_persons_per_year)
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +290,9 @@ def test_foreign_data_other_years_and_names(tmp_path):
     (tmp_path / "agg.csv").write_text(
         "year,organisation,total,sex_F,sex_M,age_minor,age_adult,nat_NL,nat_other,expl_sexual,expl_other\n"
         "2023,Safe House,4,4,0,0,4,0,0,0,0\n", encoding="utf-8")
-    p = load_params(None, dict(reports=str(tmp_path / "rep.csv"), aggregates=str(tmp_path / "agg.csv"),
-                               register_map=str(tmp_path / "map.csv"), truth=None))
+    p = WithOptions(load_params(None, dict(reports=str(tmp_path / "rep.csv"), aggregates=str(tmp_path / "agg.csv"),
+                                           register_map=str(tmp_path / "map.csv"), truth=None)),
+                    min_persons_per_year=1)
     res = prepare.run_stage(p, tmp_path / "w")
     assert res.summary["years"] == [2021, 2022, 2023] and res.summary["reference_years"] == [2021, 2022]
     assert res.persons.groupby("year").size().to_dict() == {2021: 1, 2022: 1, 2023: 1}

@@ -565,40 +565,167 @@ def _link_one(out: pd.DataFrame, recs: pd.DataFrame, year: int, reg: str, regist
 
 # --- the stage ---------------------------------------------------------------------------
 
-def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
-                  years: Sequence[int] | None, reference_years: Sequence[int] | None) -> tuple[list[int], list[int]]:
-    """Analysed years and reference years (method.md 3.5, 9).
+#: A year with fewer persons (from the reports, on the chosen registers) than this
+#: is not modelled: refused when asked for in ``years``, left out with a note
+#: under ``years: null`` (a stray year of one person gave N-hat 4.2 (-1.4, 9.8)).
+MIN_PERSONS_PER_YEAR = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """Parameters of data preparation that :class:`Params` may not hold yet.
+
+    ``encoding`` and ``separator`` of CSV inputs (None: detect),
+    ``min_persons_per_year`` (see :data:`MIN_PERSONS_PER_YEAR`).
+    """
+
+    encoding: str | None = None
+    separator: str | None = None
+    min_persons_per_year: int = MIN_PERSONS_PER_YEAR
+
+
+def read_options(p) -> ReadOptions:
+    """The :class:`ReadOptions` of ``p``; the one place that reads these parameters.
+
+    They are read with defaults so that parameters without them (today's
+    ``Params``) keep working: ``encoding`` null, ``separator`` null,
+    ``min_persons_per_year`` :data:`MIN_PERSONS_PER_YEAR`.
+    """
+    return ReadOptions(encoding=getattr(p, "encoding", None), separator=getattr(p, "separator", None),
+                       min_persons_per_year=int(getattr(p, "min_persons_per_year", MIN_PERSONS_PER_YEAR)))
+
+
+class YearsError(ValueError):
+    """The years (or reference years) asked for cannot be analysed; ``problems``
+    lists every reason, each naming the parameter and the ``--set`` to use."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class YearChoice:
+    """The analysed years and what was left out.
+
+    Attributes
+    ----------
+    years, reference_years : tuple of int
+    left_out : tuple of (year, persons)
+        Years in the data with fewer than the minimum persons, left out under
+        ``years: null``.
+    """
+
+    years: tuple[int, ...]
+    reference_years: tuple[int, ...]
+    left_out: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def persons_left_out(self) -> int:
+        """Persons in the left-out years."""
+        return sum(n for _, n in self.left_out)
+
+
+def years_text(years: Iterable[int]) -> str:
+    """``[2016, 2017, 2018]`` -> ``"2016-2018"``; ``[2016, 2018]`` -> ``"2016,2018"``
+    (the forms ``--set years=`` accepts)."""
+    years = sorted(set(int(y) for y in years))
+    if not years:
+        return ""
+    if len(years) > 1 and years == list(range(years[0], years[-1] + 1)):
+        return f"{years[0]}-{years[-1]}"
+    return ",".join(str(y) for y in years)
+
+
+def choose_years(persons_per_year: dict[int, int], aggregate_years: Iterable[int],
+                 years: Sequence[int] | None, reference_years: Sequence[int] | None, *,
+                 min_persons: int = MIN_PERSONS_PER_YEAR) -> YearChoice:
+    """Analysed years and reference years (method.md 3.5, 9), checked.
 
     Parameters
     ----------
-    record_years : iterable of int
-        Years of the person records in the data.
+    persons_per_year : dict
+        Year -> persons from the reports (on the chosen registers).
     aggregate_years : iterable of int
         Years with aggregate counts.
     years, reference_years : sequence of int or None
         The parameters; None resolves from the data.
+    min_persons : int
+        Years with fewer persons are refused (asked for) or left out (``years`` None).
+
+    Returns
+    -------
+    YearChoice
+
+    Raises
+    ------
+    YearsError
+        Listing every year asked for without persons or with too few, and
+        reference years that cannot be used.
+    """
+    counts = {int(y): int(n) for y, n in persons_per_year.items() if n > 0}
+    data_years = sorted(counts)
+    usable = [y for y in data_years if counts[y] >= min_persons]
+    problems: list[str] = []
+    left_out: list[tuple[int, int]] = []
+    have = (f"the data have persons in {years_text(data_years)} "
+            f"({', '.join(f'{y}: {counts[y]}' for y in data_years)})" if data_years else "the data have no persons")
+    fix = f"; use --set years={years_text(usable)}" if usable else ""
+    if years is None:
+        left_out = [(y, counts[y]) for y in data_years if counts[y] < min_persons]
+        chosen = usable
+        if not chosen:
+            problems.append(f"parameter years: no year has at least {min_persons} persons in the reports, the "
+                            f"minimum for a year to be modelled; {have}")
+    else:
+        chosen = sorted(int(y) for y in years)
+        absent = [y for y in chosen if y not in counts]
+        small = [y for y in chosen if y in counts and counts[y] < min_persons]
+        if absent:
+            problems.append(f"parameter years: {years_text(absent) if len(absent) > 1 else absent[0]} "
+                            f"{'have' if len(absent) > 1 else 'has'} no persons in the reports; {have}{fix}")
+        if small:
+            listed = ", ".join(f"{y} has {counts[y]}" for y in small)
+            problems.append(f"parameter years: {listed} person(s) in the reports, fewer than {min_persons}, the "
+                            f"minimum for a year to be modelled; leave {'them' if len(small) > 1 else 'it'} "
+                            f"out{fix}")
+    agg_years = sorted(set(int(y) for y in aggregate_years) & set(chosen))
+    refs: list[int] = []
+    if reference_years is None:
+        if agg_years and chosen:
+            refs = [y for y in chosen if y < agg_years[0]]
+            if not refs:
+                problems.append(f"parameter reference_years: the first analysed year {chosen[0]} already has "
+                                f"aggregates, so there are no earlier years to copy; set reference_years")
+    else:
+        refs = sorted(int(y) for y in reference_years)
+        missing = [y for y in refs if y not in data_years]
+        unused = [y for y in refs if y in data_years and y not in chosen]
+        if missing:
+            problems.append(f"parameter reference_years: {missing} not in the data (years {data_years})")
+        if unused:
+            problems.append(f"parameter reference_years: {unused} not among the analysed years "
+                            f"{years_text(chosen)}")
+    if problems:
+        raise YearsError(problems)
+    return YearChoice(years=tuple(chosen), reference_years=tuple(refs), left_out=tuple(left_out))
+
+
+def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
+                  years: Sequence[int] | None, reference_years: Sequence[int] | None,
+                  min_persons: int = 1) -> tuple[list[int], list[int]]:
+    """Analysed years and reference years from the years of the person records.
+
+    :func:`choose_years` with one person per record (``min_persons`` 1 by
+    default: no year is too small).
 
     Returns
     -------
     years, reference_years : list of int
     """
-    data_years = sorted(set(int(y) for y in record_years))
-    years = data_years if years is None else sorted(years)
-    agg_years = sorted(set(int(y) for y in aggregate_years) & set(years))
-    if reference_years is None:
-        if agg_years:
-            reference_years = [y for y in years if y < agg_years[0]]
-            if not reference_years:
-                raise ValueError(f"parameter reference_years: the first analysed year {years[0]} already has "
-                                 f"aggregates, so there are no earlier years to copy; set reference_years")
-        else:
-            reference_years = []
-    else:
-        reference_years = sorted(reference_years)
-        missing = [y for y in reference_years if y not in data_years]
-        if missing:
-            raise ValueError(f"parameter reference_years: {missing} not in the data (years {data_years})")
-    return list(years), list(reference_years)
+    counts = pd.Series(list(record_years), dtype="int64").value_counts().to_dict()
+    choice = choose_years(counts, aggregate_years, years, reference_years, min_persons=min_persons)
+    return list(choice.years), list(choice.reference_years)
 
 
 def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFrame, kept: pd.DataFrame,
@@ -652,6 +779,10 @@ def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFram
 def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read and validate the register map, reports and aggregates named in ``p``.
 
+    ``p.reports`` and ``p.aggregates`` may each be a file, a list of files or
+    a folder (:func:`inputs.input_paths`). A broken register map does not stop
+    the other files from being checked (only their organisations are not).
+
     Parameters
     ----------
     p : Params
@@ -665,21 +796,40 @@ def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     inputs.InputError
         With every violation of every file at once.
     """
-    register_map = inputs.read_register_map(p.register_map)
+    opts = read_options(p)
+    fmt = dict(encoding=opts.encoding, separator=opts.separator)
     problems: list[inputs.Violation] = []
-    reports = aggregates = None
+    register_map = reports = aggregates = None
     try:
-        reports = inputs.read_reports(p.reports, register_map)
+        register_map = inputs.read_register_map(p.register_map, **fmt)
     except inputs.InputError as exc:
         problems.extend(exc.violations)
     try:
-        aggregates = (inputs.read_aggregates(p.aggregates, register_map) if p.aggregates is not None
+        reports = inputs.read_reports(p.reports, register_map, **fmt)
+    except inputs.InputError as exc:
+        problems.extend(exc.violations)
+    try:
+        aggregates = (inputs.read_aggregates(p.aggregates, register_map, **fmt) if p.aggregates is not None
                       else inputs.empty_aggregates())
     except inputs.InputError as exc:
         problems.extend(exc.violations)
     if problems:
         raise inputs.InputError(problems)
     return register_map, reports, aggregates
+
+
+def data_decisions(register_map: pd.DataFrame, reports: pd.DataFrame, aggregates: pd.DataFrame,
+                   choice: YearChoice, min_persons: int) -> list[str]:
+    """Notes for the data decisions: how each file was read, files and rows read,
+    years left out (file names only: the notes are published)."""
+    notes = list(register_map.attrs.get("notes", [])) + list(reports.attrs.get("notes", []))
+    notes += list(aggregates.attrs.get("notes", []))
+    if choice.left_out:
+        listed = ", ".join(f"{y} ({n} person{'s' if n != 1 else ''})" for y, n in choice.left_out)
+        notes.append(f"years left out: {listed}, fewer than {min_persons} persons in the reports, too few to be "
+                     f"modelled as a year; {choice.persons_left_out} person(s) left out in all (these are "
+                     f"usually persons whose earlier reports went into the aggregates, or stray dates)")
+    return notes
 
 
 def build(p) -> PrepResult:
@@ -692,7 +842,7 @@ def build(p) -> PrepResult:
     ----------
     p : Params
         Uses reports, aggregates, register_map, years, registers, covariates,
-        linkage_window_days, reference_years.
+        linkage_window_days, reference_years (and :func:`read_options`).
 
     Returns
     -------
@@ -702,14 +852,18 @@ def build(p) -> PrepResult:
     ------
     inputs.InputError
         With every violation of the input files.
-    ValueError
-        When the years or reference years cannot be resolved.
+    YearsError
+        When the years or reference years cannot be analysed (a ValueError).
     """
+    opts = read_options(p)
     register_map, reports, aggregates = read_inputs(p)
     mapped = map_registers(reports, register_map)
     records, episodes = person_records(mapped, p.linkage_window_days)
-    years, reference_years = resolve_years(records["year"], aggregates["year"], p.years, p.reference_years)
     registers, covariates = list(p.registers), list(p.covariates)
+    on_chosen = records[records[registers].sum(axis=1) > 0]
+    choice = choose_years(on_chosen.groupby("year").size().to_dict(), aggregates["year"], p.years,
+                          p.reference_years, min_persons=opts.min_persons_per_year)
+    years, reference_years = list(choice.years), list(choice.reference_years)
     in_years = records[records["year"].isin(years)]
     kept = in_years[in_years[registers].sum(axis=1) > 0]
     persons = person_level_file(kept, registers, covariates)
@@ -717,7 +871,13 @@ def build(p) -> PrepResult:
     partial, agg_counts = partial_records(agg_in, register_map, registers, covariates)
     summary, quality = summarise(mapped, episodes, records, kept, agg_counts, years, reference_years, registers)
     summary["aggregate_rows_outside_years"] = int(len(aggregates) - len(agg_in))
-    summary["notes"] = list(reports.attrs.get("notes", []))
+    summary["notes"] = data_decisions(register_map, reports, aggregates, choice, opts.min_persons_per_year)
+    summary["years_left_out"] = [{"year": int(y), "persons": int(n)} for y, n in choice.left_out]
+    summary["min_persons_per_year"] = int(opts.min_persons_per_year)
+    summary["files_read"] = {
+        "reports": [{"file": Path(f).name, "rows": int(n)} for f, n in reports.attrs.get("files", [])],
+        "aggregates": [{"file": Path(f).name, "rows": int(n)} for f, n in aggregates.attrs.get("files", [])],
+    }
     mapped = mapped.merge(episodes[["report_id", "year", "in_window"]], on="report_id", how="left")
     return PrepResult(persons=persons, partial=partial, summary=summary, reports=mapped,
                       aggregates=aggregates, register_map=register_map, quality=quality)
@@ -743,8 +903,8 @@ def run_stage(p, work_dir: Path) -> PrepResult:
     ------
     inputs.InputError
         With every violation of the input files (nothing is written).
-    ValueError
-        When the years or reference years cannot be resolved.
+    YearsError
+        When the years or reference years cannot be analysed (a ValueError).
     """
     result = build(p)
     work_dir = Path(work_dir)

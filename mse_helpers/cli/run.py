@@ -49,7 +49,12 @@ def check_inputs(p) -> None:
     problems += _check_truth(p, years)
     problems += _check_earlier_estimates(p)
     if problems:
-        lines = "\n".join(f"  {line}" for line in problems)
+        from ..stages.inputs import MAX_LISTED_PROBLEMS
+
+        shown = problems[:MAX_LISTED_PROBLEMS]
+        if len(problems) > MAX_LISTED_PROBLEMS:  # a file broken in every row: keep the message readable
+            shown.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more problem(s)")
+        lines = "\n".join(f"  {line}" for line in shown)
         raise UsageError(f"nothing was run: {len(problems)} problem(s) in the input:\n{lines}")
 
 

@@ -132,3 +132,63 @@ def test_pseudonymise_is_keyed_and_stable():
         inputs.pseudonymise([key], "short")
     with pytest.raises(ValueError):
         inputs.study_key_fields("Anna", "de Vries", 94)
+
+
+# --- mse pseudonymise ------------------------------------------------------------------------
+
+def _key(tmp_path, text="a-long-enough-secret-for-tests\n", name="mse.key"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_pseudonymise_command_replaces_keys_and_keeps_the_rest(tmp_path, capsys, rmap):
+    from mse_helpers.cli import main
+
+    out = tmp_path / "out.csv"
+    assert main(["pseudonymise", str(FIX / "prep_reports_rules.csv"), str(out), "--key-file", str(_key(tmp_path))]) == 0
+    before = pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
+    after = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert after.drop(columns="person_key").equals(before.drop(columns="person_key").apply(lambda c: c.str.strip()))
+    assert after["person_key"].tolist() == inputs.pseudonymise(before["person_key"], b"a-long-enough-secret-for-tests")
+    assert after["person_key"].str.fullmatch(r"[0-9a-f]{64}").all()
+    # one person, one key: the grouping is unchanged
+    assert (before.groupby("person_key").ngroups == after.groupby("person_key").ngroups)
+    assert len(inputs.read_reports(out, rmap)) == len(before)  # still a valid reports file
+    assert "HMAC-SHA-256" in capsys.readouterr().out
+
+
+def test_pseudonymise_xlsx_and_refusals(tmp_path, capsys):
+    from mse_helpers.cli import main
+    from mse_helpers.runner.params import PROJECT_ROOT
+
+    key = _key(tmp_path)
+    src = tmp_path / "in.xlsx"
+    pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False).to_excel(src, index=False)
+    out = tmp_path / "out.xlsx"
+    assert main(["pseudonymise", str(src), str(out), "--key-file", str(key)]) == 0
+    assert pd.read_excel(out, dtype=str)["person_key"].str.len().eq(64).all()
+    capsys.readouterr()
+
+    def refused(*argv):
+        assert main(["pseudonymise", *argv]) == 2
+        return capsys.readouterr().err
+
+    assert "is the input file" in refused(str(src), str(src), "--key-file", str(key))
+    assert "exists; choose a new name or use --force" in refused(str(src), str(out), "--key-file", str(key))
+    assert main(["pseudonymise", str(src), str(out), "--key-file", str(key), "--force"]) == 0
+    assert "already looks like an HMAC-SHA-256 key" in refused(str(out), str(tmp_path / "o2.csv"), "--key-file",
+                                                                  str(key))
+    assert "at least 16 are needed" in refused(str(src), str(tmp_path / "o3.csv"), "--key-file",
+                                               str(_key(tmp_path, "short\n", "short.key")))
+    assert "no such file" in refused(str(src), str(tmp_path / "o4.csv"), "--key-file", str(tmp_path / "none"))
+    inside = PROJECT_ROOT / ".pytest-key.tmp"
+    inside.write_text("a-long-enough-secret-for-tests")
+    try:
+        assert "inside the repository" in refused(str(src), str(tmp_path / "o5.csv"), "--key-file", str(inside))
+    finally:
+        inside.unlink()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("report_id,person_key\n1,a\n2,\n")
+    assert "column person_key: empty in row 3" in refused(str(bad), str(tmp_path / "o6.csv"), "--key-file", str(key))
+    assert not any((tmp_path / f"o{i}.csv").exists() for i in range(2, 7))

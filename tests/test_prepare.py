@@ -297,3 +297,34 @@ def test_foreign_data_other_years_and_names(tmp_path):
     assert res.summary["years"] == [2021, 2022, 2023] and res.summary["reference_years"] == [2021, 2022]
     assert res.persons.groupby("year").size().to_dict() == {2021: 1, 2022: 1, 2023: 1}
     assert len(res.partial) == 4 and (res.partial["S"] == "F").all()
+
+
+def test_choose_years_minimum_persons_and_reference_years():
+    counts = {2016: 80, 2017: 90, 2018: 2}
+    choice = prepare.choose_years(counts, [2017], None, None, min_persons=50)
+    assert choice.years == (2016, 2017) and choice.reference_years == (2016,)
+    assert choice.left_out == ((2018, 2),) and choice.persons_left_out == 2
+    with pytest.raises(prepare.YearsError) as err:
+        prepare.choose_years(counts, [], [2015, 2016, 2018], None, min_persons=50)
+    text = str(err.value)
+    assert "2015 has no persons" in text and "2018 has 2 person(s)" in text and "--set years=2016-2017" in text
+    assert len(err.value.problems) == 2  # both listed at once
+    with pytest.raises(prepare.YearsError, match=r"reference_years: \[2018\] not among the analysed years"):
+        prepare.choose_years(counts, [2017], [2016, 2017], [2018], min_persons=1)
+    with pytest.raises(prepare.YearsError, match="no year has at least 100 persons"):
+        prepare.choose_years(counts, [], None, None, min_persons=100)
+    assert prepare.years_text([2016, 2017, 2018]) == "2016-2018" and prepare.years_text([2016, 2018]) == "2016,2018"
+
+
+def test_read_options_default_and_override():
+    p = _params()
+    assert prepare.read_options(p._p) == prepare.ReadOptions(None, None, prepare.MIN_PERSONS_PER_YEAR)
+    assert prepare.read_options(WithOptions(p._p, separator=";", encoding="cp1252")).separator == ";"
+
+
+def test_stray_year_is_left_out_with_a_note(tmp_path):
+    p = _params(min_persons_per_year=2)  # 2015 has one person ('early')
+    res = prepare.run_stage(p, tmp_path / "w")
+    assert 2015 not in res.summary["years"] and {"year": 2015, "persons": 1} in res.summary["years_left_out"]
+    assert any(n.startswith("years left out: 2015 (1 person)") for n in res.summary["notes"])
+    assert res.summary["files_read"]["reports"] == [{"file": "prep_reports_rules.csv", "rows": 22}]

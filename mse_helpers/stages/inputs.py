@@ -341,7 +341,8 @@ def read_table(path: str | Path, *, encoding: str | None = None, separator: str 
     frame = pd.DataFrame(data, index=pd.Index(list(body), name="row", dtype="int64"), dtype=object)
     frame = frame.astype(str) if len(frame) else pd.DataFrame({c: pd.Series(dtype=str) for c in named_header},
                                                               index=pd.Index([], name="row", dtype="int64"))
-    skipped = [i + 1 for i in range(head_at + 1, len(cells)) if i not in set(filled)]
+    filled_set = set(filled)
+    skipped = [i + 1 for i in range(head_at + 1, len(cells)) if i not in filled_set]
     inner = [r for r in skipped if r < filled[-1] + 1]
     if inner:
         notes.append(f"{path.name}: {len(inner)} empty row(s) skipped ({_rows_text(inner)})")

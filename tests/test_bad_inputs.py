@@ -296,10 +296,20 @@ def test_bad_aggregates(case, tmp_path, capsys, row, message):
     assert re.search(r"agg.csv, " + message, _refused(tmp_path, params, capsys))
 
 
-def test_header_only_aggregates(case, tmp_path, capsys):
+def test_header_only_aggregates_means_none_with_a_note(case):
+    # as `mse simulate` writes it for years without aggregates: accepted, and said
     params = _write_case(case, aggregates=AGG_HEADER + "\n")
-    assert "agg.csv: has a header line but no data rows (if no organisation sent only totals, set aggregates: " \
-           "null)" in _refused(tmp_path, params, capsys)
+    p = load_params(params)
+    check_inputs(p)
+    prep = prepare.build(p)
+    assert prep.partial.empty and prep.summary["reference_years"] == []
+    assert "agg.csv: no data rows, so no aggregate counts are used" in prep.summary["notes"]
+
+
+def test_aggregates_without_their_columns(case, tmp_path, capsys):
+    params = _write_case(case, aggregates="year,organisation,total\n2017,Opvang Oost,10\n")
+    err = _refused(tmp_path, params, capsys)
+    assert "agg.csv, row 1, column sex_F: required column is missing" in err
 
 
 # --- years, registers, parameters -------------------------------------------------------------

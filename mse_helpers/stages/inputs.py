@@ -678,10 +678,17 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
                           separator: str | None, today: _dt.date) -> pd.DataFrame:
     file = str(path)
     frame = read_table(path, encoding=encoding, separator=separator)
-    bad = _missing_columns(frame, AGGREGATE_COLUMNS, file) or _no_rows(
-        frame, file, "if no organisation sent only totals, set aggregates: null")
+    bad = _missing_columns(frame, AGGREGATE_COLUMNS, file)
     if bad:
         raise InputError(bad)
+    if not len(frame):
+        # a header and no rows means no organisation sent only totals (as `mse simulate` writes it
+        # for years without aggregates): the same as `aggregates: null`, said in the data decisions
+        out = empty_aggregates()
+        out.attrs["file"] = file
+        out.attrs["notes"] = list(frame.attrs["notes"]) + [f"{path.name}: no data rows, so no aggregate counts "
+                                                           f"are used"]
+        return out
     numbers = {}
     for c in AGGREGATE_COLUMNS:
         if c == "organisation":
@@ -731,7 +738,7 @@ def read_aggregates(path: str | Path | Sequence[str | Path], register_map: pd.Da
                     today: _dt.date | None = None) -> pd.DataFrame:
     """Read and check the aggregates (input-formats.md section 3): one file, a list or a folder.
 
-    Rules: all columns present; at least one row; year a whole number from
+    Rules: all columns present (a file with no rows means no aggregates); year a whole number from
     1900 to this year; counts non-negative whole numbers; each pair sums to
     at most ``total``; the organisation is in the register map and not
     excluded; one row per organisation and year (across all files).

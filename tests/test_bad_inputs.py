@@ -457,3 +457,17 @@ def test_folder_of_report_files_and_duplicate_ids_across_files(tmp_path):
 def test_folder_where_a_file_is_expected():
     with pytest.raises(inputs.InputError, match="is a folder, not a file"):
         inputs.read_table(Path(__file__).parent)
+
+
+def test_earlier_estimates_and_truth_saved_by_dutch_excel_are_read(case):
+    params = _write_case(case)
+    (case / "earlier.csv").write_bytes("year;group;n_hat;lower;upper;source\n2015;total;6250;5000;7500;"
+                                       "Rapportage Mensenhandel – schatting\n".encode("cp1252"))
+    (case / "truth.csv").write_text("year;group;n_true;n_registered\n2016;total;400;80\n2017;total;420;80\n")
+    p = load_params(params, {"earlier_estimates": str(case / "earlier.csv"), "truth": str(case / "truth.csv")})
+    check_inputs(p)
+    from mse_helpers.report import tables
+
+    earlier = tables.read_earlier_estimates(p.earlier_estimates)
+    assert earlier["n_hat"].tolist() == [6250.0] and "–" in earlier["source"].iloc[0]
+    assert tables.read_truth(p.truth)["n_true"].tolist() == [400, 420]

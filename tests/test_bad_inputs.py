@@ -189,9 +189,21 @@ def test_second_data_sheet_in_xlsx(case, tmp_path, capsys):
 def test_semicolon_file_with_one_bad_row_still_names_row(case, tmp_path, capsys):
     rep = _reports({2016: 80, 2017: 80})
     rep.loc[2, "sex"] = "V"
+    rep["comment"] = "café"  # not ASCII: the Windows-1252 byte of é is not UTF-8
     params = _write_case(case, rep)
     rep.to_csv(case / "reports.csv", index=False, sep=";", encoding="cp1252")
-    assert "reports.csv, row 4, column sex: 'V' is not F, M or empty" in _refused(tmp_path, params, capsys)
+    err = _refused(tmp_path, params, capsys)
+    assert "reports.csv, row 4, column sex: 'V' is not F, M or empty" in err
+    assert "1 problem(s)" in err  # the note on the format is not counted as a problem
+    assert re.search(r"note: .*reports.csv was read as CSV, encoding Windows-1252, separator ';'", err)
+
+
+def test_header_of_a_file_with_other_column_order_inside(case, tmp_path, capsys):
+    params = _write_case(case)
+    lines = (case / "reports.csv").read_text().splitlines()
+    other = ",".join(reversed(lines[0].split(",")))
+    _text(case, "reports.csv", "\n".join(lines[:30] + [other] + lines[30:]) + "\n")
+    assert "reports.csv, row 31: repeats the header line" in _refused(tmp_path, params, capsys)
 
 
 # --- reports file: values ------------------------------------------------------------------

@@ -42,7 +42,7 @@ def check_inputs(p) -> None:
     """
     problems = _check_registers(p)
     years = None
-    prep, found = _check_prepare(p)
+    prep, found, notes = _check_prepare(p)
     problems += found
     if prep is not None:
         years = [int(y) for y in prep.summary["years"]]
@@ -54,6 +54,7 @@ def check_inputs(p) -> None:
         shown = problems[:MAX_LISTED_PROBLEMS]
         if len(problems) > MAX_LISTED_PROBLEMS:  # a file broken in every row: keep the message readable
             shown.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more problem(s)")
+        shown += [f"note: {n}" for n in notes]
         lines = "\n".join(f"  {line}" for line in shown)
         raise UsageError(f"nothing was run: {len(problems)} problem(s) in the input:\n{lines}")
 
@@ -68,18 +69,18 @@ def _check_registers(p) -> list[str]:
 
 
 def _check_prepare(p):
-    """Data preparation in memory; its result, or None and the problems."""
+    """Data preparation in memory: its result (or None), the problems and notes on how files were read."""
     from ..stages.inputs import InputError
     from ..stages.prepare import YearsError, build
 
     try:
-        return build(p), []
+        return build(p), [], []
     except InputError as exc:
-        return None, [str(v) for v in exc.violations]
+        return None, [str(v) for v in exc.violations], list(exc.notes)
     except YearsError as exc:
-        return None, list(exc.problems)
+        return None, list(exc.problems), []
     except ValueError as exc:
-        return None, [str(exc)]
+        return None, [str(exc)], []
 
 
 def _check_truth(p, years) -> list[str]:

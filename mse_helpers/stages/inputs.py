@@ -87,15 +87,26 @@ class InputError(ValueError):
 
     The message lists at most :data:`MAX_LISTED_PROBLEMS` of them and counts
     the rest, so that a file broken in every row still gives a readable message.
+    ``notes`` (not problems) follow, e.g. how a file was read when that was not
+    UTF-8 with commas.
     """
 
-    def __init__(self, violations: list[Violation]):
+    def __init__(self, violations: list[Violation], notes: Sequence[str] = ()):
         self.violations = list(violations)
+        self.notes = list(dict.fromkeys(notes))
         shown = [f"  {v}" for v in self.violations[:MAX_LISTED_PROBLEMS]]
         if len(self.violations) > MAX_LISTED_PROBLEMS:
             shown.append(f"  ... and {len(self.violations) - MAX_LISTED_PROBLEMS} more problem(s)")
-        lines = [f"{len(self.violations)} problem(s) in the input:"] + shown
+        lines = [f"{len(self.violations)} problem(s) in the input:"] + shown + [f"  note: {n}" for n in self.notes]
         super().__init__("\n".join(lines))
+
+
+def _format_notes(frame: pd.DataFrame, file: str) -> list[str]:
+    """How a file was read, for an error message, when it was not UTF-8 with commas."""
+    fmt = frame.attrs.get("format")
+    if fmt is None or fmt.kind != "csv" or (fmt.encoding in ("utf-8", "utf-8-sig") and fmt.separator == ","):
+        return []
+    return [f"{file} was read as {fmt.describe()}; if that is wrong, set the parameters encoding and separator"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,9 +340,12 @@ def read_table(path: str | Path, *, encoding: str | None = None, separator: str 
                              f"all but one"))
     keep = [j for j, name in enumerate(header) if name != ""]
     named_header = [header[j] for j in keep]
+    header_names = set(named_header)
     for r, values in body.items():
         vals = [values[j] if j < len(values) else "" for j in keep]
-        if named_header and vals == named_header:
+        # the same line, or the header of a file with its columns in another order
+        if named_header and (vals == named_header or (len(named_header) > 1 and sorted(vals) == sorted(named_header)
+                                                      and set(vals) == header_names)):
             bad.append(Violation(file, r, None, "repeats the header line (were two files joined into one?); "
                                  "delete this line, or give the files as a list (reports: [a.csv, b.csv])"))
     if bad:
@@ -436,14 +450,15 @@ def input_paths(value: str | Path | Sequence[str | Path], name: str) -> list[Pat
 
 def _read_each(paths: Sequence[Path], read_one, what: str) -> list[pd.DataFrame]:
     """Read every file with ``read_one``, collecting the violations of all of them."""
-    frames, bad = [], []
+    frames, bad, notes = [], [], []
     for path in paths:
         try:
             frames.append(read_one(path))
         except InputError as exc:
             bad.extend(exc.violations)
+            notes.extend(exc.notes)
     if bad:
-        raise InputError(bad)
+        raise InputError(bad, notes)
     return frames
 
 
@@ -480,7 +495,7 @@ def read_register_map(path: str | Path, *, encoding: str | None = None, separato
     frame = read_table(path, encoding=encoding, separator=separator)
     bad = _missing_columns(frame, MAP_COLUMNS[:2], file) or _no_rows(frame, file, "no organisations")
     if bad:
-        raise InputError(bad)
+        raise InputError(bad, _format_notes(frame, file))
     if "note" not in frame.columns:
         frame["note"] = ""
     allowed = set(REGISTERS) | {EXCLUDE}
@@ -495,7 +510,7 @@ def read_register_map(path: str | Path, *, encoding: str | None = None, separato
         bad.append(Violation(file, None, "organisation",
                              f"{shorten(name)} is listed more than once ({_rows_text(int(r) for r in rows)})"))
     if bad:
-        raise InputError(bad)
+        raise InputError(bad, _format_notes(frame, file))
     out = frame[list(MAP_COLUMNS)].reset_index(drop=True)
     out.attrs["file"] = file
     out.attrs["notes"] = list(frame.attrs.get("notes", []))
@@ -599,11 +614,11 @@ def _read_reports_file(path: Path, register_map: pd.DataFrame | None, *, encodin
     frame = read_table(path, encoding=encoding, separator=separator)
     bad = _missing_columns(frame, REPORT_COLUMNS, file) or _no_rows(frame, file, "no reports")
     if bad:
-        raise InputError(bad)
+        raise InputError(bad, _format_notes(frame, file))
     extra = [c for c in frame.columns if c not in REPORT_COLUMNS]
     bad, dates = _check_reports(frame, file, register_map, today)
     if bad:
-        raise InputError(sorted(bad, key=lambda v: (v.row is not None, v.row or 0)))
+        raise InputError(sorted(bad, key=lambda v: (v.row is not None, v.row or 0)), _format_notes(frame, file))
     out = pd.DataFrame({
         "report_id": frame["report_id"], "person_key": frame["person_key"], "report_date": dates,
         "organisation": frame["organisation"],
@@ -680,7 +695,7 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
     frame = read_table(path, encoding=encoding, separator=separator)
     bad = _missing_columns(frame, AGGREGATE_COLUMNS, file)
     if bad:
-        raise InputError(bad)
+        raise InputError(bad, _format_notes(frame, file))
     if not len(frame):
         # a header and no rows means no organisation sent only totals (as `mse simulate` writes it
         # for years without aggregates): the same as `aggregates: null`, said in the data decisions
@@ -721,7 +736,7 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
         bad.append(Violation(file, int(r), "organisation",
                              f"{shorten(frame.at[r, 'organisation'])} appears twice for year {frame.at[r, 'year']}"))
     if bad:
-        raise InputError(sorted(bad, key=lambda v: (v.row is not None, v.row or 0)))
+        raise InputError(sorted(bad, key=lambda v: (v.row is not None, v.row or 0)), _format_notes(frame, file))
     out = pd.DataFrame({c: numbers[c].astype("int64") for c in numbers})
     out.insert(1, "organisation", frame["organisation"])
     out = out[list(AGGREGATE_COLUMNS)]

@@ -799,22 +799,26 @@ def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     opts = read_options(p)
     fmt = dict(encoding=opts.encoding, separator=opts.separator)
     problems: list[inputs.Violation] = []
+    notes: list[str] = []
     register_map = reports = aggregates = None
     try:
         register_map = inputs.read_register_map(p.register_map, **fmt)
     except inputs.InputError as exc:
         problems.extend(exc.violations)
+        notes.extend(exc.notes)
     try:
         reports = inputs.read_reports(p.reports, register_map, **fmt)
     except inputs.InputError as exc:
         problems.extend(exc.violations)
+        notes.extend(exc.notes)
     try:
         aggregates = (inputs.read_aggregates(p.aggregates, register_map, **fmt) if p.aggregates is not None
                       else inputs.empty_aggregates())
     except inputs.InputError as exc:
         problems.extend(exc.violations)
+        notes.extend(exc.notes)
     if problems:
-        raise inputs.InputError(problems)
+        raise inputs.InputError(problems, notes)
     return register_map, reports, aggregates
 
 

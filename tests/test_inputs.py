@@ -204,6 +204,7 @@ def test_utf8_bom_and_tab_separator_are_detected(tmp_path, rmap):
     bom.write_bytes(b"\xef\xbb\xbf" + RULES_TEXT.encode("utf-8"))
     frame = inputs.read_table(bom)
     assert frame.columns[0] == "report_id" and frame.attrs["format"].encoding == "utf-8-sig"
+    assert inputs.read_table(bom, encoding="utf-8").columns[0] == "report_id"  # also when the encoding is set
     tab = tmp_path / "tab.txt"
     tab.write_text(pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
                    .to_csv(sep="\t", index=False))

@@ -175,7 +175,8 @@ def _decode(raw: bytes, file: str, encoding: str | None) -> tuple[str, str]:
     """
     if encoding is not None:
         try:
-            return raw.decode(encoding), encoding
+            # Excel's "CSV UTF-8" starts with a byte-order mark; it is not part of the first column's name
+            return raw.decode(encoding).removeprefix("\ufeff"), encoding
         except LookupError:
             raise InputError([Violation(file, None, None, f"encoding {encoding!r} is not known "
                                         f"(use e.g. utf-8, cp1252 or latin-1)")]) from None

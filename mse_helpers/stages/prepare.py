@@ -245,6 +245,148 @@ def person_records(mapped: pd.DataFrame, window_days: int) -> tuple[pd.DataFrame
     return records.reset_index(drop=True), episodes
 
 
+@dataclasses.dataclass(frozen=True)
+class ReReports:
+    """Persons reported again, and what the counting rule (method.md 3.2) did with them.
+
+    Counts are of records in the person-level file (analysed years, chosen
+    registers); no person key.
+
+    Attributes
+    ----------
+    window_days : int
+        The linkage window.
+    across_year : tuple of (year, later_year, persons, gained_register)
+        Records counted in ``year`` (their first report) with reports in
+        ``later_year`` within the window, folded into the ``year`` record;
+        ``gained_register`` of them were on a chosen register only through
+        the later year's reports.
+    again_after_window : tuple of (first_year, year, persons)
+        Records opened by a report more than the window after the person's
+        previous record began: counted as new persons in ``year``, the person's
+        first record being in ``first_year``.
+    window_open : tuple of (year, persons)
+        Records whose window reaches past the newest report in the data: a
+        later delivery may add reports (and registers) to them.
+    newest_report : str
+        Month (``YYYY-MM``) of the newest report read (not excluded).
+    """
+
+    window_days: int
+    across_year: tuple[tuple[int, int, int, int], ...] = ()
+    again_after_window: tuple[tuple[int, int, int], ...] = ()
+    window_open: tuple[tuple[int, int], ...] = ()
+    newest_report: str = ""
+
+    @property
+    def persons_across_year(self) -> int:
+        """Records with reports in a later calendar year, counted in the first."""
+        return sum(r[2] for r in self.across_year)
+
+    @property
+    def persons_again(self) -> int:
+        """Records counted as new persons after the window."""
+        return sum(r[2] for r in self.again_after_window)
+
+    def to_dict(self) -> dict:
+        """As ``prep_summary.json``'s ``re_reports``."""
+        return {
+            "linkage_window_days": int(self.window_days),
+            "newest_report": self.newest_report,
+            "across_year_boundary": [{"year": y, "later_year": z, "persons": n, "gained_register": g}
+                                     for y, z, n, g in self.across_year],
+            "reported_again_after_window": [{"first_year": f, "year": y, "persons": n}
+                                            for f, y, n in self.again_after_window],
+            "window_open_at_end": [{"year": y, "persons": n} for y, n in self.window_open],
+        }
+
+    def notes(self) -> list[str]:
+        """Sentences for the data decisions (counts only)."""
+        w = self.window_days
+        out = []
+        if self.across_year:
+            parts = "; ".join(f"{n} first reported in {y} and again in {z}, counted in {y}"
+                              + (f" ({g} of them on a register only through the {z} reports)" if g else "")
+                              for y, z, n, g in self.across_year)
+            out.append(f"re-reports across the year boundary: {self.persons_across_year} person(s) were reported "
+                       f"again in a later year within the {w}-day linkage window and are counted once, in the "
+                       f"year of their first report (the study's rule): {parts}")
+        else:
+            out.append(f"re-reports across the year boundary: no person was reported again in a later year "
+                       f"within the {w}-day linkage window")
+        if self.again_after_window:
+            parts = "; ".join(f"{y}: {n} (first counted in {f})" for f, y, n in self.again_after_window)
+            out.append(f"re-reports after the window: {self.persons_again} person(s) reported again more than "
+                       f"{w} days after their earlier record began are counted as new persons in the year of "
+                       f"the new report: {parts}")
+        else:
+            out.append("re-reports after the window: no person was counted again as a new person")
+        if self.window_open:
+            parts = "; ".join(f"{y}: {n}" for y, n in self.window_open)
+            out.append(f"open linkage windows: {sum(n for _, n in self.window_open)} person(s) were first "
+                       f"reported less than {w} days before the newest report read ({self.newest_report}) "
+                       f"({parts}); reports of a later delivery within their window will be added to these "
+                       f"records, so a re-run with more data can change their registers (revising these years' "
+                       f"overlaps) and count fewer persons in the following year")
+        return out
+
+
+def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[str],
+               window_days: int) -> ReReports:
+    """Count re-reports across years and after the window (method.md 3.2).
+
+    Parameters
+    ----------
+    episodes : DataFrame
+        From :func:`person_records` (every non-excluded report, with
+        ``record``, ``year``, ``in_window``, ``register``).
+    kept : DataFrame
+        The records of the person-level file, indexed by record id (as the
+        ``records`` of :func:`person_records` filtered).
+    registers : sequence of str
+        The chosen registers (a register gained counts only if chosen).
+    window_days : int
+
+    Returns
+    -------
+    ReReports
+    """
+    if not len(episodes):
+        return ReReports(window_days=int(window_days))
+    newest = episodes["report_date"].max()
+    used = episodes[episodes["in_window"] & episodes["record"].isin(kept.index)]
+    report_year = used["report_date"].dt.year
+    later = used[report_year > used["year"]]
+    across: list[tuple[int, int, int, int]] = []
+    if len(later):
+        same_year = used[(report_year == used["year"]) & used["register"].isin(registers)]
+        early_regs = set(zip(same_year["record"], same_year["register"]))
+        late_chosen = later[later["register"].isin(registers)]
+        gained = {r for r, g in zip(late_chosen["record"], late_chosen["register"]) if (r, g) not in early_regs}
+        spans = later.assign(later_year=later["report_date"].dt.year).groupby("record").agg(
+            year=("year", "first"), later_year=("later_year", "max"))
+        spans["gained"] = spans.index.isin(list(gained))
+        for (y, z), grp in spans.groupby(["year", "later_year"]):
+            across.append((int(y), int(z), int(len(grp)), int(grp["gained"].sum())))
+    # a person's records in order: any record after the first was opened after the window
+    by_record = episodes.drop_duplicates("record").set_index("record")
+    first_record = by_record["person_key"].map(episodes.groupby("person_key")["record"].min())
+    kept_ids = pd.Index(kept.index)
+    again_ids = kept_ids[first_record.reindex(kept_ids).to_numpy() != kept_ids.to_numpy()]
+    again: list[tuple[int, int, int]] = []
+    if len(again_ids):
+        frame = pd.DataFrame({"first_year": by_record["year"].reindex(first_record.reindex(again_ids)).to_numpy(),
+                              "year": by_record["year"].reindex(again_ids).to_numpy()})
+        for (f, y), grp in frame.groupby(["first_year", "year"]):
+            again.append((int(f), int(y), int(len(grp))))
+    # the first report of a record is its first row (episodes are sorted by date)
+    open_mask = ((newest - by_record["report_date"].reindex(kept_ids)).dt.days < window_days).to_numpy()
+    open_years = by_record["year"].reindex(kept_ids[open_mask]).value_counts()
+    window_open = [(int(y), int(n)) for y, n in sorted(open_years.items())]
+    return ReReports(window_days=int(window_days), across_year=tuple(across), again_after_window=tuple(again),
+                     window_open=tuple(window_open), newest_report=newest.strftime("%Y-%m"))
+
+
 def person_level_file(records: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
                       source: str = "reports") -> pd.DataFrame:
     """Restrict records to the chosen registers and covariates (data.md 4).
@@ -876,6 +1018,9 @@ def build(p) -> PrepResult:
     summary, quality = summarise(mapped, episodes, records, kept, agg_counts, years, reference_years, registers)
     summary["aggregate_rows_outside_years"] = int(len(aggregates) - len(agg_in))
     summary["notes"] = data_decisions(register_map, reports, aggregates, choice, opts.min_persons_per_year)
+    again = re_reports(episodes, kept, registers, p.linkage_window_days)
+    summary["re_reports"] = again.to_dict()
+    summary["notes"] += again.notes()
     summary["years_left_out"] = [{"year": int(y), "persons": int(n)} for y, n in choice.left_out]
     summary["min_persons_per_year"] = int(opts.min_persons_per_year)
     summary["files_read"] = {

@@ -393,7 +393,10 @@ def test_re_run_with_next_year_revises_the_previous_year(tmp_path):
     again = prepare.build(_params(reports=str(_re_reports_file(tmp_path)), years="2019-2020"))
     p19, p19b = first.persons, again.persons[again.persons["year"] == 2019]
     assert len(p19) == len(p19b) == 6  # the same persons in 2019 ...
-    multi = lambda frame: int((frame[list("IKOPRZ")].sum(axis=1) >= 2).sum())  # noqa: E731
+
+    def multi(frame):
+        return int((frame[list("IKOPRZ")].sum(axis=1) >= 2).sum())
+
     assert multi(p19) == 1 and multi(p19b) == 2  # ... but a is now on P and R: 2019's overlap revised up
     assert int(p19b["R"].sum()) == int(p19["R"].sum()) + 1
     assert first.summary["re_reports"]["across_year_boundary"] == []

@@ -280,7 +280,7 @@ def person_reports(person: Mapping[str, int], year: int, rng: np.random.Generato
 
 def aggregate_row(year: int, organisation: str, persons: pd.DataFrame, rng: np.random.Generator) -> dict:
     """The counts an organisation sends instead of its reports (aggregates.csv columns)."""
-    row = dict(year=int(year), organisation=organisation, total=int(len(persons)))
+    row = dict(year=int(year), organisation=organisation, total=len(persons))
     for c, (n0, n1) in (("S", ("sex_F", "sex_M")), ("L", ("age_adult", "age_minor")),
                         ("N", ("nat_NL", "nat_other")), ("U", ("expl_sexual", "expl_other"))):
         known = rng.random(len(persons)) >= AGGREGATE_UNKNOWN
@@ -335,7 +335,7 @@ def simulate(years: Iterable[int], seed: int) -> first.SimulatedData:
         by date with ids ``G<year>-<n>``, aggregates, truth, population
         (with the latent effect ``eta``; never written).
     """
-    years = sorted(set(int(y) for y in years))
+    years = sorted({int(y) for y in years})
     parts = [simulate_year(y, seed) for y in years]
     reps = []
     for y, part in zip(years, parts):

@@ -132,3 +132,181 @@ def test_pseudonymise_is_keyed_and_stable():
         inputs.pseudonymise([key], "short")
     with pytest.raises(ValueError):
         inputs.study_key_fields("Anna", "de Vries", 94)
+
+
+# --- mse pseudonymise ------------------------------------------------------------------------
+
+def _key(tmp_path, text="a-long-enough-secret-for-tests\n", name="mse.key"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_pseudonymise_command_replaces_keys_and_keeps_the_rest(tmp_path, capsys, rmap):
+    from mse_helpers.cli import main
+
+    out = tmp_path / "out.csv"
+    assert main(["pseudonymise", str(FIX / "prep_reports_rules.csv"), str(out), "--key-file", str(_key(tmp_path))]) == 0
+    before = pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
+    after = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert after.drop(columns="person_key").equals(before.drop(columns="person_key").apply(lambda c: c.str.strip()))
+    assert after["person_key"].tolist() == inputs.pseudonymise(before["person_key"], b"a-long-enough-secret-for-tests")
+    assert after["person_key"].str.fullmatch(r"[0-9a-f]{64}").all()
+    # one person, one key: the grouping is unchanged
+    assert (before.groupby("person_key").ngroups == after.groupby("person_key").ngroups)
+    assert len(inputs.read_reports(out, rmap)) == len(before)  # still a valid reports file
+    assert "HMAC-SHA-256" in capsys.readouterr().out
+
+
+def test_pseudonymise_xlsx_and_refusals(tmp_path, capsys):
+    from mse_helpers.cli import main
+    from mse_helpers.runner.params import PROJECT_ROOT
+
+    key = _key(tmp_path)
+    src = tmp_path / "in.xlsx"
+    pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False).to_excel(src, index=False)
+    out = tmp_path / "out.xlsx"
+    assert main(["pseudonymise", str(src), str(out), "--key-file", str(key)]) == 0
+    assert pd.read_excel(out, dtype=str)["person_key"].str.len().eq(64).all()
+    capsys.readouterr()
+
+    def refused(*argv):
+        assert main(["pseudonymise", *argv]) == 2
+        return capsys.readouterr().err
+
+    assert "is the input file" in refused(str(src), str(src), "--key-file", str(key))
+    assert "exists; choose a new name or use --force" in refused(str(src), str(out), "--key-file", str(key))
+    assert main(["pseudonymise", str(src), str(out), "--key-file", str(key), "--force"]) == 0
+    assert "already looks like an HMAC-SHA-256 key" in refused(str(out), str(tmp_path / "o2.csv"), "--key-file",
+                                                                  str(key))
+    assert "at least 16 are needed" in refused(str(src), str(tmp_path / "o3.csv"), "--key-file",
+                                               str(_key(tmp_path, "short\n", "short.key")))
+    assert "no such file" in refused(str(src), str(tmp_path / "o4.csv"), "--key-file", str(tmp_path / "none"))
+    inside = PROJECT_ROOT / ".pytest-key.tmp"
+    inside.write_text("a-long-enough-secret-for-tests")
+    try:
+        assert "inside the repository" in refused(str(src), str(tmp_path / "o5.csv"), "--key-file", str(inside))
+    finally:
+        inside.unlink()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("report_id,person_key\n1,a\n2,\n")
+    assert "column person_key: empty in row 3" in refused(str(bad), str(tmp_path / "o6.csv"), "--key-file", str(key))
+    assert not any((tmp_path / f"o{i}.csv").exists() for i in range(2, 7))
+
+
+# --- reading files as Excel saves them ----------------------------------------------------------
+
+RULES_TEXT = (FIX / "prep_reports_rules.csv").read_text(encoding="utf-8")
+
+
+def test_utf8_bom_and_tab_separator_are_detected(tmp_path, rmap):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + RULES_TEXT.encode("utf-8"))
+    frame = inputs.read_table(bom)
+    assert frame.columns[0] == "report_id" and frame.attrs["format"].encoding == "utf-8-sig"
+    assert inputs.read_table(bom, encoding="utf-8").columns[0] == "report_id"  # also when the encoding is set
+    tab = tmp_path / "tab.txt"
+    tab.write_text(pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
+                   .to_csv(sep="\t", index=False))
+    rep = inputs.read_reports(tab, rmap)
+    assert len(rep) == 22 and any("separator tab (detected)" in n for n in rep.attrs["notes"])
+
+
+def test_windows_1252_is_detected_and_named(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_bytes("organisation,register,note\nZorgcoördinator Zuid,R,\nKMar,K,€ note\n".encode("cp1252"))
+    rmap = inputs.read_register_map(path)
+    assert rmap["organisation"].iloc[0] == "Zorgcoördinator Zuid" and rmap["note"].iloc[1] == "€ note"
+    assert any("encoding Windows-1252" in n for n in rmap.attrs["notes"])
+    # a byte undefined in Windows-1252 falls back to Latin-1 (every byte is a character there)
+    path.write_bytes(b"organisation,register,note\nA\x81,R,\n")
+    assert inputs.read_table(path).attrs["format"].encoding == "latin-1"
+
+
+def test_forced_encoding_that_does_not_fit_names_the_row(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_bytes("organisation,register\nKMar,K\nZorgcoördinator,R\n".encode("cp1252"))
+    with pytest.raises(inputs.InputError, match=r"map.csv, row 3: cannot be read as utf-8"):
+        inputs.read_table(path, encoding="utf-8")
+
+
+def test_blank_lines_and_multiline_cells_keep_spreadsheet_rows(tmp_path, rmap):
+    lines = RULES_TEXT.splitlines()
+    # a quoted note over two lines in row 2 is one spreadsheet row; a blank line is row 4
+    head = lines[0] + ",note"
+    body = [lines[1] + ',"two\nlines"', lines[2] + ",", "", lines[3].replace(",M,", ",Q,", 1) + ","]
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join([head] + body + [l + "," for l in lines[4:]]) + "\n")
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(path, rmap)
+    assert [(v.row, v.column) for v in err.value.violations if v.column == "sex"] == [(5, "sex")]
+
+
+def test_xlsx_header_lower_down_gives_excel_rows(tmp_path, rmap):
+    import openpyxl
+
+    frame = pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Export of the registration, 2016-2017"])
+    ws.append([])
+    ws.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        ws.append(list(row))
+    ws.cell(row=6, column=5, value="X")  # sex of the third data row, Excel row 6
+    ws.title = "reports"
+    wb.create_sheet("empty")
+    wb.save(tmp_path / "r.xlsx")
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(tmp_path / "r.xlsx", rmap)
+    # the title line is taken as the header: its other columns hold values but have no name
+    assert {(1, "B"), (1, "H")} <= _where(err.value)
+    ws.delete_rows(1, 2)
+    wb.save(tmp_path / "r.xlsx")
+    with pytest.raises(inputs.InputError) as err:
+        inputs.read_reports(tmp_path / "r.xlsx", rmap)
+    assert _where(err.value) == {(4, "sex")}
+
+
+def test_one_column_header_says_the_separator_is_wrong(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_text("organisation|register\nKMar|K\n")
+    with pytest.raises(inputs.InputError, match="header line was read as one column.*set the parameter separator"):
+        inputs.read_register_map(path)
+
+
+def test_shorten_and_column_letters():
+    assert inputs.shorten("abc") == "'abc'"
+    long = inputs.shorten("x" * 1000)
+    assert len(long) < 80 and "(1000 characters)" in long
+    assert [inputs.column_letter(i) for i in (0, 25, 26, 701, 702)] == ["A", "Z", "AA", "ZZ", "AAA"]
+
+
+def test_input_paths_folder_rules(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    with pytest.raises(inputs.InputError, match="holds no CSV or .xlsx file"):
+        inputs.input_paths(folder, "reports")
+    (folder / "a.csv").write_text("x\n1\n")
+    (folder / "b.xlsx").write_bytes(b"PK\x03\x04")
+    (folder / ".hidden.csv").write_text("x\n")
+    with pytest.raises(inputs.InputError, match="mixes CSV and Excel files"):
+        inputs.input_paths(folder, "reports")
+    (folder / "b.xlsx").unlink()
+    assert inputs.input_paths(folder, "reports") == [folder / "a.csv"]
+    with pytest.raises(inputs.InputError, match="is given twice in reports"):
+        inputs.input_paths([folder / "a.csv", folder], "reports")
+
+
+def test_aggregates_in_two_files_duplicate_organisation_year(tmp_path, rmap):
+    header = ",".join(inputs.AGGREGATE_COLUMNS)
+    org = rmap["organisation"][rmap["register"] == "O"].iloc[0]
+    (tmp_path / "a.csv").write_text(f"{header}\n2018,{org},10,5,5,0,10,0,10,0,10\n")
+    (tmp_path / "b.csv").write_text(f"{header}\n2019,{org},4,2,2,0,4,0,4,0,4\n2018,{org},1,1,0,0,1,0,1,0,1\n")
+    with pytest.raises(inputs.InputError, match=r"b.csv, row 3, column organisation: .* for year 2018 is also in "
+                                                r".*a.csv row 2"):
+        inputs.read_aggregates([tmp_path / "a.csv", tmp_path / "b.csv"], rmap)
+    (tmp_path / "b.csv").write_text(f"{header}\n2019,{org},4,2,2,0,4,0,4,0,4\n")
+    agg = inputs.read_aggregates([tmp_path / "a.csv", tmp_path / "b.csv"], rmap)
+    assert agg["year"].tolist() == [2018, 2019] and agg["row"].tolist() == [2, 2]
+    assert any("aggregates: 2 file(s) read: a.csv (1 rows); b.csv (1 rows)" in n for n in agg.attrs["notes"])

@@ -17,10 +17,22 @@ MAP = FIX / "prep_register_map.csv"
 RULES = FIX / "prep_reports_rules.csv"
 
 
-def _params(**over):
+class WithOptions:
+    """Params plus the reading options Params does not hold yet (prepare.read_options)."""
+
+    def __init__(self, p, **options):
+        self._p = p
+        self.__dict__.update(options)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+
+def _params(min_persons_per_year=1, **over):
+    # the fixtures hold a handful of persons per year: no minimum, unless a test sets one
     base = dict(reports=str(RULES), aggregates=None, register_map=str(MAP), truth=None)
     base.update(over)
-    return load_params(None, base)
+    return WithOptions(load_params(None, base), min_persons_per_year=min_persons_per_year)
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +290,125 @@ def test_foreign_data_other_years_and_names(tmp_path):
     (tmp_path / "agg.csv").write_text(
         "year,organisation,total,sex_F,sex_M,age_minor,age_adult,nat_NL,nat_other,expl_sexual,expl_other\n"
         "2023,Safe House,4,4,0,0,4,0,0,0,0\n", encoding="utf-8")
-    p = load_params(None, dict(reports=str(tmp_path / "rep.csv"), aggregates=str(tmp_path / "agg.csv"),
-                               register_map=str(tmp_path / "map.csv"), truth=None))
+    p = WithOptions(load_params(None, dict(reports=str(tmp_path / "rep.csv"), aggregates=str(tmp_path / "agg.csv"),
+                                           register_map=str(tmp_path / "map.csv"), truth=None)),
+                    min_persons_per_year=1)
     res = prepare.run_stage(p, tmp_path / "w")
     assert res.summary["years"] == [2021, 2022, 2023] and res.summary["reference_years"] == [2021, 2022]
     assert res.persons.groupby("year").size().to_dict() == {2021: 1, 2022: 1, 2023: 1}
     assert len(res.partial) == 4 and (res.partial["S"] == "F").all()
+
+
+def test_choose_years_minimum_persons_and_reference_years():
+    counts = {2016: 80, 2017: 90, 2018: 2}
+    choice = prepare.choose_years(counts, [2017], None, None, min_persons=50)
+    assert choice.years == (2016, 2017) and choice.reference_years == (2016,)
+    assert choice.left_out == ((2018, 2),) and choice.persons_left_out == 2
+    with pytest.raises(prepare.YearsError) as err:
+        prepare.choose_years(counts, [], [2015, 2016, 2018], None, min_persons=50)
+    text = str(err.value)
+    assert "2015 has no persons" in text and "2018 has 2 person(s)" in text and "--set years=2016-2017" in text
+    assert len(err.value.problems) == 2  # both listed at once
+    with pytest.raises(prepare.YearsError, match=r"reference_years: \[2018\] not among the analysed years"):
+        prepare.choose_years(counts, [2017], [2016, 2017], [2018], min_persons=1)
+    with pytest.raises(prepare.YearsError, match="no year has at least 100 persons"):
+        prepare.choose_years(counts, [], None, None, min_persons=100)
+    assert prepare.years_text([2016, 2017, 2018]) == "2016-2018" and prepare.years_text([2016, 2018]) == "2016,2018"
+
+
+def test_read_options_default_and_override():
+    p = _params()
+    assert prepare.read_options(p._p) == prepare.ReadOptions(None, None, prepare.MIN_PERSONS_PER_YEAR)
+    assert prepare.read_options(WithOptions(p._p, separator=";", encoding="cp1252")).separator == ";"
+
+
+def test_stray_year_is_left_out_with_a_note(tmp_path):
+    p = _params(min_persons_per_year=2)  # 2015 has one person ('early')
+    res = prepare.run_stage(p, tmp_path / "w")
+    assert 2015 not in res.summary["years"] and {"year": 2015, "persons": 1} in res.summary["years_left_out"]
+    assert any(n.startswith("years left out: 2015 (1 person)") for n in res.summary["notes"])
+    assert res.summary["files_read"]["reports"] == [{"file": "prep_reports_rules.csv", "rows": 22}]
+
+
+# --- re-reports across years (method.md 3.2) -------------------------------------------
+
+RE_REPORTS = """report_id,person_key,report_date,organisation,sex,age,nationality,exploitation
+a1,a,2019-10-15,Politie A,F,25,NL,sexual
+a2,a,2020-02-10,Regio,F,25,NL,sexual
+b1,b,2019-11-01,Politie A,M,30,RO,labour
+b2,b,2020-03-01,Politie B,M,30,RO,labour
+c1,c,2019-12-01,Regio,F,22,NG,sexual
+c2,c,2020-01-05,EMM,F,22,NG,sexual
+d1,d,2019-03-01,Politie A,M,40,SY,labour
+d2,d,2020-06-01,KMar,M,41,SY,labour
+e1,e,2019-01-10,Politie A,F,19,NL,sexual
+e2,e,2019-12-20,Regio,F,19,NL,sexual
+f1,f,2020-05-01,Shelter,F,33,BG,sexual
+g1,g,2020-12-01,Other,M,45,PL,labour
+i1,i,2019-12-15,Politie A,F,28,NL,sexual
+"""
+
+
+def _re_reports_file(tmp_path, until=None):
+    lines = RE_REPORTS.strip().splitlines()
+    if until:
+        lines = lines[:1] + [ln for ln in lines[1:] if ln.split(",")[2] <= until]
+    path = tmp_path / f"re_reports_{until or 'all'}.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_re_reports_across_the_year_boundary_and_after_the_window(tmp_path):
+    res = prepare.build(_params(reports=str(_re_reports_file(tmp_path)), years="2019-2020"))
+    rr = res.summary["re_reports"]
+    # a (P then R) and b (P then P) span 2019 -> 2020 and count in 2019; c's 2020 report is excluded
+    # (EMM); e's second report is in the same year; only a gained a register from the 2020 report
+    assert rr["across_year_boundary"] == [{"year": 2019, "later_year": 2020, "persons": 2, "gained_register": 1}]
+    # d: 458 days after the first report -> a new person in 2020
+    assert rr["reported_again_after_window"] == [{"first_year": 2019, "year": 2020, "persons": 1}]
+    # newest report 2020-12-01: i (2019-12-15) and d's 2020 record, f, g still have open windows
+    assert rr["newest_report"] == "2020-12"
+    assert rr["window_open_at_end"] == [{"year": 2019, "persons": 1}, {"year": 2020, "persons": 3}]
+    assert res.summary["counts_per_year"]["2019"]["persons"] == 6  # a b c d e i
+    assert res.summary["counts_per_year"]["2020"]["persons"] == 3  # d (again) f g
+    notes = res.summary["notes"]
+    assert any(n.startswith("re-reports across the year boundary: 2 person(s)") and "counted in 2019" in n
+               and "1 of them on a register only through the 2020 reports" in n for n in notes)
+    assert any(n.startswith("re-reports after the window: 1 person(s)") and "2020: 1 (first counted in 2019)" in n
+               for n in notes)
+    assert any(n.startswith("open linkage windows: 4 person(s)") for n in notes)
+
+
+def test_re_reports_register_gained_only_on_chosen_registers(tmp_path):
+    # without register R, a's 2020 report (Regio, R) adds nothing
+    res = prepare.build(_params(reports=str(_re_reports_file(tmp_path)), years="2019-2020",
+                                registers=["I", "K", "O", "P", "Z"]))
+    span = res.summary["re_reports"]["across_year_boundary"]
+    assert span == [{"year": 2019, "later_year": 2020, "persons": 2, "gained_register": 0}]
+
+
+def test_re_run_with_next_year_revises_the_previous_year(tmp_path):
+    # the 2019 run (data to 2019-12-31), then a re-run with the 2020 delivery added
+    first = prepare.build(_params(reports=str(_re_reports_file(tmp_path, until="2019-12-31")), years="2019"))
+    again = prepare.build(_params(reports=str(_re_reports_file(tmp_path)), years="2019-2020"))
+    p19, p19b = first.persons, again.persons[again.persons["year"] == 2019]
+    assert len(p19) == len(p19b) == 6  # the same persons in 2019 ...
+
+    def multi(frame):
+        return int((frame[list("IKOPRZ")].sum(axis=1) >= 2).sum())
+
+    assert multi(p19) == 1 and multi(p19b) == 2  # ... but a is now on P and R: 2019's overlap revised up
+    assert int(p19b["R"].sum()) == int(p19["R"].sum()) + 1
+    assert first.summary["re_reports"]["across_year_boundary"] == []
+    # the 2020 reports name five persons (a b d f g), but a and b count in 2019
+    reports_2020 = again.reports[(again.reports["report_date"].dt.year == 2020) & (again.reports["register"] != "exclude")]
+    assert reports_2020["person_key"].nunique() == 5 and (again.persons["year"] == 2020).sum() == 3
+
+
+def test_re_reports_notes_reach_the_data_decisions(tmp_path):
+    from mse_helpers.report import text
+
+    res = prepare.build(_params(reports=str(_re_reports_file(tmp_path)), years="2019-2020"))
+    md = text.data_decisions(res.summary, res.register_map, _params())
+    assert "Note: re-reports across the year boundary: 2 person(s)" in md
+    assert "person_key" not in md and ",a," not in md

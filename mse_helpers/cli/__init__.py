@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mse_helpers.cli.run", "run the four notebooks into a dated report folder"),
     "estimate": ("mse_helpers.cli.estimate", "estimate population size from an aggregated count table"),
     "simulate": ("mse_helpers.cli.simulate", "generate synthetic registration data"),
+    "pseudonymise": ("mse_helpers.cli.pseudonymise", "replace person keys by keyed hashes (HMAC-SHA-256)"),
 }
 
 

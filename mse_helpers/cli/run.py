@@ -26,21 +26,110 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds one notebook cell may take before the run fails (default 1800)")
 
 
-def check_inputs(p) -> None:
-    """Read, validate and prepare the inputs in memory before a run folder is made.
+#: Fewest registers ``mse run`` models (issue: two registers gave N-hat 9,152 with no spread).
+MIN_REGISTERS = 3
 
-    Raises :class:`UsageError` listing every violation (file, row, column,
-    rule), or naming the years that cannot be resolved.
+
+def check_inputs(p) -> None:
+    """Read, validate and prepare every input in memory before a run folder is made.
+
+    Checks, all at once: the number of registers; the register map, reports
+    and aggregates (every row, :func:`mse_helpers.stages.prepare.build`);
+    the years asked for (persons in each, at least the minimum); the truth
+    file (columns, and rows for every analysed year) and the earlier
+    estimates file.
+
+    Raises
+    ------
+    UsageError
+        Listing every problem (file, row, column and rule, or the parameter).
     """
+    problems = _check_registers(p)
+    years = None
+    prep, found, notes = _check_prepare(p)
+    problems += found
+    if prep is not None:
+        years = [int(y) for y in prep.summary["years"]]
+    problems += _check_truth(p, years)
+    problems += _check_earlier_estimates(p)
+    if problems:
+        from ..stages.inputs import MAX_LISTED_PROBLEMS
+
+        shown = problems[:MAX_LISTED_PROBLEMS]
+        if len(problems) > MAX_LISTED_PROBLEMS:  # a file broken in every row: keep the message readable
+            shown.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more problem(s)")
+        shown += [f"note: {n}" for n in notes]
+        lines = "\n".join(f"  {line}" for line in shown)
+        raise UsageError(f"nothing was run: {len(problems)} problem(s) in the input:\n{lines}")
+
+
+def _check_registers(p) -> list[str]:
+    if len(p.registers) >= MIN_REGISTERS:
+        return []
+    return [f"parameter registers: {len(p.registers)} register(s) {' '.join(p.registers)}; at least "
+            f"{MIN_REGISTERS} are needed: with two registers the model cannot estimate how they depend on each "
+            f"other (the interaction terms are not identified), and three is the literature's minimum for "
+            f"modelling that dependence"]
+
+
+def _check_prepare(p):
+    """Data preparation in memory: its result (or None), the problems and notes on how files were read."""
     from ..stages.inputs import InputError
-    from ..stages.prepare import build
+    from ..stages.prepare import YearsError, build
 
     try:
-        build(p)
+        return build(p), [], []
     except InputError as exc:
-        raise UsageError(f"nothing was run: {exc}") from None
+        return None, [str(v) for v in exc.violations], list(exc.notes)
+    except YearsError as exc:
+        return None, list(exc.problems), []
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        return None, [str(exc)], []
+
+
+def _check_truth(p, years) -> list[str]:
+    """The truth file: readable, its columns, and rows for every analysed year."""
+    if p.truth is None:
+        return []
+    from ..report.tables import read_truth
+
+    try:
+        truth = read_truth(p.truth)
+    except (ValueError, OSError) as exc:
+        return [_one_line(exc, f"truth file {p.truth}")]
+    if truth.empty:
+        return [f"truth file {p.truth}: has a header line but no data rows; set truth: null if there is no truth"]
+    if years is None:
+        return []
+    have = sorted({str(y) for y in truth["year"]})
+    missing = [str(y) for y in years if str(y) not in have]
+    if missing:
+        return [f"truth file {p.truth}, column year: no rows for the analysed year(s) {', '.join(missing)}; "
+                f"it has {', '.join(have)}. A truth file (synthetic data only) must cover every analysed "
+                f"year; set truth: null for real data"]
+    return []
+
+
+def _check_earlier_estimates(p) -> list[str]:
+    if p.earlier_estimates is None:
+        return []
+    from ..report.tables import read_earlier_estimates
+
+    try:
+        earlier = read_earlier_estimates(p.earlier_estimates)
+    except (ValueError, OSError) as exc:
+        return [_one_line(exc, f"earlier estimates file {p.earlier_estimates}")]
+    if earlier.empty:
+        return [f"earlier estimates file {p.earlier_estimates}: has a header line but no data rows"]
+    return []
+
+
+def _one_line(exc: Exception, where: str) -> str:
+    """A reader's message, prefixed with the file when it does not name it, and kept short."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return text if where.split(" ", 3)[-1] in text else f"{where}: {text}"
 
 
 class _CliFormatter(logging.Formatter):

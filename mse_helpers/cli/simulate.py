@@ -8,6 +8,10 @@ year)``, so::
 
 first writes the bundled data, then adds a 2020 that is the same as in a run
 of ``--years 2016-2020``: the bundled years are not changed.
+
+``--generator second`` draws from :mod:`mse_helpers.synthetic.second` instead
+(logistic capture, latent heterogeneity, referrals, year-varying effects,
+organisations that withhold), writing the same four files.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for reports.csv, aggregates.csv, truth.csv, register_map.csv")
     parser.add_argument("--append", action="store_true",
                         help="add the years to the files already in --out (rows of these years are replaced)")
+    parser.add_argument("--generator", choices=("simulator", "second"), default="simulator",
+                        help="simulator: the log-linear generator of the bundled data (default); second: an "
+                             "independent generator the log-linear model does not describe exactly")
     parser.add_argument("--calibration", action="store_true",
                         help="also print the target-versus-generated table (Markdown)")
 
@@ -46,7 +53,15 @@ def main(args: argparse.Namespace) -> int:
     years = parse_years(args.years)
     if args.seed < 0:
         raise UsageError("--seed must be a non-negative whole number")
-    data = simulate.simulate(years, args.seed)
+    generator = getattr(args, "generator", "simulator")
+    if generator == "second":
+        if args.calibration:
+            raise UsageError("--calibration: only for --generator simulator (the second generator has no targets)")
+        from ..synthetic import second
+
+        data = second.simulate(years, args.seed)
+    else:
+        data = simulate.simulate(years, args.seed)
     paths = simulate.write_data(data, args.out, append=args.append)
     for kind, path in paths.items():
         print(f"{kind}: {path}")

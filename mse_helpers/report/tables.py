@@ -507,13 +507,20 @@ def ratio_table(estimates: pd.DataFrame, pairs: bool = True) -> pd.DataFrame:
 def read_truth(path) -> pd.DataFrame:
     """Read a truth file (synthetic data: ``year, group, n_true, n_registered``).
 
+    Read with :func:`mse_helpers.stages.inputs.read_table` (encoding and
+    separator detected, spreadsheet rows). ``mse run`` calls it in its
+    pre-flight check (``cli.run.check_inputs``), which also checks that every
+    analysed year has rows.
+
     Raises
     ------
     ValueError
         Naming the file and the missing column, or the row and column of a
         bad value.
     """
-    truth = pd.read_csv(path, dtype={"group": "string"})
+    from ..stages.inputs import read_table
+
+    truth = read_table(path)
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
         raise ValueError(f"truth file {path}: missing column(s) {', '.join(missing)}; "
@@ -521,13 +528,17 @@ def read_truth(path) -> pd.DataFrame:
     for col in ("year", "n_true", "n_registered"):
         bad = pd.to_numeric(truth[col], errors="coerce").isna()
         if bad.any():
-            row = int(np.flatnonzero(bad)[0]) + 2
+            row = int(truth.index[bad.to_numpy()][0])
             raise ValueError(f"truth file {path}: row {row}, column {col}: must be a whole number")
-    for i, g in enumerate(truth["group"]):
+    for row, g in zip(truth.index, truth["group"]):
         try:
             parse_group(str(g))
         except ValueError as exc:
-            raise ValueError(f"truth file {path}: row {i + 2}, column group: {exc}") from None
+            raise ValueError(f"truth file {path}: row {int(row)}, column group: {exc}") from None
+    truth = truth.reset_index(drop=True)
+    for col in ("n_true", "n_registered"):
+        truth[col] = pd.to_numeric(truth[col])
+    truth["group"] = truth["group"].astype("string")
     truth["year"] = [_year_label(v) for v in truth["year"]]
     return truth
 
@@ -631,17 +642,19 @@ def read_earlier_estimates(path=None) -> pd.DataFrame:
     ValueError
         Naming the file, and the row and column of the first bad value.
     """
+    from ..stages.inputs import read_table
+
     path = Path(path) if path is not None else PUBLISHED_ESTIMATES
     if not path.is_file():
         raise ValueError(f"earlier estimates file {path}: no such file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_table(path)  # encoding and separator detected; index = spreadsheet row
     missing = [c for c in EARLIER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"earlier estimates file {path}: missing column(s) {', '.join(missing)}; "
                          f"needs {', '.join(EARLIER_COLUMNS)}")
     first, last, num = [], [], {c: [] for c in ("n_hat", "lower", "upper")}
-    for i, row in enumerate(frame.itertuples(index=False)):
-        where = f"earlier estimates file {path}: row {i + 2}, column"
+    for r, row in zip(frame.index, frame.itertuples(index=False)):
+        where = f"earlier estimates file {path}: row {int(r)}, column"
         m = re.fullmatch(r"\s*(\d{4})\s*(?:-\s*(\d{4})\s*)?", row.year)
         if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
             raise ValueError(f"{where} year: {row.year!r} is not a year (2016) or a period (2010-2015)")
@@ -671,5 +684,5 @@ def read_earlier_estimates(path=None) -> pd.DataFrame:
             raise ValueError(f"{where} source: must name where the figure was published")
     out = pd.DataFrame({"year": frame["year"].str.strip(), "group": frame["group"].str.strip(),
                         **num, "source": frame["source"].str.strip(),
-                        "first_year": first, "last_year": last})
+                        "first_year": first, "last_year": last}).reset_index(drop=True)
     return out

@@ -249,6 +249,148 @@ def person_records(mapped: pd.DataFrame, window_days: int) -> tuple[pd.DataFrame
     return records.reset_index(drop=True), episodes
 
 
+@dataclasses.dataclass(frozen=True)
+class ReReports:
+    """Persons reported again, and what the counting rule (method.md 3.2) did with them.
+
+    Counts are of records in the person-level file (analysed years, chosen
+    registers); no person key.
+
+    Attributes
+    ----------
+    window_days : int
+        The linkage window.
+    across_year : tuple of (year, later_year, persons, gained_register)
+        Records counted in ``year`` (their first report) with reports in
+        ``later_year`` within the window, folded into the ``year`` record;
+        ``gained_register`` of them were on a chosen register only through
+        the later year's reports.
+    again_after_window : tuple of (first_year, year, persons)
+        Records opened by a report more than the window after the person's
+        previous record began: counted as new persons in ``year``, the person's
+        first record being in ``first_year``.
+    window_open : tuple of (year, persons)
+        Records whose window reaches past the newest report in the data: a
+        later delivery may add reports (and registers) to them.
+    newest_report : str
+        Month (``YYYY-MM``) of the newest report read (not excluded).
+    """
+
+    window_days: int
+    across_year: tuple[tuple[int, int, int, int], ...] = ()
+    again_after_window: tuple[tuple[int, int, int], ...] = ()
+    window_open: tuple[tuple[int, int], ...] = ()
+    newest_report: str = ""
+
+    @property
+    def persons_across_year(self) -> int:
+        """Records with reports in a later calendar year, counted in the first."""
+        return sum(r[2] for r in self.across_year)
+
+    @property
+    def persons_again(self) -> int:
+        """Records counted as new persons after the window."""
+        return sum(r[2] for r in self.again_after_window)
+
+    def to_dict(self) -> dict:
+        """As ``prep_summary.json``'s ``re_reports``."""
+        return {
+            "linkage_window_days": int(self.window_days),
+            "newest_report": self.newest_report,
+            "across_year_boundary": [{"year": y, "later_year": z, "persons": n, "gained_register": g}
+                                     for y, z, n, g in self.across_year],
+            "reported_again_after_window": [{"first_year": f, "year": y, "persons": n}
+                                            for f, y, n in self.again_after_window],
+            "window_open_at_end": [{"year": y, "persons": n} for y, n in self.window_open],
+        }
+
+    def notes(self) -> list[str]:
+        """Sentences for the data decisions (counts only)."""
+        w = self.window_days
+        out = []
+        if self.across_year:
+            parts = "; ".join(f"{n} first reported in {y} and again in {z}, counted in {y}"
+                              + (f" ({g} of them on a register only through the {z} reports)" if g else "")
+                              for y, z, n, g in self.across_year)
+            out.append(f"re-reports across the year boundary: {self.persons_across_year} person(s) were reported "
+                       f"again in a later year within the {w}-day linkage window and are counted once, in the "
+                       f"year of their first report (the study's rule): {parts}")
+        else:
+            out.append(f"re-reports across the year boundary: no person was reported again in a later year "
+                       f"within the {w}-day linkage window")
+        if self.again_after_window:
+            parts = "; ".join(f"{y}: {n} (first counted in {f})" for f, y, n in self.again_after_window)
+            out.append(f"re-reports after the window: {self.persons_again} person(s) reported again more than "
+                       f"{w} days after their earlier record began are counted as new persons in the year of "
+                       f"the new report: {parts}")
+        else:
+            out.append("re-reports after the window: no person was counted again as a new person")
+        if self.window_open:
+            parts = "; ".join(f"{y}: {n}" for y, n in self.window_open)
+            out.append(f"open linkage windows: {sum(n for _, n in self.window_open)} person(s) were first "
+                       f"reported less than {w} days before the newest report read ({self.newest_report}) "
+                       f"({parts}); reports of a later delivery within their window will be added to these "
+                       f"records, so a re-run with more data can change their registers (revising these years' "
+                       f"overlaps) and count fewer persons in the following year")
+        return out
+
+
+def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[str],
+               window_days: int) -> ReReports:
+    """Count re-reports across years and after the window (method.md 3.2).
+
+    Parameters
+    ----------
+    episodes : DataFrame
+        From :func:`person_records` (every non-excluded report, with
+        ``record``, ``year``, ``in_window``, ``register``).
+    kept : DataFrame
+        The records of the person-level file, indexed by record id (as the
+        ``records`` of :func:`person_records` filtered).
+    registers : sequence of str
+        The chosen registers (a register gained counts only if chosen).
+    window_days : int
+
+    Returns
+    -------
+    ReReports
+    """
+    if not len(episodes):
+        return ReReports(window_days=int(window_days))
+    newest = episodes["report_date"].max()
+    used = episodes[episodes["in_window"] & episodes["record"].isin(kept.index)]
+    report_year = used["report_date"].dt.year
+    later = used[report_year > used["year"]]
+    across: list[tuple[int, int, int, int]] = []
+    if len(later):
+        same_year = used[(report_year == used["year"]) & used["register"].isin(registers)]
+        early_regs = set(zip(same_year["record"], same_year["register"]))
+        late_chosen = later[later["register"].isin(registers)]
+        gained = {r for r, g in zip(late_chosen["record"], late_chosen["register"]) if (r, g) not in early_regs}
+        spans = later.assign(later_year=later["report_date"].dt.year).groupby("record").agg(
+            year=("year", "first"), later_year=("later_year", "max"))
+        spans["gained"] = spans.index.isin(list(gained))
+        for (y, z), grp in spans.groupby(["year", "later_year"]):
+            across.append((int(y), int(z), int(len(grp)), int(grp["gained"].sum())))
+    # a person's records in order: any record after the first was opened after the window
+    by_record = episodes.drop_duplicates("record").set_index("record")
+    first_record = by_record["person_key"].map(episodes.groupby("person_key")["record"].min())
+    kept_ids = pd.Index(kept.index)
+    again_ids = kept_ids[first_record.reindex(kept_ids).to_numpy() != kept_ids.to_numpy()]
+    again: list[tuple[int, int, int]] = []
+    if len(again_ids):
+        frame = pd.DataFrame({"first_year": by_record["year"].reindex(first_record.reindex(again_ids)).to_numpy(),
+                              "year": by_record["year"].reindex(again_ids).to_numpy()})
+        for (f, y), grp in frame.groupby(["first_year", "year"]):
+            again.append((int(f), int(y), int(len(grp))))
+    # the first report of a record is its first row (episodes are sorted by date)
+    open_mask = ((newest - by_record["report_date"].reindex(kept_ids)).dt.days < window_days).to_numpy()
+    open_years = by_record["year"].reindex(kept_ids[open_mask]).value_counts()
+    window_open = [(int(y), int(n)) for y, n in sorted(open_years.items())]
+    return ReReports(window_days=int(window_days), across_year=tuple(across), again_after_window=tuple(again),
+                     window_open=tuple(window_open), newest_report=newest.strftime("%Y-%m"))
+
+
 def person_level_file(records: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
                       source: str = "reports") -> pd.DataFrame:
     """Restrict records to the chosen registers and covariates (data.md 4).
@@ -562,40 +704,167 @@ def _link_one(out: pd.DataFrame, recs: pd.DataFrame, year: int, reg: str, regist
 
 # --- the stage ---------------------------------------------------------------------------
 
-def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
-                  years: Sequence[int] | None, reference_years: Sequence[int] | None) -> tuple[list[int], list[int]]:
-    """Analysed years and reference years (method.md 3.5, 9).
+#: A year with fewer persons (from the reports, on the chosen registers) than this
+#: is not modelled: refused when asked for in ``years``, left out with a note
+#: under ``years: null`` (a stray year of one person gave N-hat 4.2 (-1.4, 9.8)).
+MIN_PERSONS_PER_YEAR = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """Parameters of data preparation that :class:`Params` may not hold yet.
+
+    ``encoding`` and ``separator`` of CSV inputs (None: detect),
+    ``min_persons_per_year`` (see :data:`MIN_PERSONS_PER_YEAR`).
+    """
+
+    encoding: str | None = None
+    separator: str | None = None
+    min_persons_per_year: int = MIN_PERSONS_PER_YEAR
+
+
+def read_options(p) -> ReadOptions:
+    """The :class:`ReadOptions` of ``p``; the one place that reads these parameters.
+
+    They are read with defaults so that parameters without them (today's
+    ``Params``) keep working: ``encoding`` null, ``separator`` null,
+    ``min_persons_per_year`` :data:`MIN_PERSONS_PER_YEAR`.
+    """
+    return ReadOptions(encoding=getattr(p, "encoding", None), separator=getattr(p, "separator", None),
+                       min_persons_per_year=int(getattr(p, "min_persons_per_year", MIN_PERSONS_PER_YEAR)))
+
+
+class YearsError(ValueError):
+    """The years (or reference years) asked for cannot be analysed; ``problems``
+    lists every reason, each naming the parameter and the ``--set`` to use."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class YearChoice:
+    """The analysed years and what was left out.
+
+    Attributes
+    ----------
+    years, reference_years : tuple of int
+    left_out : tuple of (year, persons)
+        Years in the data with fewer than the minimum persons, left out under
+        ``years: null``.
+    """
+
+    years: tuple[int, ...]
+    reference_years: tuple[int, ...]
+    left_out: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def persons_left_out(self) -> int:
+        """Persons in the left-out years."""
+        return sum(n for _, n in self.left_out)
+
+
+def years_text(years: Iterable[int]) -> str:
+    """``[2016, 2017, 2018]`` -> ``"2016-2018"``; ``[2016, 2018]`` -> ``"2016,2018"``
+    (the forms ``--set years=`` accepts)."""
+    years = sorted(set(int(y) for y in years))
+    if not years:
+        return ""
+    if len(years) > 1 and years == list(range(years[0], years[-1] + 1)):
+        return f"{years[0]}-{years[-1]}"
+    return ",".join(str(y) for y in years)
+
+
+def choose_years(persons_per_year: dict[int, int], aggregate_years: Iterable[int],
+                 years: Sequence[int] | None, reference_years: Sequence[int] | None, *,
+                 min_persons: int = MIN_PERSONS_PER_YEAR) -> YearChoice:
+    """Analysed years and reference years (method.md 3.5, 9), checked.
 
     Parameters
     ----------
-    record_years : iterable of int
-        Years of the person records in the data.
+    persons_per_year : dict
+        Year -> persons from the reports (on the chosen registers).
     aggregate_years : iterable of int
         Years with aggregate counts.
     years, reference_years : sequence of int or None
         The parameters; None resolves from the data.
+    min_persons : int
+        Years with fewer persons are refused (asked for) or left out (``years`` None).
+
+    Returns
+    -------
+    YearChoice
+
+    Raises
+    ------
+    YearsError
+        Listing every year asked for without persons or with too few, and
+        reference years that cannot be used.
+    """
+    counts = {int(y): int(n) for y, n in persons_per_year.items() if n > 0}
+    data_years = sorted(counts)
+    usable = [y for y in data_years if counts[y] >= min_persons]
+    problems: list[str] = []
+    left_out: list[tuple[int, int]] = []
+    have = (f"the data have persons in {years_text(data_years)} "
+            f"({', '.join(f'{y}: {counts[y]}' for y in data_years)})" if data_years else "the data have no persons")
+    fix = f"; use --set years={years_text(usable)}" if usable else ""
+    if years is None:
+        left_out = [(y, counts[y]) for y in data_years if counts[y] < min_persons]
+        chosen = usable
+        if not chosen:
+            problems.append(f"parameter years: no year has at least {min_persons} persons in the reports, the "
+                            f"minimum for a year to be modelled; {have}")
+    else:
+        chosen = sorted(int(y) for y in years)
+        absent = [y for y in chosen if y not in counts]
+        small = [y for y in chosen if y in counts and counts[y] < min_persons]
+        if absent:
+            problems.append(f"parameter years: {years_text(absent) if len(absent) > 1 else absent[0]} "
+                            f"{'have' if len(absent) > 1 else 'has'} no persons in the reports; {have}{fix}")
+        if small:
+            listed = ", ".join(f"{y} has {counts[y]}" for y in small)
+            problems.append(f"parameter years: {listed} person(s) in the reports, fewer than {min_persons}, the "
+                            f"minimum for a year to be modelled; leave {'them' if len(small) > 1 else 'it'} "
+                            f"out{fix}")
+    agg_years = sorted(set(int(y) for y in aggregate_years) & set(chosen))
+    refs: list[int] = []
+    if reference_years is None:
+        if agg_years and chosen:
+            refs = [y for y in chosen if y < agg_years[0]]
+            if not refs:
+                problems.append(f"parameter reference_years: the first analysed year {chosen[0]} already has "
+                                f"aggregates, so there are no earlier years to copy; set reference_years")
+    else:
+        refs = sorted(int(y) for y in reference_years)
+        missing = [y for y in refs if y not in data_years]
+        unused = [y for y in refs if y in data_years and y not in chosen]
+        if missing:
+            problems.append(f"parameter reference_years: {missing} not in the data (years {data_years})")
+        if unused:
+            problems.append(f"parameter reference_years: {unused} not among the analysed years "
+                            f"{years_text(chosen)}")
+    if problems:
+        raise YearsError(problems)
+    return YearChoice(years=tuple(chosen), reference_years=tuple(refs), left_out=tuple(left_out))
+
+
+def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
+                  years: Sequence[int] | None, reference_years: Sequence[int] | None,
+                  min_persons: int = 1) -> tuple[list[int], list[int]]:
+    """Analysed years and reference years from the years of the person records.
+
+    :func:`choose_years` with one person per record (``min_persons`` 1 by
+    default: no year is too small).
 
     Returns
     -------
     years, reference_years : list of int
     """
-    data_years = sorted(set(int(y) for y in record_years))
-    years = data_years if years is None else sorted(years)
-    agg_years = sorted(set(int(y) for y in aggregate_years) & set(years))
-    if reference_years is None:
-        if agg_years:
-            reference_years = [y for y in years if y < agg_years[0]]
-            if not reference_years:
-                raise ValueError(f"parameter reference_years: the first analysed year {years[0]} already has "
-                                 f"aggregates, so there are no earlier years to copy; set reference_years")
-        else:
-            reference_years = []
-    else:
-        reference_years = sorted(reference_years)
-        missing = [y for y in reference_years if y not in data_years]
-        if missing:
-            raise ValueError(f"parameter reference_years: {missing} not in the data (years {data_years})")
-    return list(years), list(reference_years)
+    counts = pd.Series(list(record_years), dtype="int64").value_counts().to_dict()
+    choice = choose_years(counts, aggregate_years, years, reference_years, min_persons=min_persons)
+    return list(choice.years), list(choice.reference_years)
 
 
 def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFrame, kept: pd.DataFrame,
@@ -649,6 +918,10 @@ def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFram
 def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read and validate the register map, reports and aggregates named in ``p``.
 
+    ``p.reports`` and ``p.aggregates`` may each be a file, a list of files or
+    a folder (:func:`inputs.input_paths`). A broken register map does not stop
+    the other files from being checked (only their organisations are not).
+
     Parameters
     ----------
     p : Params
@@ -662,21 +935,44 @@ def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     inputs.InputError
         With every violation of every file at once.
     """
-    register_map = inputs.read_register_map(p.register_map)
+    opts = read_options(p)
+    fmt = dict(encoding=opts.encoding, separator=opts.separator)
     problems: list[inputs.Violation] = []
-    reports = aggregates = None
+    notes: list[str] = []
+    register_map = reports = aggregates = None
     try:
-        reports = inputs.read_reports(p.reports, register_map)
+        register_map = inputs.read_register_map(p.register_map, **fmt)
     except inputs.InputError as exc:
         problems.extend(exc.violations)
+        notes.extend(exc.notes)
     try:
-        aggregates = (inputs.read_aggregates(p.aggregates, register_map) if p.aggregates is not None
+        reports = inputs.read_reports(p.reports, register_map, **fmt)
+    except inputs.InputError as exc:
+        problems.extend(exc.violations)
+        notes.extend(exc.notes)
+    try:
+        aggregates = (inputs.read_aggregates(p.aggregates, register_map, **fmt) if p.aggregates is not None
                       else inputs.empty_aggregates())
     except inputs.InputError as exc:
         problems.extend(exc.violations)
+        notes.extend(exc.notes)
     if problems:
-        raise inputs.InputError(problems)
+        raise inputs.InputError(problems, notes)
     return register_map, reports, aggregates
+
+
+def data_decisions(register_map: pd.DataFrame, reports: pd.DataFrame, aggregates: pd.DataFrame,
+                   choice: YearChoice, min_persons: int) -> list[str]:
+    """Notes for the data decisions: how each file was read, files and rows read,
+    years left out (file names only: the notes are published)."""
+    notes = list(register_map.attrs.get("notes", [])) + list(reports.attrs.get("notes", []))
+    notes += list(aggregates.attrs.get("notes", []))
+    if choice.left_out:
+        listed = ", ".join(f"{y} ({n} person{'s' if n != 1 else ''})" for y, n in choice.left_out)
+        notes.append(f"years left out: {listed}, fewer than {min_persons} persons in the reports, too few to be "
+                     f"modelled as a year; {choice.persons_left_out} person(s) left out in all (these are "
+                     f"usually persons whose earlier reports went into the aggregates, or stray dates)")
+    return notes
 
 
 def build(p) -> PrepResult:
@@ -689,7 +985,7 @@ def build(p) -> PrepResult:
     ----------
     p : Params
         Uses reports, aggregates, register_map, years, registers, covariates,
-        linkage_window_days, reference_years.
+        linkage_window_days, reference_years (and :func:`read_options`).
 
     Returns
     -------
@@ -699,14 +995,18 @@ def build(p) -> PrepResult:
     ------
     inputs.InputError
         With every violation of the input files.
-    ValueError
-        When the years or reference years cannot be resolved.
+    YearsError
+        When the years or reference years cannot be analysed (a ValueError).
     """
+    opts = read_options(p)
     register_map, reports, aggregates = read_inputs(p)
     mapped = map_registers(reports, register_map)
     records, episodes = person_records(mapped, p.linkage_window_days)
-    years, reference_years = resolve_years(records["year"], aggregates["year"], p.years, p.reference_years)
     registers, covariates = list(p.registers), list(p.covariates)
+    on_chosen = records[records[registers].sum(axis=1) > 0]
+    choice = choose_years(on_chosen.groupby("year").size().to_dict(), aggregates["year"], p.years,
+                          p.reference_years, min_persons=opts.min_persons_per_year)
+    years, reference_years = list(choice.years), list(choice.reference_years)
     in_years = records[records["year"].isin(years)]
     kept = in_years[in_years[registers].sum(axis=1) > 0]
     persons = person_level_file(kept, registers, covariates)
@@ -714,7 +1014,16 @@ def build(p) -> PrepResult:
     partial, agg_counts = partial_records(agg_in, register_map, registers, covariates)
     summary, quality = summarise(mapped, episodes, records, kept, agg_counts, years, reference_years, registers)
     summary["aggregate_rows_outside_years"] = int(len(aggregates) - len(agg_in))
-    summary["notes"] = list(reports.attrs.get("notes", []))
+    summary["notes"] = data_decisions(register_map, reports, aggregates, choice, opts.min_persons_per_year)
+    again = re_reports(episodes, kept, registers, p.linkage_window_days)
+    summary["re_reports"] = again.to_dict()
+    summary["notes"] += again.notes()
+    summary["years_left_out"] = [{"year": int(y), "persons": int(n)} for y, n in choice.left_out]
+    summary["min_persons_per_year"] = int(opts.min_persons_per_year)
+    summary["files_read"] = {
+        "reports": [{"file": Path(f).name, "rows": int(n)} for f, n in reports.attrs.get("files", [])],
+        "aggregates": [{"file": Path(f).name, "rows": int(n)} for f, n in aggregates.attrs.get("files", [])],
+    }
     mapped = mapped.merge(episodes[["report_id", "year", "in_window"]], on="report_id", how="left")
     return PrepResult(persons=persons, partial=partial, summary=summary, reports=mapped,
                       aggregates=aggregates, register_map=register_map, quality=quality)
@@ -740,8 +1049,8 @@ def run_stage(p, work_dir: Path) -> PrepResult:
     ------
     inputs.InputError
         With every violation of the input files (nothing is written).
-    ValueError
-        When the years or reference years cannot be resolved.
+    YearsError
+        When the years or reference years cannot be analysed (a ValueError).
     """
     result = build(p)
     runfolder.write_preparation(work_dir, result.persons, result.partial, result.summary)

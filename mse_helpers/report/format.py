@@ -65,6 +65,10 @@ HEADERS: dict[str, str] = {
     "mean": "mean",
 }
 
+#: Columns that are always counts of persons (a mean over the imputations is shown to whole persons).
+COUNT_COLUMNS: tuple[str, ...] = ("n_obs", "n_true", "n_registered", "records", "persons", "n_persons",
+                                  "n_partial", "n_datasets")
+
 #: Separator shown between the variables of an interaction term (``I:L`` -> ``I×L``).
 TERM_JOIN = "×"
 
@@ -193,7 +197,7 @@ def publish(frame: pd.DataFrame, *, caption: str | None = None, index: bool = Tr
             formats[col] = estimate_text
         elif col in percent:
             formats[col] = lambda v: _EN_DASH if pd.isna(v) else f"{100 * float(v):.1f}%"
-        elif col in counts or (col not in decimals and _is_whole(s)):
+        elif col in counts or col in COUNT_COLUMNS or (col not in decimals and _is_whole(s)):
             formats[col] = count_text
         elif pd.api.types.is_bool_dtype(s):
             formats[col] = lambda v: _EN_DASH if pd.isna(v) else ("yes" if v else "no")
@@ -237,6 +241,8 @@ def estimate_frame(table: pd.DataFrame) -> pd.DataFrame:
     flat = _flat(table, index=True)
     labels = [c for c in flat.columns if c not in ("n_obs", "N-hat", "lower 95%", "upper 95%", "ratio", "dark")]
     out = flat[labels].astype(str).rename(columns=header)
+    if "year" in out.columns:
+        out["year"] = out["year"].replace({tables.ALL_YEARS: "all years"})
     out["registered"] = [count_text(v) for v in flat["n_obs"]]
     out["estimated"] = [estimate_text(v) for v in flat["N-hat"]]
     out["95% interval"] = [interval_text(lo, up) for lo, up in zip(flat["lower 95%"], flat["upper 95%"])]
@@ -271,3 +277,45 @@ def words(items: Iterable[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def rows_as_text(frame: pd.DataFrame, decimals: Mapping | None = None) -> pd.DataFrame:
+    """A table whose rows differ in kind (counts, then a share) as text, row by row.
+
+    Rows named in ``decimals`` get that many decimals; every other row is a
+    count (whole persons, thousands separators). The index is kept.
+    """
+    decimals = dict(decimals or {})
+    out = pd.DataFrame(index=frame.index, columns=frame.columns, dtype=object)
+    for label, row in frame.iterrows():
+        if label in decimals:
+            k = decimals[label]
+            out.loc[label] = [_EN_DASH if pd.isna(v) else f"{float(v):,.{k}f}" for v in row]
+        else:
+            out.loc[label] = [count_text(v) for v in row]
+    out.columns = [str(c) for c in out.columns]
+    return out
+
+
+def details(summary: str, content: str, *, open_: bool = False) -> str:
+    """HTML of a collapsed section (``<details>``): long annexes stay out of the reader's way.
+
+    Parameters
+    ----------
+    summary : str
+        The always-visible line (plain text; escaped here).
+    content : str
+        HTML shown when opened (e.g. ``Styler.to_html()``); a printed report opens it.
+    open_ : bool
+        Start opened.
+    """
+    import html as _html
+
+    return (f"<details class=\"mse-annex\"{' open' if open_ else ''}><summary>{_html.escape(summary)}</summary>"
+            f"{content}</details>")
+
+
+def to_html(table) -> str:
+    """A ``Styler`` (or DataFrame, published with :func:`publish`) as an HTML string."""
+    styler = table if isinstance(table, Styler) else publish(table)
+    return styler.to_html()

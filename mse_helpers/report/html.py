@@ -53,14 +53,21 @@ body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 0 1.2rem 3rem; }
 .mse-nav .mse-run { float: right; color: #57606a; }
 .mse-banner { background: #fff3cd; border: 2px solid #9a6700; color: #6b4700; padding: .5rem .8rem;
   font: 600 15px/1.4 system-ui, sans-serif; margin: .4rem 0 .8rem; }
-.mse-toc { font: 13px/1.5 system-ui, sans-serif; color: #333; border-left: 3px solid #d0d7de;
-  padding: .2rem .8rem; margin: .4rem 0 1rem; }
-.mse-toc ol { margin: .2rem 0; padding-left: 1.2rem; columns: 2; column-gap: 2rem; }
-.mse-toc ol ol { columns: 1; font-size: 12px; }
+.mse-toc { font: 13px/1.6 system-ui, sans-serif; color: #333; border-left: 3px solid #d0d7de;
+  padding: .2rem .8rem; margin: .4rem 0 .8rem; }
+.mse-toc ol { list-style: none; display: inline; padding: 0; margin: 0; }
+.mse-toc li { display: inline; }
+.mse-toc > ol > li + li::before { content: " · "; color: #888; }
+.mse-toc ol ol { font-size: 12px; } .mse-toc ol ol::before { content: " ("; } .mse-toc ol ol::after { content: ")"; }
+.mse-toc ol ol li + li::before { content: ", "; }
 .mse-guide { font: 13px/1.45 system-ui, sans-serif; background: #f6f8fa; padding: .5rem .9rem; margin: .4rem 0 .8rem; }
 .mse-guide dl { columns: 2; column-gap: 2rem; margin: .2rem 0; }
 .mse-guide dt { font-weight: 600; display: inline; } .mse-guide dd { display: inline; margin: 0; }
 .mse-guide dd::after { content: ""; display: block; margin-bottom: .25rem; }
+/* results page: the headline beside Figure 4, so both are on the first screen */
+.celltag_mse-headline { float: left; width: 38%; margin-right: 1.5rem; }
+.celltag_mse-beside { margin-left: calc(38% + 1.5rem); }
+.jp-Cell:not(.celltag_mse-headline):not(.celltag_mse-beside) { clear: both; }
 .mse-side { display: flex; gap: 1.5rem; align-items: flex-start; flex-wrap: wrap; }
 .mse-side > * { flex: 1 1 360px; min-width: 0; }
 .mse-side img { max-width: 100%; height: auto; }
@@ -77,8 +84,13 @@ details.mse-annex > summary { cursor: pointer; font-weight: 600; color: #0550ae;
 @media print {
   .mse-nav { position: static; }
   .mse-nav a { display: none; }
+  .celltag_mse-headline { float: none; width: auto; } .celltag_mse-beside { margin-left: 0; }
   body.jp-Notebook { max-width: none; padding: 0; }
-  table, figure, img, .jp-RenderedImage, .mse-side { break-inside: avoid; page-break-inside: avoid; }
+  table, figure, img, .jp-RenderedImage, /* results page: the headline beside Figure 4, so both are on the first screen */
+.celltag_mse-headline { float: left; width: 38%; margin-right: 1.5rem; }
+.celltag_mse-beside { margin-left: calc(38% + 1.5rem); }
+.jp-Cell:not(.celltag_mse-headline):not(.celltag_mse-beside) { clear: both; }
+.mse-side { break-inside: avoid; page-break-inside: avoid; }
   h1, h2, h3, h4, caption { break-after: avoid; page-break-after: avoid; }
   h2, h3 { break-inside: avoid; }
   table.pub, .jp-RenderedHTMLCommon table { width: auto; max-width: 100%; table-layout: auto; }
@@ -218,7 +230,11 @@ def toc_html(items: Sequence[tuple[int, str, str]]) -> str:
         return ""
     out, open_sub = ["<nav class=\"mse-toc\" aria-label=\"contents\"><strong>Contents</strong><ol>"], False
     for level, hid, text in items:
-        link = f"<a href=\"#{html.escape(hid, quote=True)}\">{html.escape(text)}</a>"
+        # "Figure 4: observed and ..." -> "Figure 4" in the contents (the full title on hover)
+        short = re.match(r"(Tables? [\d-]+|Figure \d+|Annex [A-Z])\b", text) if level == 3 else None
+        shown = short.group(1) if short else text
+        link = (f"<a href=\"#{html.escape(hid, quote=True)}\" title=\"{html.escape(text, quote=True)}\">"
+                f"{html.escape(shown)}</a>")
         if level == 2:
             if open_sub:
                 out.append("</ol></li>")

@@ -54,6 +54,49 @@ class _Links(HTMLParser):
             self.title += data
 
 
+COUNT_HEADERS = {"registered", "estimated", "95% interval", "lower 95%", "upper 95%", "records", "persons",
+                 "n persons", "n partial", "n observed", "n imputed", "data sets", "true number",
+                 "registered (true)", "replicates ok", "replicates failed", "two-factor", "three-factor"}
+
+
+class _Tables(HTMLParser):
+    """Every table of a page as (header texts, rows of cell texts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell, self._row = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(([], []))
+        elif tag == "tr" and self.tables:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = [tag, ""]
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[1] += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append((self._cell[0], self._cell[1].strip()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self.tables:
+            headers, rows = self.tables[-1]
+            if all(k == "th" for k, _ in self._row) and not headers:
+                headers.extend(t for _, t in self._row)
+            else:
+                rows.append([t for _, t in self._row])
+            self._row = None
+
+
+def _tables(text: str) -> list:
+    parser = _Tables()
+    parser.feed(text)
+    return parser.tables
+
+
 def _visible(text: str) -> str:
     """The page without embedded images (base64 can contain any letters)."""
     return re.sub(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s]+", "", text)
@@ -99,11 +142,18 @@ def test_publication_pages_are_offline_and_hold_no_developer_output(run):
         shown = _visible(text)
         for word in FORBIDDEN:
             assert word not in shown, f"{nb}: contains {word!r}"
-        # counts never with a trailing .0 in a table cell
-        cells = re.findall(r"<td[^>]*>\s*([^<]*?)\s*</td>", shown)
-        assert cells, f"{nb}: no table"
-        bad = [c for c in cells if re.fullmatch(r"-?[\d,]+\.0", c)]
-        assert not bad, f"{nb}: counts printed as floats {bad[:5]}"
+        # counts never with a trailing .0: every cell under a count header is a whole number
+        grids = _tables(shown)
+        assert grids, f"{nb}: no table"
+        for headers, rows in grids:
+            for j, h in enumerate(headers):
+                if h in COUNT_HEADERS or h.startswith(("registered", "estimated", "persons")):
+                    bad = [r[j] for r in rows if j < len(r) and r[j] not in ("", "–")
+                           and not re.fullmatch(r"[\d,]+(–[\d,]+)?", r[j])]
+                    assert not bad, f"{nb}: column {h!r} is not whole numbers: {bad[:5]}"
+        years = [r[j] for headers, rows in grids for j, h in enumerate(headers) if h == "year"
+                 for r in rows if j < len(r) and re.fullmatch(r"\d,\d{3}|\d{4}\.0+", r[j])]
+        assert not years, f"{nb}: years printed as counts {years[:3]}"
         # no pandas 0..N index column: no header row that starts with an empty cell over 0, 1, 2 ...
         assert not re.search(r'<th[^>]*class="row_heading[^"]*"[^>]*>\s*0\s*</th>', shown)
     # timing lines of the model selection stay in the review version only
@@ -126,10 +176,16 @@ def test_exploratory_run_is_marked_on_every_page_and_the_index(run):
 @pytest.mark.slow
 def test_results_page_opens_with_the_headline_and_figure_4_and_ends_with_the_annexes(run):
     text = _visible(_pages(run)["04_results"])
-    order = [text.index(s) for s in ("How to read this report", "All years together", "Figure 4",
-                                     "Table 6", "Tables 7-10", "Caveats", "Annex G", "Annex F",
-                                     "Bootstrap diagnostics")]
-    assert order == sorted(order)
+    body = text[text.index("<h1"):]  # after the styles and the contents at the top
+    at = 0
+    for part in ("How to read this report", "Figure 4: observed", "All years together", "<img",
+                 "Table 6: observed", "Table 7: by sex", "Figure 5", "Caveats", "Parameters",
+                 "Annexes", "Annex G", "Annex F", "Bootstrap diagnostics"):
+        found = body.find(part, at)
+        assert found >= 0, f"{part!r} missing or out of order"
+        at = found
+    # the headline and Figure 4 come before any other table or figure
+    assert body.index("<img") < body.index("<table")
     assert text.count("<details") >= 2  # Annex G and Annex F collapsed
 
 
@@ -201,6 +257,8 @@ def test_publish_hides_the_index_and_formats_counts_and_terms():
     assert "924.0" not in out and ">924<" in out and ">1,207<" in out
     assert "I×L, I×J" in out and ">none<" in out and "registered" in out
     assert "row_heading" not in out  # no 0..N index column
+    by_year = fmt.publish(pd.DataFrame({"persons": [924, 1335]}, index=pd.Index([2016, 2019], name="year"))).to_html()
+    assert ">2016<" in by_year and ">2,016<" not in by_year and ">1,335<" in by_year
 
 
 def test_estimate_frame_rounds_by_the_rule_and_shows_the_interval():
@@ -243,3 +301,14 @@ def test_screenshot_script_skips_clearly_without_chromium(tmp_path, monkeypatch,
     assert mod.main([str(tmp_path)]) == 0
     assert "not installed" in capsys.readouterr().err
     assert mod.main([str(tmp_path), "--require"]) == 2
+
+
+def test_dark_number_shown_when_estimates_have_it_and_not_required():
+    est = pd.DataFrame({"year": ["2016"], "group": "total", "n_obs": [924.0], "n_hat": [4249.7],
+                        "lower": [995.0], "upper": [7050.0], "ratio": [4.6]})
+    assert "not registered" not in fmt.estimate_frame(tables.table6(est, rounded=False)).columns
+    est = est.assign(dark=[3325.7], dark_lower=[71.0], dark_upper=[6126.0])
+    shown = fmt.estimate_frame(tables.table6(est, rounded=False))
+    assert shown.iloc[0]["not registered"] == "3,300"
+    assert shown.iloc[0]["95% interval (not registered)"] == "70–6,100"
+    assert "dark" in tables.table6(est).columns  # rounded table (and tables.xlsx) carry it too

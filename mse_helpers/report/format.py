@@ -69,6 +69,9 @@ HEADERS: dict[str, str] = {
 COUNT_COLUMNS: tuple[str, ...] = ("n_obs", "n_true", "n_registered", "records", "persons", "n_persons",
                                   "n_partial", "n_datasets")
 
+#: Columns that are labels or identifiers, never counts: shown without thousands separators (2016, not 2,016).
+ID_COLUMNS: tuple[str, ...] = ("year", "dataset", "model", "rank", "step")
+
 #: Separator shown between the variables of an interaction term (``I:L`` -> ``I×L``).
 TERM_JOIN = "×"
 
@@ -191,7 +194,11 @@ def publish(frame: pd.DataFrame, *, caption: str | None = None, index: bool = Tr
     formats = {}
     for col in flat.columns:
         s = flat[col]
-        if col in terms:
+        if col in ID_COLUMNS:
+            formats[col] = lambda v: _EN_DASH if v is None or (not isinstance(v, str) and pd.isna(v)) else (
+                f"{int(v)}" if isinstance(v, (int, float, np.integer, np.floating)) and float(v).is_integer()
+                else str(v))
+        elif col in terms:
             formats[col] = terms_text if col != "term" else (lambda v: term_text(v) if isinstance(v, str) else v)
         elif col in estimates:
             formats[col] = estimate_text
@@ -213,7 +220,7 @@ def publish(frame: pd.DataFrame, *, caption: str | None = None, index: bool = Tr
               .relabel_index([names.get(c, header(c)) for c in flat.columns], axis="columns")
               .set_table_attributes('class="pub"'))
     numeric = [c for c in flat.columns if pd.api.types.is_numeric_dtype(flat[c])
-               and not pd.api.types.is_bool_dtype(flat[c]) and c not in terms]
+               and not pd.api.types.is_bool_dtype(flat[c]) and c not in terms and c not in ID_COLUMNS]
     if numeric:
         styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
     if caption:
@@ -239,7 +246,8 @@ def estimate_frame(table: pd.DataFrame) -> pd.DataFrame:
         ``ratio`` (one decimal, from the exact values).
     """
     flat = _flat(table, index=True)
-    labels = [c for c in flat.columns if c not in ("n_obs", "N-hat", "lower 95%", "upper 95%", "ratio", "dark")]
+    values = ("n_obs", "N-hat", "lower 95%", "upper 95%", "ratio", "dark", "dark lower 95%", "dark upper 95%")
+    labels = [c for c in flat.columns if c not in values]
     out = flat[labels].astype(str).rename(columns=header)
     if "year" in out.columns:
         out["year"] = out["year"].replace({tables.ALL_YEARS: "all years"})
@@ -248,6 +256,11 @@ def estimate_frame(table: pd.DataFrame) -> pd.DataFrame:
     out["95% interval"] = [interval_text(lo, up) for lo, up in zip(flat["lower 95%"], flat["upper 95%"])]
     out["ratio"] = [_EN_DASH if pd.isna(v) else f"{float(tables._round_half_away(np.array(v, dtype=float), 0.1)):.1f}"
                     for v in flat["ratio"]]
+    if "dark" in flat.columns:  # the dark number N-hat - n_obs, when estimates.csv has it
+        out["not registered"] = [estimate_text(v) for v in flat["dark"]]
+        if {"dark lower 95%", "dark upper 95%"} <= set(flat.columns):
+            out["95% interval (not registered)"] = [interval_text(lo, up) for lo, up in
+                                                    zip(flat["dark lower 95%"], flat["dark upper 95%"])]
     return out
 
 
@@ -258,14 +271,15 @@ def estimate_table(table: pd.DataFrame, *, caption: str | None = None) -> Styler
     once, on the first of its rows.
     """
     shown = estimate_frame(table)
-    labels = [c for c in shown.columns if c not in ("registered", "estimated", "95% interval", "ratio")]
+    numbers = [c for c in ("registered", "estimated", "95% interval", "ratio", "not registered",
+                           "95% interval (not registered)") if c in shown.columns]
+    labels = [c for c in shown.columns if c not in numbers]
     for col in labels[:-1]:  # the last label (year) differs on every row
         repeat = shown[col].eq(shown[col].shift()) & shown[labels[:labels.index(col)]].eq(
             shown[labels[:labels.index(col)]].shift()).all(axis=1)
         shown.loc[repeat, col] = ""
     styler = (shown.style.hide(axis="index").set_table_attributes('class="pub estimates"')
-              .set_properties(subset=["registered", "estimated", "95% interval", "ratio"],
-                              **{"text-align": "right"}))
+              .set_properties(subset=numbers, **{"text-align": "right"}))
     if caption:
         styler = styler.set_caption(caption)
     return styler

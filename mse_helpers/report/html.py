@@ -76,7 +76,8 @@ table.pub caption { caption-side: top; text-align: left; font-weight: 600; paddi
 table.pub th, table.pub td { padding: .2rem .6rem; border-bottom: 1px solid #d8dee4;
   white-space: normal; max-width: 38rem; overflow-wrap: anywhere; vertical-align: top; }
 table.pub thead th { border-bottom: 2px solid #57606a; text-align: left; }
-table.pub td { text-align: left; }
+/* beats the notebook CSS (:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td: right) for text; numbers are right-aligned by the Styler */
+.jp-RenderedHTMLCommon table.pub td, .jp-RenderedHTMLCommon table.pub th { text-align: left; }
 details.mse-annex { margin: .4rem 0 1rem; }
 details.mse-annex > summary { cursor: pointer; font-weight: 600; color: #0550ae; }
 .jp-RenderedImage img { max-width: 100%; height: auto; }

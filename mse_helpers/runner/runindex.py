@@ -22,6 +22,28 @@ small { color: #666; }
 """
 
 
+def rounded_headline(run_dir: Path, fallback: str | None = None) -> str | None:
+    """The run's estimate per year, rounded for publication, from ``results/estimates.csv``.
+
+    ``"2016: 3,700 (2,900-4,500); 2017: ..."`` (the rule of the report's tables);
+    ``fallback`` (the manifest's headline) when the file is missing or unreadable.
+    """
+    import pandas as pd
+
+    from ..report.format import estimate_text
+
+    est = run_dir / "results" / "estimates.csv"
+    try:
+        frame = pd.read_csv(est)
+        rows = frame[(frame["group"] == "total") & frame["year"].astype(str).str.fullmatch(r"\d{4}")]
+        if rows.empty:
+            return fallback
+        return "; ".join(f"{int(r.year)}: {estimate_text(r.n_hat)} ({estimate_text(r.lower)}-{estimate_text(r.upper)})"
+                         for r in rows.sort_values("year").itertuples())
+    except (OSError, KeyError, ValueError):
+        return fallback
+
+
 def _settings(m: dict) -> dict:
     """m, B (bootstrap) and maxit of a run, from its manifest's parameters."""
     params = m.get("parameters") or {}
@@ -97,7 +119,7 @@ def write_run_page(run_dir: Path, manifest: dict) -> Path:
     from ..report.html import exploratory_banner
 
     banner = exploratory_banner(manifest.get("parameters") or {})
-    headline = manifest.get("headline") if status == "ok" else None
+    headline = rounded_headline(run_dir, manifest.get("headline")) if status == "ok" else None
     results = sorted((run_dir / "results").glob("*.*")) if (run_dir / "results").is_dir() else []
     result_links = " · ".join(f'<a href="results/{e(f.name)}">{e(f.name)}</a>' for f in results) or "none yet"
     start = "html/04_results.html" if (run_dir / "html" / "04_results.html").is_file() else None
@@ -141,7 +163,7 @@ def write_index(reports_dir: Path) -> Path:
         write_run_page(d, m)
         status = m.get("status", "")
         # A failed run never shows a headline estimate.
-        headline = m.get("headline") if status == "ok" else None
+        headline = rounded_headline(d, m.get("headline")) if status == "ok" else None
         dur = f"{m['duration_s'] / 60:.1f} min" if m.get("duration_s") is not None else ""
         rows.append(
             f"<tr><td><a href='{e(d.name)}/index.html'>{e(d.name)}</a></td>"

@@ -2,7 +2,8 @@
 
 Writes, for each page of ``<run>/html/``, ``<name>_top.png`` (the first screen,
 1280 x 900: what a reader sees first) and ``<name>_full.png`` (the whole page,
-cut at 16,000 px), and prints the page heights. With ``--pdf`` it also writes
+cut at 16,000 px), and prints the page heights and whether every table and
+figure fits the printed A4 width. With ``--pdf`` it also writes
 ``<run>/report.pdf`` (all pages, annexes opened). Without Chromium it says how
 to install it and exits 0 (nothing to check), or 2 with ``--require``.
 
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         for page in browser.publication_pages(run):
             top, _ = browser.screenshot(page, out / f"{page.stem}_top.png", chromium=chromium)
             full, height = browser.screenshot(page, out / f"{page.stem}_full.png", full=True, chromium=chromium)
-            print(f"{page.name}: page height {height:,} px; {top.name}, {full.name}")
+            wide = browser.print_overflow(page, chromium=chromium)
+            fit = "every table and figure fits the printed width" if not wide else \
+                f"{len(wide)} wider than the printed page: " + "; ".join(wide[:3])
+            print(f"{page.name}: page height {height:,} px; {fit}; {top.name}, {full.name}")
     if args.pdf or args.pdf_only:
         pdf = browser.write_pdf(run, chromium=chromium)
         print(f"wrote {pdf}")

@@ -312,3 +312,28 @@ def test_dark_number_shown_when_estimates_have_it_and_not_required():
     assert shown.iloc[0]["not registered"] == "3,300"
     assert shown.iloc[0]["95% interval (not registered)"] == "70–6,100"
     assert "dark" in tables.table6(est).columns  # rounded table (and tables.xlsx) carry it too
+
+
+@pytest.mark.slow
+def test_every_table_fits_the_printed_page(run):
+    if browser.find_chromium() is None:
+        pytest.skip(browser.INSTALL_HINT)
+    for nb in NOTEBOOKS:
+        assert browser.print_overflow(run / "html" / f"{nb}.html") == [], nb
+
+
+def test_print_check_finds_a_table_wider_than_the_sheet(tmp_path):
+    if browser.find_chromium() is None:
+        pytest.skip(browser.INSTALL_HINT)
+    page = tmp_path / "p.html"
+    page.write_text('<html><head></head><body><table style="width:1500px"><caption>wide one</caption>'
+                    '<tr><td>x</td></tr></table><table><tr><td>narrow</td></tr></table></body></html>')
+    (wide,) = browser.print_overflow(page)
+    assert wide.endswith("wide one") and int(wide.split("px")[0]) > 700
+
+
+def test_report_css_is_well_formed():
+    css = report_html.CSS
+    assert css.count("{") == css.count("}")
+    block = css[css.index("@media print"):]
+    assert "break-inside: avoid" in block and "break-after: avoid" in block

@@ -147,6 +147,59 @@ def screenshot(page: Path, out: Path, *, width: int = 1280, height: int = 900, f
     return out, _trim_blank_bottom(out)
 
 
+#: Printable width of an A4 sheet with the report's 12 mm side margins, in CSS pixels (96 per inch).
+PRINT_WIDTH_PX = round((210 - 2 * 12) / 25.4 * 96)
+
+_PROBE = """<script>
+window.addEventListener('load', () => {
+  const w = document.documentElement.clientWidth, out = [];
+  document.querySelectorAll('table, img').forEach((el) => {
+    const r = el.getBoundingClientRect();
+    if (r.right > w + 1) {
+      const cell = el.closest('.jp-Cell');
+      const text = (el.querySelector('caption') || cell || el).innerText || el.tagName;
+      out.push(Math.round(r.right - w) + 'px ' + text.slice(0, 80).replace(/\\s+/g, ' '));
+    }
+  });
+  const p = document.createElement('pre'); p.id = 'mse-probe'; p.textContent = out.join('\\n');
+  document.body.appendChild(p);
+});
+</script>"""
+
+
+def print_overflow(page: Path, *, chromium: str | None = None, timeout: int = 120) -> list[str]:
+    """Tables and figures of a page that would stick out of the printed A4 sheet.
+
+    The page's print rules (``@media print``) are applied on screen in a
+    window as wide as the printable width (:data:`PRINT_WIDTH_PX`), and a
+    small script lists every table or image whose right edge lies beyond it.
+    (Chromium's ``--print-to-pdf`` lays out at the same width.)
+
+    Returns
+    -------
+    list of str
+        ``"<px beyond> <the table's caption or cell text>"``; empty when everything fits.
+    """
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise RuntimeError(INSTALL_HINT)
+    text = print_version([Path(page).read_text(encoding="utf-8")]).replace("@media print", "@media all")
+    with tempfile.TemporaryDirectory(prefix="mse-probe-") as tmp:
+        doc = Path(tmp) / "probe.html"
+        doc.write_text(text.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+        with tempfile.TemporaryDirectory(prefix="mse-chromium-") as profile:
+            dom = subprocess.run([chromium, *FLAGS, f"--window-size={PRINT_WIDTH_PX},1000",
+                                  "--virtual-time-budget=5000", "--dump-dom", f"--user-data-dir={profile}",
+                                  doc.as_uri()], capture_output=True, text=True, timeout=timeout, check=True).stdout
+    import html as _html
+    import re
+
+    m = re.search(r'<pre id="mse-probe">(.*?)</pre>', dom, flags=re.S)
+    if m is None:
+        raise RuntimeError(f"{Path(page).name}: the print check did not run")
+    return [_html.unescape(line) for line in m.group(1).splitlines() if line.strip()]
+
+
 def _trim_blank_bottom(png: Path) -> int:
     """Cut the white rows below the content off a PNG; return the new height."""
     import numpy as np

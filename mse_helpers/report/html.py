@@ -74,7 +74,7 @@ body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 0 1.2rem 3rem; }
 table.pub { border-collapse: collapse; font-size: 13px; margin: .3rem 0 1rem; }
 table.pub caption { caption-side: top; text-align: left; font-weight: 600; padding: .2rem 0; }
 table.pub th, table.pub td { padding: .2rem .6rem; border-bottom: 1px solid #d8dee4;
-  white-space: normal; max-width: 38rem; overflow-wrap: anywhere; vertical-align: top; }
+  white-space: normal; max-width: 38rem; vertical-align: top; }
 table.pub thead th { border-bottom: 2px solid #57606a; text-align: left; }
 /* beats the notebook CSS (:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td: right) for text; numbers are right-aligned by the Styler */
 .jp-RenderedHTMLCommon table.pub td, .jp-RenderedHTMLCommon table.pub th { text-align: left; }
@@ -88,16 +88,13 @@ details.mse-annex > summary { cursor: pointer; font-weight: 600; color: #0550ae;
   .mse-nav a { display: none; }
   .celltag_mse-headline { float: none; width: auto; } .celltag_mse-beside { margin-left: 0; }
   body.jp-Notebook { max-width: none; padding: 0; }
-  table, figure, img, .jp-RenderedImage, /* results page: the headline beside Figure 4, so both are on the first screen */
-.celltag_mse-headline { float: left; width: 38%; margin-right: 1.5rem; }
-.celltag_mse-beside { margin-left: calc(38% + 1.5rem); }
-.jp-Cell:not(.celltag_mse-headline):not(.celltag_mse-beside) { clear: both; }
-.mse-side { break-inside: avoid; page-break-inside: avoid; }
+  table, figure, img, .jp-RenderedImage, .mse-side { break-inside: avoid; page-break-inside: avoid; }
   h1, h2, h3, h4, caption { break-after: avoid; page-break-after: avoid; }
   h2, h3 { break-inside: avoid; }
   table.pub, .jp-RenderedHTMLCommon table { width: auto; max-width: 100%; table-layout: auto; }
   table.pub th, table.pub td, .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th {
-    white-space: normal !important; overflow-wrap: anywhere; font-size: 10px; }
+    white-space: normal !important; overflow-wrap: break-word; font-size: 9px; padding: .1rem .3rem; }
+  .jp-OutputArea-output, .jp-RenderedHTMLCommon { max-width: 100%; }
   .jp-OutputArea-output { overflow: visible !important; }
   a.anchor-link { display: none; }
 }

@@ -14,11 +14,16 @@ export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: report test unit lint docs notebooks lab venv requirements benchmark clean-venv
+.PHONY: report test unit lint docs notebooks lab venv requirements benchmark clean-venv pdf
 
 # The bundled synthetic data with their truth (data/synthetic.yaml names it).
 report: $(STAMP)
 	$(VENV)/bin/mse run --params data/synthetic.yaml
+
+# report.pdf of a run (default: the newest in reports/) with headless Chromium; says how to install it when missing.
+RUN ?=
+pdf: $(STAMP)
+	$(PY) scripts/screenshot_report.py $(RUN) --pdf-only --require
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

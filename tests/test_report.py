@@ -366,7 +366,9 @@ def test_caveats_count_from_the_run(est):
                            "status": ["ok", "ok", "not used: refit status mle_does_not_exist"],
                            "n_boot_ok": [97, 100, 0], "n_boot_failed": [3, 0, 0]})
     text = report.caveats(est, SUMMARY, p, failed)
-    assert "1 of 3 selected models were left out: model 2 (data set 1, two-factor): not used: refit" in text
+    assert ("1 of 3 selected models were left out: model 2 (data set 1, two-factor): not used: the maximum "
+            "likelihood estimate does not exist") in text
+    assert "mle_does_not_exist" not in text
     assert "3 of 200 bootstrap replicates failed" in text
     t = row(est, 2017, "total")
     share = (1 + 1 / t.n_models) * t.var_between / t.var_total

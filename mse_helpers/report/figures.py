@@ -1,8 +1,14 @@
-"""Figures of the report as matplotlib Figures (counts only)."""
+"""Figures of the report as matplotlib Figures (counts only).
+
+Every function builds its own :class:`matplotlib.figure.Figure` (not pyplot's
+global figure manager), so a notebook only displays the figure and never needs
+``plt.close``; the single-panel figures also draw into a given ``ax``.
+"""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 
@@ -10,7 +16,15 @@ from . import tables
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS
 
 
-def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) -> plt.Figure:
+def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """The given axes and its figure, or a new :class:`Figure` (no pyplot state) with one axes."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) -> Figure:
     """UpSet-style figure of register combinations in one year.
 
     Bars: persons per combination (largest first); dots below: which
@@ -31,8 +45,8 @@ def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) 
     combos = tables.register_combinations(persons, year)
     shown = combos.iloc[:max_combinations]
     regs = [g for g in REGISTERS if g in persons.columns]
-    fig, (ax_bar, ax_dot) = plt.subplots(2, 1, figsize=(max(6, 0.45 * len(shown) + 2), 5),
-                                         gridspec_kw={"height_ratios": [3, 2]}, sharex=True)
+    fig = Figure(figsize=(max(6, 0.45 * len(shown) + 2), 5))
+    ax_bar, ax_dot = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 2]}, sharex=True)
     x = np.arange(len(shown))
     ax_bar.bar(x, shown.to_numpy(), color="0.3")
     for xi, v in zip(x, shown.to_numpy()):
@@ -56,12 +70,25 @@ def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) 
     return fig
 
 
-def register_sizes_plot(persons: pd.DataFrame) -> plt.Figure:
-    """Persons per register and year as grouped bars."""
+def register_sizes_plot(persons: pd.DataFrame, ax: Axes | None = None) -> Figure:
+    """Persons per register and year as grouped bars.
+
+    Parameters
+    ----------
+    persons : DataFrame
+        Person-level file.
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes (default: a new figure of its own).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the axes.
+    """
     sizes = tables.register_sizes(persons)
     regs = [g for g in REGISTERS if g in sizes.index]
     data = sizes.loc[regs]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = _figure_and_axes(ax, (7, 3.5))
     width = 0.8 / max(1, data.shape[1])
     for k, year in enumerate(data.columns):
         ax.bar(np.arange(len(regs)) + k * width, data[year].to_numpy(), width, label=str(year))
@@ -105,13 +132,15 @@ def _year_axis(ax, years) -> None:
     ax.set_ylim(bottom=0)
 
 
-def figure4(estimates: pd.DataFrame) -> plt.Figure:
+def figure4(estimates: pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Study Figure 4: observed (black) and estimated (blue) victims per year, interval shaded.
 
     Parameters
     ----------
     estimates : DataFrame
         ``results/estimates.csv`` (exact values; rows of group ``total``).
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes (default: a new figure of its own).
 
     Returns
     -------
@@ -121,7 +150,7 @@ def figure4(estimates: pd.DataFrame) -> plt.Figure:
     """
     est = tables.check_estimates(estimates)
     rows = _group_rows(est, "total")
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure_and_axes(ax, (7, 4))
     _band(ax, rows, ESTIMATED_COLOR, _interval_name(est))
     ax.plot(rows["x"], rows["n_hat"], color=ESTIMATED_COLOR, marker="o", lw=2, label="estimated (N-hat)")
     ax.plot(rows["x"], rows["n_obs"], label="observed (n_obs)", **OBSERVED_STYLE)
@@ -133,7 +162,7 @@ def figure4(estimates: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def figure5(estimates: pd.DataFrame, covariates=None) -> plt.Figure:
+def figure5(estimates: pd.DataFrame, covariates=None) -> Figure:
     """Study Figure 5: estimates per year by each covariate, one panel per covariate.
 
     Parameters
@@ -154,7 +183,8 @@ def figure5(estimates: pd.DataFrame, covariates=None) -> plt.Figure:
         raise ValueError("estimates: no covariate groups (the run used no covariates)")
     ncols = 2 if len(covs) > 1 else 1
     nrows = int(np.ceil(len(covs) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
+    fig = Figure(figsize=(5.5 * ncols, 3.6 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, c in zip(axes.flat, covs):
         for k, level in enumerate(COVARIATES[c]):
             rows = _group_rows(est, f"{c}={level}")
@@ -173,7 +203,7 @@ def figure5(estimates: pd.DataFrame, covariates=None) -> plt.Figure:
     return fig
 
 
-def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> plt.Figure:
+def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> Figure:
     """Study Figure 6: the long series, this run's years with earlier published estimates.
 
     One panel per group that has earlier estimates and estimates in this run
@@ -198,7 +228,8 @@ def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> plt.Figure:
     groups = [g for g in dict.fromkeys(["total"] + list(earlier["group"])) if g in set(est["group"])]
     if not groups:
         raise ValueError("earlier estimates: none of their groups is estimated in this run")
-    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 3.8 * len(groups)), squeeze=False)
+    fig = Figure(figsize=(8, 3.8 * len(groups)))
+    axes = fig.subplots(len(groups), 1, squeeze=False)
     for ax, g in zip(axes[:, 0], groups):
         rows = _group_rows(est, g)
         _band(ax, rows, ESTIMATED_COLOR, f"this run: {_interval_name(est)}")
@@ -230,7 +261,7 @@ def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def ratio_figure(estimates: pd.DataFrame, pairs: bool = True) -> plt.Figure:
+def ratio_figure(estimates: pd.DataFrame, pairs: bool = True) -> Figure:
     """Ratios N-hat / n_obs per group and year: which groups are most hidden.
 
     Parameters
@@ -254,8 +285,8 @@ def ratio_figure(estimates: pd.DataFrame, pairs: bool = True) -> plt.Figure:
         parts.append(("pairs of covariate levels", table[["&" in g for g in table.index]]))
     parts = [(t, d) for t, d in parts if len(d)]
     heights = [max(2.0, 0.28 * len(d) + 1.2) for _, d in parts]
-    fig, axes = plt.subplots(len(parts), 1, figsize=(8, sum(heights)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig = Figure(figsize=(8, sum(heights)))
+    axes = fig.subplots(len(parts), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (title, d) in zip(axes[:, 0], parts):
         d = d.iloc[::-1]  # highest mean ratio on top
         y = np.arange(len(d))

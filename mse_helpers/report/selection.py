@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import pandas as pd
 
 from ..stages.selection import THREE_FACTOR, TWO_FACTOR, SelectedModel
@@ -68,7 +68,7 @@ def refused_summary(refused: pd.DataFrame) -> pd.DataFrame:
     return g.agg(n_datasets=("dataset", "nunique"), reason=("reason", "first")).reset_index()
 
 
-def figure2(models: Sequence[SelectedModel], years: Sequence[int]) -> plt.Figure:
+def figure2(models: Sequence[SelectedModel], years: Sequence[int]) -> Figure:
     """Study Figure 2: N-hat per completed data set for both model types, total and per year.
 
     One panel for the total over all years and one per year; in each, a
@@ -76,7 +76,8 @@ def figure2(models: Sequence[SelectedModel], years: Sequence[int]) -> plt.Figure
     """
     frame = annex_f(models, years)
     keys = ["total"] + [str(y) for y in years]
-    fig, axes = plt.subplots(1, len(keys), figsize=(2.3 * len(keys) + 1, 3.6), squeeze=False)
+    fig = Figure(figsize=(2.3 * len(keys) + 1, 3.6))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys):
         data = [frame.loc[frame["type"] == t, f"n_hat_{key}"].to_numpy() for t in TYPES]
         ax.boxplot(data, tick_labels=["2-factor", "3-factor"], widths=0.6)
@@ -104,12 +105,13 @@ def sensitivity_table(sensitivity: pd.DataFrame, model_type: str = TWO_FACTOR) -
     return out
 
 
-def sensitivity_figure(sensitivity: pd.DataFrame) -> plt.Figure:
+def sensitivity_figure(sensitivity: pd.DataFrame) -> Figure:
     """N-hat per year for each analysis and model type, as boxplots over the data sets."""
     s = sensitivity[sensitivity["year"] != "total"]
     analyses = ["main"] + [a for a in dict.fromkeys(s["analysis"]) if a != "main"]
     years = list(dict.fromkeys(s["year"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    fig = Figure(figsize=(11, 3.8))
+    axes = fig.subplots(1, 2, sharey=True)
     width = 0.8 / len(analyses)
     for ax, t in zip(axes, TYPES):
         for j, a in enumerate(analyses):
@@ -138,3 +140,91 @@ def added_terms(models: Sequence[SelectedModel]) -> pd.DataFrame:
         added = [t for t in three if t not in set(two)]
         rows.append({"dataset": ds, "n_added": len(added), "added": ";".join(added) or "(none)"})
     return pd.DataFrame(rows)
+
+
+#: Refusal statuses in words (the codes stay in ``work/refused.csv`` and the review pages).
+STATUS_WORDS: dict[str, str] = {
+    "mle_does_not_exist": "its maximum likelihood estimate does not exist",
+    "not_converged": "its fit did not converge",
+    "did_not_converge": "its fit did not converge",
+}
+
+
+def term_words(term: str) -> str:
+    """An interaction term in words: ``"I:L"`` -> ``"the interaction of registers I and L"``.
+
+    Registers are named by their code, covariates by name and code, the year as such.
+    """
+    from ..codes import COVARIATE_NAMES, REGISTERS
+    from .format import words
+
+    parts = [t.strip() for t in str(term).split(":") if t.strip()]
+    regs = [t for t in parts if t in REGISTERS]
+    if len(regs) > 1 and len(regs) < len(parts):  # registers and covariates: name each
+        names = [f"register {g}" for g in regs]
+    else:
+        names = [("register " if len(regs) == 1 else "registers ") + words(regs)] if regs else []
+    for c in parts:
+        if c in REGISTERS:
+            continue
+        names.append("the year" if c == "J" else f"{COVARIATE_NAMES.get(c, c)} ({c})")
+    kind = {1: "main effect", 2: "interaction", 3: "three-factor interaction"}.get(
+        len(parts), f"{len(parts)}-factor interaction")
+    return f"the {kind} of {words(names)}"
+
+
+def reason_words(term: str, reason: str) -> str:
+    """Why a term was refused, in words, from the existence check's reason text."""
+    from ..codes import REGISTERS
+
+    parts = str(term).split(":")
+    text = str(reason)
+    if "zero sufficient statistic" in text:
+        if len(parts) == 2 and all(p in REGISTERS for p in parts):
+            return "because the two registers never overlap"
+        return "because no registered person has that combination (its count is zero)"
+    if "recession" in text or "infinity" in text:
+        return ("because the counts cannot pin it down: together with a term it needs, its coefficient "
+                "runs off to infinity")
+    if "converge" in text:
+        return "because the fit did not converge"
+    return ""
+
+
+def refused_text(refused: pd.DataFrame, m: int, sensitivity_m: int | None = None) -> str:
+    """The terms refused by the existence check, in words (one Markdown bullet per term and model).
+
+    Parameters
+    ----------
+    refused : DataFrame
+        ``type, term, status, dataset, reason`` (one row per refusal; ``step``
+        0 is the starting model).
+    m : int
+        Completed data sets of the main selections.
+    sensitivity_m : int, optional
+        Data sets of the sensitivity analyses (default ``m``).
+
+    Returns
+    -------
+    str
+        Markdown, e.g. "- the interaction of registers K and Z: refused in 2 of 2
+        data sets (two-factor model, removed from the starting model) because
+        the two registers never overlap."
+    """
+    if refused.empty:
+        return "No term was refused: every candidate model had a maximum likelihood estimate."
+    lines = []
+    start = refused["step"].eq(0) if "step" in refused.columns else pd.Series(False, index=refused.index)
+    frame = refused.assign(_start=start)
+    for (kind, term, status, first), g in frame.groupby(["type", "term", "status", "_start"], sort=True):
+        n = g["dataset"].nunique()
+        if kind == "screening":
+            where = "in the screening of the three-factor terms (data set 0)"
+        else:
+            total = sensitivity_m if ("(" in kind and sensitivity_m) else m
+            model = kind.replace("(", "model, sensitivity analysis ").replace(")", "") if "(" in kind \
+                else f"{kind} model"
+            where = f"in {n} of {total} data sets ({model}{', removed from the starting model' if first else ''})"
+        why = reason_words(term, g["reason"].iloc[0]) or f"because {STATUS_WORDS.get(status, 'its fit failed')}"
+        lines.append(f"- {term_words(term)} ({term.replace(':', '×')}): refused {where} {why}.")
+    return "\n".join(lines)

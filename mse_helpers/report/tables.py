@@ -343,8 +343,26 @@ def result_covariates(estimates: pd.DataFrame) -> list[str]:
     return [c for c in COVARIATES if c in found]
 
 
+#: Optional dark-number columns of ``estimates.csv`` (N-hat - n_obs with its interval), shown when present.
+DARK_NAMES: tuple[str, ...] = ("dark", "n_dark", "dark_number")
+
+
+def dark_columns(columns) -> tuple[str, str | None, str | None] | None:
+    """The dark-number column and its interval bounds among ``columns``, or None.
+
+    Accepts ``<name>``, ``<name>_lower`` and ``<name>_upper`` for a name of
+    :data:`DARK_NAMES`; the bounds may be missing (None).
+    """
+    cols = set(columns)
+    for name in DARK_NAMES:
+        if name in cols:
+            lo, up = f"{name}_lower", f"{name}_upper"
+            return name, lo if lo in cols else None, up if up in cols else None
+    return None
+
+
 def _display(rows: pd.DataFrame, rounded: bool) -> pd.DataFrame:
-    """The published columns of estimate rows, rounded or exact."""
+    """The published columns of estimate rows, rounded or exact (plus the dark number when present)."""
     out = pd.DataFrame(index=rows.index)
     if rounded:
         out["n_obs"] = _round_half_away(rows["n_obs"].to_numpy(dtype=float), 1.0).astype(int)
@@ -356,6 +374,12 @@ def _display(rows: pd.DataFrame, rounded: bool) -> pd.DataFrame:
         for col, name in (("n_hat", "N-hat"), ("lower", "lower 95%"), ("upper", "upper 95%")):
             out[name] = rows[col].astype(float)
         out["ratio"] = rows["ratio"].astype(float)
+    dark = dark_columns(rows.columns)
+    if dark:
+        for col, name in zip(dark, ("dark", "dark lower 95%", "dark upper 95%")):
+            if col is not None:
+                values = rows[col].to_numpy(dtype=float)
+                out[name] = publication_round(values) if rounded else values
     return out
 
 

@@ -98,6 +98,27 @@ def headline(estimates: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def reading_guide(registers: Sequence[str] = tuple(REGISTERS), covariates: Sequence[str] = tuple(COVARIATES)) -> str:
+    """The short reading guide at the top of the results page (HTML, one paragraph).
+
+    What N-hat, n_obs, the interval and the ratio mean, that the numbering
+    follows the 2016-2019 study, and what each code stands for (from
+    :mod:`mse_helpers.codes`, so it can never disagree with the tables).
+    """
+    import html as _html
+
+    regs = ", ".join(f"<b>{g}</b> {_html.escape(REGISTER_NAMES[g].lower())}" for g in registers)
+    covs = ", ".join(f"<b>{c}</b> {_html.escape(COVARIATE_NAMES[c])}" for c in covariates)
+    return ("<div class=\"mse-guide\"><b>How to read this report.</b> <b>N-hat</b> (estimated) is the estimated "
+            "number of victims in a year, registered or not; <b>n_obs</b> (registered) the number the registers "
+            "saw (in years with imputed records the mean over the completed data sets, shown to whole persons); "
+            "the <b>95% interval</b> the range that contains the number with 95% confidence if the model's "
+            "assumptions hold; the <b>ratio</b> N-hat / n_obs the number of victims per registered victim "
+            "(higher: more hidden). Tables and figures are numbered as in the 2016-2019 study (Table 6, "
+            f"Figure 4, Annex G, ...), so the two can be read side by side. Codes: registers {regs}; "
+            f"covariates {covs}; <b>J</b> the year.</div>")
+
+
 def assumptions(registers: Sequence[str]) -> str:
     """The assumptions of the method (method.md 2), for the run's registers."""
     k = len(registers)
@@ -267,7 +288,7 @@ def parameters(p) -> str:
                                               "earlier_estimates"):
             value = "none" if value is None else str(value).replace("\\", "/").rsplit("/", 1)[-1]
             if key == "earlier_estimates" and value == "none":
-                value = f"none (default: {tables.PUBLISHED_ESTIMATES.name}, method.md 10)"
+                value = f"none (default: {tables.PUBLISHED_ESTIMATES.name}, the published Dutch figures)"
         elif isinstance(value, list):
             value = " ".join(map(str, value)) if value else "none"
         elif value is None:
@@ -297,6 +318,56 @@ def bootstrap_failures(failed: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"bootstrap results per model: missing column(s) {', '.join(missing)}")
     cols = need + [c for c in ("status", "reason", "failed_statuses") if c in failed.columns]
     return failed[cols].drop_duplicates("model").sort_values("model").reset_index(drop=True)
+
+
+#: Statuses of the bootstrap and refit in words (the codes stay in the review pages and work files).
+STATUS_WORDS: dict[str, str] = {
+    "ok": "fitted",
+    "mle_does_not_exist": "the maximum likelihood estimate does not exist",
+    "not_converged": "the fit did not converge",
+    "did_not_converge": "the fit did not converge",
+}
+
+
+def status_words(status) -> str:
+    """A status code (``"mle_does_not_exist"``, or ``"not used: refit status ..."``) in words."""
+    text = str(status)
+    for code, words in STATUS_WORDS.items():
+        if code in text and code != "ok":
+            return ("not used: " if text.startswith("not used") else "") + words
+    return text.replace("_", " ")
+
+
+def failed_statuses_words(failed_statuses) -> str:
+    """``"mle_does_not_exist:3;not_converged:1"`` -> ``"3: no maximum likelihood estimate; 1: ..."``."""
+    if failed_statuses is None or (not isinstance(failed_statuses, str) and pd.isna(failed_statuses)):
+        return ""
+    parts = []
+    for item in str(failed_statuses).replace(",", ";").split(";"):
+        code, _, n = item.strip().rpartition(":")
+        if not code:
+            code, n = n, ""
+        if code or n:
+            parts.append((f"{n} replicates: " if n else "") + status_words(code))
+    return "; ".join(parts)
+
+
+def bootstrap_failures_text(failed: pd.DataFrame) -> str:
+    """The models with failed bootstrap replicates, in words (Markdown list; ``""`` when none failed)."""
+    if failed is None or not len(failed):
+        return ""
+    fails = bootstrap_failures(failed)
+    bad = fails[(fails["n_boot_failed"] > 0) | (fails.get("status", "ok") != "ok")]
+    lines = []
+    for r in bad.itertuples():
+        n_all = int(r.n_boot_ok + r.n_boot_failed)
+        why = failed_statuses_words(getattr(r, "failed_statuses", None))
+        status = getattr(r, "status", "ok")
+        lines.append(f"- model {int(r.model)} (data set {int(r.dataset)}, {r.type} model): "
+                     f"{int(r.n_boot_failed)} of {n_all} bootstrap replicates failed"
+                     + (f" ({why})" if why else "")
+                     + ("" if status == "ok" else f"; {status_words(status)}") + ".")
+    return "\n".join(lines)
 
 
 def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame | None = None) -> str:
@@ -338,8 +409,8 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
     items.append("**The intervals are likely too narrow.** As in the study, each model's bootstrap refits the "
                  "*selected* model and does not repeat the model selection, so the uncertainty of choosing the "
                  "model is only partly reflected (through the differences between the data sets' models). On "
-                 "synthetic data with a known truth, the project's calibration check (`scripts/coverage.py`, "
-                 "results in `docs/estimation.md`) found that the 95% intervals contained the true number "
+                 "synthetic data with a known truth, the project's calibration check (described in the project's "
+                 "documentation on estimation) found that the 95% intervals contained the true number "
                  "clearly less often than 95% of the time (about 80% with the default linking), and that in the "
                  "years with aggregates the estimates were about 12% too low when the register overlap of that "
                  "year differed from the reference years by a few points.")
@@ -367,8 +438,7 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             skipped = fails[fails["status"] != "ok"]
             items.append(f"**Models not pooled.** {len(skipped)} of {len(fails)} selected models were left out: "
                          + "; ".join(f"model {int(r.model)} (data set {int(r.dataset)}, {r.type}): "
-                                     f"{getattr(r, 'reason', r.status)}"
-                                     for r in skipped.itertuples()) + ".")
+                                     f"{status_words(r.status)}" for r in skipped.itertuples()) + ".")
             fails = fails[fails["status"] == "ok"]
         n_fail, n_all = int(fails["n_boot_failed"].sum()), int((fails["n_boot_ok"] + fails["n_boot_failed"]).sum())
         text = (f"**Bootstrap.** {n_fail:,} of {n_all:,} bootstrap replicates failed the existence check or did "

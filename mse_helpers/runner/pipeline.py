@@ -433,17 +433,50 @@ def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int, 
     raise NotebookFailure(src.stem, None, "", f"{type(exc).__name__}: {exc}")
 
 
+def page_context(executed: Path, notebooks: tuple[str, ...] = NOTEBOOKS):
+    """What the report page of ``executed`` needs from its run folder (years, parameters, pages).
+
+    The executed notebook lives in ``<run>/notebooks/``; the run's
+    ``params.yaml`` gives m, B and maxit (the exploratory banner) and
+    ``work/prep_summary.json`` the analysed years (the title). Missing files
+    only leave the title without years and the page without banner.
+    """
+    from ..report.html import PageContext
+
+    run_dir = executed.parent.parent
+    params: dict = {}
+    try:
+        params = yaml.safe_load((run_dir / "params.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        pass
+    years: tuple[int, ...] = ()
+    try:
+        years = tuple(int(y) for y in json.loads(
+            (run_dir / "work" / "prep_summary.json").read_text(encoding="utf-8")).get("years") or ())
+    except (OSError, ValueError, TypeError):
+        years = tuple(int(y) for y in params.get("years") or ())
+    pages = notebooks if executed.stem in notebooks else notebooks + (executed.stem,)
+    return PageContext(notebook=executed.stem, pages=pages, years=years, parameters=params,
+                       run_name=run_dir.name, index_href="../index.html")
+
+
 def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
-    """Render an executed notebook to a self-contained HTML file.
+    """Render an executed notebook to a self-contained page of the report.
+
+    Both versions get the report's title, navigation bar, table of contents,
+    exploratory-run banner and print CSS, and load nothing from the internet
+    (:func:`mse_helpers.report.html.publish_page`).
 
     Parameters
     ----------
     executed : Path
-        The executed ``.ipynb``.
+        The executed ``.ipynb`` (in ``<run>/notebooks/``).
     out_dir : Path
         Folder to write ``<name>.html`` into.
     with_code : bool
-        Keep code cells (review copy) or hide them (publication copy).
+        Keep code cells and every output (review copy, ``html_code/``) or hide
+        the code and drop the cells tagged ``remove-from-publication``
+        (developer output: paths, timings; publication copy, ``html/``).
 
     Returns
     -------
@@ -451,15 +484,20 @@ def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
     """
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    from ..report.html import REMOVE_TAG, publish_page
 
     nb = nbformat.read(executed, as_version=4)
     if not with_code:
         # The parameters cells are code; the publication copy hides all input.
         exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                                 exclude_output_prompt=True)
+        exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={REMOVE_TAG}), enabled=True)
     else:
         exporter = HTMLExporter()
     body, _ = exporter.from_notebook_node(nb)
+    body = publish_page(body, page_context(executed))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{executed.stem}.html"
     out.write_text(body, encoding="utf-8")

@@ -25,7 +25,10 @@ body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; }
 th, td { border-bottom: 1px solid #ccc; padding: .35rem .8rem; text-align: left; vertical-align: top; }
 .ok { color: #1a7f37; } .failed { color: #b42318; font-weight: bold; } .running { color: #9a6700; }
+.interrupted { color: #b42318; }
 small { color: #666; }
+.mse-banner { background: #fff3cd; border: 2px solid #9a6700; color: #6b4700; padding: .5rem .8rem; font-weight: 600; }
+.headline { font-size: 1.15rem; } .exploratory { color: #9a6700; font-weight: 600; }
 """
 
 
@@ -108,6 +111,45 @@ def shown_status(manifest: dict) -> dict:
     return out
 
 
+def rounded_headline(run_dir: Path, fallback: str | None = None) -> str | None:
+    """The run's estimate per year, rounded for publication, from ``results/estimates.csv``.
+
+    ``"2016: 3,700 (2,900-4,500); 2017: ..."`` (the rule of the report's tables);
+    ``fallback`` (the manifest's headline) when the file is missing or unreadable.
+    """
+    import pandas as pd
+
+    from ..report.format import estimate_text
+
+    est = run_dir / "results" / "estimates.csv"
+    try:
+        frame = pd.read_csv(est)
+        rows = frame[(frame["group"] == "total") & frame["year"].astype(str).str.fullmatch(r"\d{4}")]
+        if rows.empty:
+            return fallback
+        return "; ".join(f"{int(r.year)}: {estimate_text(r.n_hat)} ({estimate_text(r.lower)}-{estimate_text(r.upper)})"
+                         for r in rows.sort_values("year").itertuples())
+    except (OSError, KeyError, ValueError):
+        return fallback
+
+
+def _settings(m: dict) -> dict:
+    """m, B (bootstrap) and maxit of a run, from its manifest's parameters."""
+    params = m.get("parameters") or {}
+    return {k: params.get(k) for k in ("m", "bootstrap", "maxit")}
+
+
+def _settings_text(m: dict) -> str:
+    """``"m=25, B=100"`` (plus ``exploratory`` when below the study's values)."""
+    from ..report.html import exploratory_banner
+
+    s = _settings(m)
+    if s["m"] is None and s["bootstrap"] is None:
+        return ""
+    text = f"m={s['m']}, B={s['bootstrap']}"
+    return text + (" (exploratory)" if exploratory_banner(m.get("parameters") or {}) else "")
+
+
 def read_runs(reports_dir: Path) -> list[dict]:
     """Manifests of every run folder, newest first.
 
@@ -164,11 +206,24 @@ def write_run_page(run_dir: Path, manifest: dict) -> Path:
         rows.append(f"<tr><td>{e(nb)}</td><td class='{e(info.get('status', ''))}'>{e(info.get('status', ''))}</td>"
                     f"<td>{dur}</td><td>{links}</td></tr>")
     failure = manifest.get("failure")
+    status = manifest.get("status", "")
+    from ..report.html import exploratory_banner
+
+    banner = exploratory_banner(manifest.get("parameters") or {})
+    headline = rounded_headline(run_dir, manifest.get("headline")) if status == "ok" else None
+    results = sorted((run_dir / "results").glob("*.*")) if (run_dir / "results").is_dir() else []
+    result_links = " · ".join(f'<a href="results/{e(f.name)}">{e(f.name)}</a>' for f in results) or "none yet"
+    start = "html/04_results.html" if (run_dir / "html" / "04_results.html").is_file() else None
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Run {e(run_dir.name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>Run {e(run_dir.name)}</h1>
-<p>Status: <span class="{e(manifest.get('status', ''))}">{e(manifest.get('status', ''))}</span>
+{f'<p class="mse-banner">{e(banner)}</p>' if banner else ''}
+<p>Status: <span class="{e(status)}">{e(status)}</span>
 {'<br>' + e(failure) if failure else ''}</p>
+<p class="headline">Estimated victims per year (95% interval): {e(headline) if headline else '<small>none</small>'}</p>
+<p>Settings: {e(_settings_text(manifest)) or '<small>unknown</small>'}; years {e(_years(manifest))}.
+{f' Start reading at <a href="{start}">the results page</a>.' if start and status == 'ok' else ''}</p>
+<p>Results files (counts and estimates only): {result_links}</p>
 <table><tr><th>notebook</th><th>status</th><th>time</th><th>HTML</th></tr>{''.join(rows)}</table>
 <p><a href="params.yaml">parameters</a> · <a href="manifest.json">manifest</a> · <a href="../index.html">all runs</a></p>
 <p><small>Publish the <code>html/</code> and <code>results/</code> folders only; <code>work/</code> holds
@@ -199,15 +254,16 @@ def write_index(reports_dir: Path) -> Path:
         write_run_page(d, m)
         status = m.get("status", "")
         # A failed run never shows a headline estimate.
-        headline = m.get("headline") if status == "ok" else None
+        headline = rounded_headline(d, m.get("headline")) if status == "ok" else None
         dur = f"{m['duration_s'] / 60:.1f} min" if m.get("duration_s") is not None else ""
         rows.append(
             f"<tr><td><a href='{e(d.name)}/index.html'>{e(d.name)}</a></td>"
             f"<td class='{e(status)}'>{e(status)}</td><td>{e(_years(m))}</td>"
             f"<td>{e(headline) if headline else '<small>none</small>'}</td>"
+            f"<td class='{'exploratory' if 'exploratory' in _settings_text(m) else ''}'>{e(_settings_text(m))}</td>"
             f"<td>{e((m.get('started') or '')[:16].replace('T', ' '))}</td><td>{dur}</td></tr>")
     table = ("<table><tr><th>run</th><th>status</th><th>years</th><th>estimate per year (95% interval)</th>"
-             "<th>started</th><th>duration</th></tr>" + "".join(rows) + "</table>") if rows else "<p>No runs yet.</p>"
+             "<th>settings</th><th>started</th><th>duration</th></tr>" + "".join(rows) + "</table>") if rows else "<p>No runs yet.</p>"
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>MSE runs</title>
 <style>{STYLE}</style></head><body>
 <h1>Multiple Systems Estimation: runs</h1>

@@ -45,10 +45,12 @@ docs: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks
 
-# Extra options for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+# Extra options for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --port 8899".
+# JupyterLab refuses to run as root unless told; in a container the user often is root.
 LAB_ARGS ?=
+ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks
+	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(LAB_ARGS) notebooks
 
 venv: $(STAMP)
 

@@ -2,7 +2,7 @@
 
 The notebooks in ``notebooks/`` call into this package; every computation lives
 here so that it can be tested. See ``README.md`` for the pipeline and
-``../shared/spec/method.md`` for the method.
+``docs/method.md`` for the method.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
-"""Register and covariate codes shared by every stage (method.md section 1).
+"""Register and covariate codes shared by every stage (docs/method.md section 1).
 
-The person-level file (data.md section 4) stores registers as 0/1 (nullable
+The person-level file (docs/input-formats.md section 4) stores registers as 0/1 (nullable
 ``Int8``) and covariates as their level codes (strings, missing as ``<NA>``).
 The log-linear engine and the imputer work on 0/1 indicators, with the
 *first* level of a covariate coded 0.

@@ -15,7 +15,7 @@ Usage::
 It takes minutes (about 10-30 s per population and core). Not a unit test: a
 coverage of 19 of 20 and one of 15 of 20 are both consistent with 95%.
 
-Model selection is ``mse_helpers.stages.selection.run_stage`` (method.md 6), as in
+Model selection is ``mse_helpers.stages.selection.run_stage`` (docs/method.md 6), as in
 ``mse run``. ``--linking expected`` runs the study's fixed linking targets
 instead of the default draw (docs/estimation.md 5).
 """
@@ -78,7 +78,7 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
 
     With ``oracle``, preparation and imputation are replaced by the true
     registered persons (see :func:`write_oracle_data`; m = 1). ``linking`` is
-    the parameter of that name (method.md 3.5, docs/estimation.md 5).
+    the parameter of that name (docs/method.md 3.5, docs/estimation.md 5).
 
     Returns
     -------

@@ -10,7 +10,7 @@ between the variants is only the data the model sees:
 
 - ``oracle``: the true registered persons (nothing withheld, nothing missing);
 - ``linking expected``: data preparation, linking with the study's fixed targets
-  round(q(p) T) (method.md 3.5), imputation;
+  round(q(p) T) (docs/method.md 3.5), imputation;
 - ``linking draw``: the same with the default drawn targets (``linking: draw``);
 - ``linking true q``: the same, but the targets use the *year's own true*
   pattern distribution of the withholding register (known only in a
@@ -74,7 +74,7 @@ def n_hat_per_year(persons: pd.DataFrame, years: list[int]) -> dict[int, float]:
     design = Design(table, list(REGISTERS), list(COVARIATES) + [YEAR])
     terms = true_model_terms(design)
     fit = fit_model(design, terms)
-    while not fit.ok:  # sparse data: leave out the terms the existence check blames (method.md 5)
+    while not fit.ok:  # sparse data: leave out the terms the existence check blames (docs/method.md 5)
         blamed = set(fit.responsible) & set(terms)
         if not blamed:
             raise RuntimeError(f"fixed model: {fit.status}, no term blamed")

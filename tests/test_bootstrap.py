@@ -1,5 +1,5 @@
 """Tests of the bootstrap and pooling stage (mse_helpers/stages/bootstrap.py) and of the engine's
-parametric bootstrap, groups and replicate existence check it uses (method.md 7)."""
+parametric bootstrap, groups and replicate existence check it uses (docs/method.md 7)."""
 
 from __future__ import annotations
 

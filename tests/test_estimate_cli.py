@@ -288,7 +288,8 @@ def test_request_size_counts_the_design_columns():
     import pandas as pd
 
     from mse_helpers.cli.estimate import request_size
-    from mse_helpers.engine.loglinear import Design, complete_table
+    from mse_helpers.engine.cells import complete_table
+    from mse_helpers.engine.design import Design
 
     frame = pd.read_csv(FIXTURES / "korea.csv", comment="#")
     lists = [c for c in frame.columns if c != "count"]

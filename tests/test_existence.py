@@ -50,7 +50,7 @@ def test_artificial3_statuses_of_chan_silverman_vincent():
     assert ab.responsible == ("A:B",)  # found through the direction of recession, not a zero margin
     assert ex.check_existence(d, ("A:B",), method="fienberg-rinaldo").status == "mle_does_not_exist"
     # A, C never overlap: SparseMSE sets that term to -infinity (extended MLE) and calls
-    # the model fine; the project's rule (method.md 5) refuses it and names the term
+    # the model fine; the project's rule (docs/method.md 5) refuses it and names the term
     ac = ex.check_existence(d, ("A:C", "B:C"))
     assert ac.status == "mle_does_not_exist" and set(ac.responsible) == {"A:C", "B:C"}
 

@@ -1,4 +1,4 @@
-"""Tests of the chained-equations imputer (mse_helpers.stages.impute), method.md section 4.
+"""Tests of the chained-equations imputer (mse_helpers.stages.impute), docs/method.md section 4.
 
 The data are simulated here: correlated binary registers and covariates from a
 small seeded generative model, so the true values behind every masked cell are

@@ -1,4 +1,4 @@
-"""Readers and validation of the input files (data.md 1-3) and pseudonymisation (data.md 5)."""
+"""Readers and validation of the input files (docs/input-formats.md 1-3) and pseudonymisation (docs/input-formats.md 5)."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Data preparation (method.md 3.1-3.5): counting rules, partial records, linking, the stage."""
+"""Data preparation (docs/method.md 3.1-3.5): counting rules, partial records, linking, the stage."""
 
 import json
 from pathlib import Path
@@ -330,7 +330,7 @@ def test_stray_year_is_left_out_with_a_note(tmp_path):
     assert res.summary["files_read"]["reports"] == [{"file": "prep_reports_rules.csv", "rows": 22}]
 
 
-# --- re-reports across years (method.md 3.2) -------------------------------------------
+# --- re-reports across years (docs/method.md 3.2) -------------------------------------------
 
 RE_REPORTS = """report_id,person_key,report_date,organisation,sex,age,nationality,exploitation
 a1,a,2019-10-15,Politie A,F,25,NL,sexual

@@ -67,12 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "two-factor term (default: main effects only)")
     parser.add_argument("--by", help="covariate(s) to report estimates for, e.g. J or J,S")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="B",
-                        help="parametric bootstrap replicates (method.md 7): redraw every cell from the fitted "
+                        help="parametric bootstrap replicates (docs/method.md 7): redraw every cell from the fitted "
                              "model, refit, and report the 2.5%% and 97.5%% percentiles of the B N-hats; "
                              "replicates whose refit has no MLE are counted and left out")
     parser.add_argument("--seed", type=int, help="seed of the bootstrap (required with --bootstrap)")
     parser.add_argument("--select", choices=SELECT_METHODS,
-                        help="select the model (method.md 6): 'backward-aic' removes terms by AIC from --terms "
+                        help="select the model (docs/method.md 6): 'backward-aic' removes terms by AIC from --terms "
                              "(default all two-factor terms); 'forward-bic' adds two- and three-factor terms by "
                              "BIC to --terms (default main effects), a term only when its margins are in; "
                              "'study' does both (backward AIC from all two-factor terms, then forward BIC over "
@@ -254,7 +254,7 @@ def check_request_size(frame: pd.DataFrame, lists: list[str], factors: list[str]
             f"covariates or covariate levels{', or leave out --select' if select else ''}")
     n_start = None
     if terms:
-        from ..engine.loglinear import parse_terms
+        from ..engine.design import parse_terms
 
         try:
             n_start = len(parse_terms(terms, list(lists) + list(factors)))

@@ -1,4 +1,4 @@
-"""Cell tables: every cell of lists (0/1) x categorical factors, zeros included (method.md 5).
+"""Cell tables: every cell of lists (0/1) x categorical factors, zeros included (docs/method.md 5).
 
 - :func:`complete_table`: an aggregated table of histories -> full table;
 - :func:`count_table`: person-level rows -> full table;
@@ -282,7 +282,7 @@ def count_table(persons: pd.DataFrame, lists: Sequence[str], factors: Sequence[s
 
 def dataset_table(persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
                   years: Sequence[int]) -> pd.DataFrame:
-    """The count table of one completed person-level data set (method.md 5).
+    """The count table of one completed person-level data set (docs/method.md 5).
 
     Lists are the registers, factors the covariates and the year as factor
     ``J``, with fixed levels (the covariates' two levels, every analysed

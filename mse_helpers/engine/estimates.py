@@ -1,4 +1,4 @@
-"""N-hat by group: the sum of observed persons and fitted unobserved cells over strata (method.md 5, 8)."""
+"""N-hat by group: the sum of observed persons and fitted unobserved cells over strata (docs/method.md 5, 8)."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def _group_rows(strata: pd.DataFrame, year_levels: list[tuple[str, np.ndarray]],
 
 def group_matrix(strata: pd.DataFrame, covariates: Sequence[str], year: str | None = YEAR,
                  pairs: bool = True, single_year: str | None = None) -> GroupMatrix:
-    """Every report group (method.md 5, 8) as rows of a group-by-stratum matrix.
+    """Every report group (docs/method.md 5, 8) as rows of a group-by-stratum matrix.
 
     Order: all years together first, then each year; within each, the total,
     each level of each covariate, then each level pair of each covariate pair.
@@ -167,7 +167,7 @@ def by_groups(strata: pd.DataFrame, by: Sequence[str]) -> GroupMatrix:
 def n_hat_groups(fit: Fit, year: str | None = YEAR, covariates: Sequence[str] | None = None,
                  pairs: bool = True) -> pd.DataFrame:
     """N-hat for every reporting group: total, per year, per covariate level and
-    per pair of covariate levels within year (method.md 5, 8; :func:`group_matrix`).
+    per pair of covariate levels within year (docs/method.md 5, 8; :func:`group_matrix`).
 
     Parameters
     ----------

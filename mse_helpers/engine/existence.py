@@ -1,4 +1,4 @@
-"""Existence and identifiability of the log-linear MLE (method.md 5).
+"""Existence and identifiability of the log-linear MLE (docs/method.md 5).
 
 Two checks run before a model is fitted, as in the R package SparseMSE
 (``checkident``, Chan, Silverman and Vincent 2021):

@@ -1,4 +1,4 @@
-"""Fitting one log-linear model: existence check, then Newton-Raphson (method.md 5).
+"""Fitting one log-linear model: existence check, then Newton-Raphson (docs/method.md 5).
 
 :func:`fit_model` runs the existence/identifiability check (:mod:`.existence`),
 then Newton-Raphson (= IRLS for the canonical log link) with a Cholesky solve

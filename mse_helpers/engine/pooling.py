@@ -1,4 +1,4 @@
-"""Rubin's rules over the M = 2m fitted models (method.md section 7).
+"""Rubin's rules over the M = 2m fitted models (docs/method.md section 7).
 
 Each model k (a completed data set and a model type) gives, per group g, a
 point estimate N_hat_k(g) and a within-model variance W_k(g) (the variance of

@@ -1,4 +1,4 @@
-"""The parametric bootstrap of one model (method.md 7 step 1): THE one implementation.
+"""The parametric bootstrap of one model (docs/method.md 7 step 1): THE one implementation.
 
 Each replicate draws Poisson counts for every cell of the fitted model
 (observed cells from ``fit.fitted``, then the unobserved cells from
@@ -152,7 +152,7 @@ def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None
 
 
 def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups: GroupMatrix) -> Bootstrap:
-    """Parametric bootstrap of one model for the given groups (method.md 7 step 1).
+    """Parametric bootstrap of one model for the given groups (docs/method.md 7 step 1).
 
     Parameters
     ----------
@@ -188,7 +188,7 @@ def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups
     n_lp = 0
     for b in range(n_boot):
         y = rng.poisson(fit.fitted).astype(float)
-        rng.poisson(fit.m0)  # the unobserved cells are drawn too, then dropped (method.md 7)
+        rng.poisson(fit.m0)  # the unobserved cells are drawn too, then dropped (docs/method.md 7)
         rf, status, lp = refit_replicate(fit, y, X)
         n_lp += lp
         if rf is None:

@@ -1,4 +1,4 @@
-"""Tables and figures of notebook 02 (multiple imputation), method.md section 4.
+"""Tables and figures of notebook 02 (multiple imputation), docs/method.md section 4.
 
 Every function takes the summary frames of :class:`mse_helpers.stages.impute.ImputeResult`
 (counts and means, never person-level rows) and returns a DataFrame or a

@@ -637,7 +637,7 @@ def validation_summary(validation: pd.DataFrame) -> pd.DataFrame:
 
 # --- earlier (published) estimates for the long series (Figure 6) --------------------------
 
-#: The published figures of method.md section 10 (default of ``earlier_estimates``).
+#: The published figures of docs/method.md section 10 (default of ``earlier_estimates``).
 PUBLISHED_ESTIMATES = bundled_dir("data") / "published_estimates.csv"
 
 

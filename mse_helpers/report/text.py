@@ -120,7 +120,7 @@ def reading_guide(registers: Sequence[str] = tuple(REGISTERS), covariates: Seque
 
 
 def assumptions(registers: Sequence[str]) -> str:
-    """The assumptions of the method (method.md 2), for the run's registers."""
+    """The assumptions of the method (docs/method.md 2), for the run's registers."""
     k = len(registers)
     ways = _WAYS.get(k, f"{k}")
     return "\n".join([

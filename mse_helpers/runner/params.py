@@ -95,10 +95,17 @@ class Params:
     (:func:`param`) is its documentation.
     """
 
-    reports: Path = param("reports file, one row per report", "file (CSV or .xlsx)", "reports.csv", _IN)
-    aggregates: Path | None = param(
-        "totals from organisations that sent no person-level reports; `null` if none",
-        "file or null",
+    reports: Path | tuple[Path, ...] = param(
+        "reports, one row per report: a file, a list of files or a folder of files of one format (e.g. one "
+        "file per year's delivery; docs/input-formats.md 9)",
+        "file (CSV or .xlsx), list of files or folder",
+        "reports.csv",
+        _IN,
+    )
+    aggregates: Path | tuple[Path, ...] | None = param(
+        "totals from organisations that sent no person-level reports (a file, list of files or folder); `null` "
+        "if none",
+        "file, list, folder or null",
         "aggregates.csv",
         _IN,
     )
@@ -117,6 +124,19 @@ class Params:
         None,
         _IN,
     )
+    encoding: str | None = param(
+        "text encoding of CSV inputs, e.g. `utf-8` or `cp1252`; `null`: detected (UTF-8, else Windows-1252, as "
+        "Dutch Excel saves), and the data decisions say which was found",
+        "codec name or null",
+        None,
+        _IN,
+    )
+    separator: str | None = param(
+        "column separator of CSV inputs: `,`, `;` or a tab; `null`: detected",
+        "`,` `;` tab or null",
+        None,
+        _IN,
+    )
     years: tuple[int, ...] | None = param(
         "years to analyse; `null`: every year in the data", "list of years, a range `2016-2019`, or null", None, _PREP
     )
@@ -131,6 +151,14 @@ class Params:
         "list of codes S L N U",
         ["S", "L", "N", "U"],
         _PREP,
+    )
+    min_persons_per_year: int = param(
+        "a year needs at least this many persons in the reports to be analysed: asked for explicitly, a smaller "
+        "year is refused; under `years: null` it is left out, with a note and the count of persons left out",
+        "whole number",
+        50,
+        _PREP,
+        bounds=(1, 10**9),
     )
     linkage_window_days: int = param(
         "a person's registers are all that reported them within this many days of the first report",
@@ -199,13 +227,26 @@ class Params:
             if isinstance(v, Path):
                 v = str(v)
             elif isinstance(v, tuple):
-                v = list(v)
+                v = [str(x) if isinstance(x, Path) else x for x in v]
             out[f.name] = v
         return out
 
     def input_files(self) -> dict[str, Path]:
-        """The input files that are set, by parameter name."""
-        return {k: getattr(self, k) for k in INPUT_KEYS if getattr(self, k) is not None}
+        """The input files that are set, by parameter name; an input of several files (a list or a folder)
+        gives one entry per file, ``reports[0]``, ``reports[1]``, ..."""
+        from ..stages.inputs import input_paths
+
+        out: dict[str, Path] = {}
+        for k in INPUT_KEYS:
+            v = getattr(self, k)
+            if v is None:
+                continue
+            files = input_paths(v, k) if isinstance(v, tuple) or Path(v).is_dir() else [Path(v)]
+            if len(files) == 1 and not isinstance(v, tuple) and not Path(v).is_dir():
+                out[k] = files[0]
+            else:
+                out.update({f"{k}[{i}]": f for i, f in enumerate(files)})
+        return out
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Params)}
@@ -293,9 +334,17 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ParameterError(f"parameters file {path}: must be a mapping of key: value")
     for key in INPUT_KEYS:
-        if isinstance(raw.get(key), str):
-            raw[key] = str((path.parent / raw[key]).resolve()) if not Path(raw[key]).is_absolute() else raw[key]
+        if key in raw:
+            raw[key] = _resolve_inputs(raw[key], path.parent)
     return raw
+
+
+def _resolve_inputs(value: Any, base: Path) -> Any:
+    """Input paths (one, or a list) made absolute relative to ``base``; other values unchanged."""
+    def one(v: Any) -> Any:
+        return str((base / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute() else v
+
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -320,8 +369,8 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
             out[key] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError:
             out[key] = value
-        if key in INPUT_KEYS and isinstance(out[key], str):
-            out[key] = str(Path(out[key]).resolve())
+        if key in INPUT_KEYS:
+            out[key] = _resolve_inputs(out[key], Path.cwd())
     return out
 
 
@@ -358,8 +407,8 @@ def load_params(params_file: str | Path | None = None, overrides: Mapping[str, A
     if overrides:
         over = dict(overrides)
         for key in INPUT_KEYS:
-            if isinstance(over.get(key), str):
-                over[key] = str(Path(over[key]).resolve())
+            if key in over:
+                over[key] = _resolve_inputs(over[key], Path.cwd())
         raw.update(over)
     return validate(raw)
 
@@ -438,17 +487,59 @@ def _codes(key: str, value: Any, allowed: tuple[str, ...], min_len: int) -> tupl
     return tuple(v for v in allowed if v in value)  # canonical order
 
 
-def _path(key: str, value: Any, optional: bool) -> Path | None:
+#: Inputs that may be several files (a list of files or a folder).
+MULTI_FILE_KEYS = ("reports", "aggregates")
+
+
+def _path(key: str, value: Any, optional: bool) -> Path | tuple[Path, ...] | None:
     if value is None:
         if optional:
             return None
         raise ParameterError(f"parameter {key}: an input file is required")
+    if isinstance(value, (list, tuple)) and key in MULTI_FILE_KEYS:
+        if not value:
+            raise ParameterError(f"parameter {key}: the list of files is empty")
+        paths = tuple(_path(key, v, optional=False) for v in value)
+        if any(isinstance(q, tuple) or q.is_dir() for q in paths):
+            raise ParameterError(f"parameter {key}: a list must name files, not folders")
+        if len(set(paths)) != len(paths):
+            raise ParameterError(f"parameter {key}: a file is listed twice")
+        return paths
     if not isinstance(value, (str, Path)):
-        raise ParameterError(f"parameter {key}: must be a file path, got {value!r}")
+        what = "a file path, a list of file paths or a folder" if key in MULTI_FILE_KEYS else "a file path"
+        raise ParameterError(f"parameter {key}: must be {what}, got {value!r}")
     path = Path(value)
+    if path.is_dir():
+        if key in MULTI_FILE_KEYS:
+            return path.resolve()
+        raise ParameterError(f"parameter {key}: {path} is a folder, not a file")
     if not path.is_file():
         raise ParameterError(f"parameter {key}: input file {path} does not exist")
     return path.resolve()
+
+
+def _encoding(value: Any) -> str | None:
+    if value is None:
+        return None
+    import codecs
+
+    if not isinstance(value, str):
+        raise ParameterError(f"parameter encoding: must be a codec name such as utf-8 or cp1252, got {value!r}")
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise ParameterError(f"parameter encoding: {value!r} is not a known text encoding "
+                             "(e.g. utf-8, cp1252, latin-1)") from None
+
+
+def _separator(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value in ("\\t", "tab"):
+        value = "\t"
+    if value not in (",", ";", "\t"):
+        raise ParameterError(f"parameter separator: must be ',', ';', a tab ('tab') or null, got {value!r}")
+    return value
 
 
 def _sensitivity(value: Any) -> tuple[str, ...]:
@@ -496,7 +587,7 @@ def validate(raw: Mapping[str, Any]) -> Params:
     Raises
     ------
     ParameterError
-        For the first key that breaks a rule (unknown keys first).
+        Unknown or missing keys; otherwise every key that breaks a rule, one line each.
     """
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
@@ -504,31 +595,45 @@ def validate(raw: Mapping[str, Any]) -> Params:
     missing = sorted(set(KEYS) - set(raw))
     if missing:
         raise ParameterError(f"missing parameter(s): {', '.join(missing)}")
-    interval = raw["interval"]
-    if interval not in INTERVALS:
-        raise ParameterError(f"parameter interval: must be one of {', '.join(INTERVALS)}, got {interval!r}")
-    linking = raw["linking"]
-    if linking not in LINKING:
-        raise ParameterError(f"parameter linking: must be one of {', '.join(LINKING)}, got {linking!r}")
-    values = dict(
-        years=_years("years", raw["years"]),
-        registers=_codes("registers", raw["registers"], REGISTERS, 2),
-        covariates=_codes("covariates", raw["covariates"], tuple(COVARIATES), 0),
-        linkage_window_days=_int("linkage_window_days", raw["linkage_window_days"]),
-        reference_years=_years("reference_years", raw["reference_years"]),
+
+    def interval(v):
+        if v not in INTERVALS:
+            raise ParameterError(f"parameter interval: must be one of {', '.join(INTERVALS)}, got {v!r}")
+        return v
+
+    def linking(v):
+        if v not in LINKING:
+            raise ParameterError(f"parameter linking: must be one of {', '.join(LINKING)}, got {v!r}")
+        return v
+
+    checks = dict(
+        years=lambda v: _years("years", v),
+        registers=lambda v: _codes("registers", v, REGISTERS, 2),
+        covariates=lambda v: _codes("covariates", v, tuple(COVARIATES), 0),
+        encoding=_encoding,
+        separator=_separator,
+        min_persons_per_year=lambda v: _int("min_persons_per_year", v),
+        linkage_window_days=lambda v: _int("linkage_window_days", v),
+        reference_years=lambda v: _years("reference_years", v),
         linking=linking,
-        m=_int("m", raw["m"]),
-        maxit=_int("maxit", raw["maxit"]),
-        three_factor_candidates=_int("three_factor_candidates", raw["three_factor_candidates"]),
-        bootstrap=_int("bootstrap", raw["bootstrap"]),
+        m=lambda v: _int("m", v),
+        maxit=lambda v: _int("maxit", v),
+        three_factor_candidates=lambda v: _int("three_factor_candidates", v),
+        bootstrap=lambda v: _int("bootstrap", v),
         interval=interval,
-        seed=_int("seed", raw["seed"]),
-        n_jobs=_int("n_jobs", raw["n_jobs"]),
-        sensitivity=_sensitivity(raw["sensitivity"]),
-        sensitivity_datasets=(
-            None if raw["sensitivity_datasets"] is None else _int("sensitivity_datasets", raw["sensitivity_datasets"])
-        ),
+        seed=lambda v: _int("seed", v),
+        n_jobs=lambda v: _int("n_jobs", v),
+        sensitivity=_sensitivity,
+        sensitivity_datasets=lambda v: None if v is None else _int("sensitivity_datasets", v),
     )
     for key, optional in INPUT_KEYS.items():
-        values[key] = _path(key, raw[key], optional)
+        checks[key] = lambda v, key=key, optional=optional: _path(key, v, optional)
+    values, problems = {}, []
+    for key in KEYS:  # every problem at once, in the order of the parameters
+        try:
+            values[key] = checks[key](raw[key])
+        except ParameterError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ParameterError("\n".join(problems))
     return Params(**values)

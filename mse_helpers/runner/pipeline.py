@@ -446,14 +446,13 @@ def page_context(executed: Path, notebooks: tuple[str, ...] = NOTEBOOKS):
     run_dir = executed.parent.parent
     params: dict = {}
     try:
-        params = yaml.safe_load((run_dir / "params.yaml").read_text(encoding="utf-8")) or {}
+        params = yaml.safe_load((run_dir / runfolder.PARAMS_FILE).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         pass
     years: tuple[int, ...] = ()
     try:
-        years = tuple(int(y) for y in json.loads(
-            (run_dir / "work" / "prep_summary.json").read_text(encoding="utf-8")).get("years") or ())
-    except (OSError, ValueError, TypeError):
+        years = tuple(int(y) for y in runfolder.read_prep_summary(run_dir / runfolder.WORK_DIR).get("years") or ())
+    except (runfolder.WorkFileMissing, runfolder.WorkFileError, OSError, ValueError, TypeError):
         years = tuple(int(y) for y in params.get("years") or ())
     pages = notebooks if executed.stem in notebooks else notebooks + (executed.stem,)
     return PageContext(notebook=executed.stem, pages=pages, years=years, parameters=params,

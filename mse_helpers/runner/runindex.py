@@ -16,6 +16,8 @@ import os
 import socket
 from pathlib import Path
 
+from .. import runfolder
+
 STATUS_RUNNING, STATUS_INTERRUPTED = "running", "interrupted"
 INTERRUPTED_NOTE = ("the run's process ended before the run finished (killed, or the machine stopped); "
                     "its results are incomplete")
@@ -121,7 +123,7 @@ def rounded_headline(run_dir: Path, fallback: str | None = None) -> str | None:
 
     from ..report.format import estimate_text
 
-    est = run_dir / "results" / "estimates.csv"
+    est = run_dir / runfolder.RESULTS_DIR / runfolder.ESTIMATES_FILE
     try:
         frame = pd.read_csv(est)
         rows = frame[(frame["group"] == "total") & frame["year"].astype(str).str.fullmatch(r"\d{4}")]
@@ -166,7 +168,7 @@ def read_runs(reports_dir: Path) -> list[dict]:
     """
     runs = []
     for d in sorted(p for p in reports_dir.iterdir() if p.is_dir()) if reports_dir.is_dir() else []:
-        mf = d / "manifest.json"
+        mf = d / runfolder.MANIFEST_FILE
         if not mf.is_file():
             continue
         try:
@@ -211,7 +213,8 @@ def write_run_page(run_dir: Path, manifest: dict) -> Path:
 
     banner = exploratory_banner(manifest.get("parameters") or {})
     headline = rounded_headline(run_dir, manifest.get("headline")) if status == "ok" else None
-    results = sorted((run_dir / "results").glob("*.*")) if (run_dir / "results").is_dir() else []
+    results_dir = run_dir / runfolder.RESULTS_DIR
+    results = sorted(results_dir.glob("*.*")) if results_dir.is_dir() else []
     result_links = " · ".join(f'<a href="results/{e(f.name)}">{e(f.name)}</a>' for f in results) or "none yet"
     start = "html/04_results.html" if (run_dir / "html" / "04_results.html").is_file() else None
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Run {e(run_dir.name)}</title>

@@ -1,4 +1,4 @@
-"""Parametric bootstrap per model and Rubin pooling over the 2m models (method.md 7).
+"""Parametric bootstrap per model and Rubin pooling over the 2m models (docs/method.md 7).
 
 The stage of ``mse run`` that turns the selected models into the published
 estimates:
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 MODEL_TYPES = ("two-factor", "three-factor")
 #: A model kept out of the pooling because fewer than two replicates were usable.
 STATUS_TOO_FEW_REPLICATES = "too_few_bootstrap_replicates"
-#: Confidence level of the published intervals (method.md 7).
+#: Confidence level of the published intervals (docs/method.md 7).
 LEVEL = 0.95
 
 #: Columns of ``results/estimates.csv`` (the schema is defined in :mod:`mse_helpers.runfolder`).
@@ -295,7 +295,7 @@ def _failed_row(k: int, mod: dict, status: str, reason: str, n_boot: int, boot: 
 
 
 def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
-    """Bootstrap and pooling stage of ``mse run`` (method.md 7).
+    """Bootstrap and pooling stage of ``mse run`` (docs/method.md 7).
 
     Parameters
     ----------

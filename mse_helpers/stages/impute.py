@@ -1,6 +1,6 @@
 """Multiple imputation of missing registers and covariates by chained equations.
 
-method.md section 4. The study filled in the missing values of the person-level
+docs/method.md section 4. The study filled in the missing values of the person-level
 file with R ``mice`` and its default method for binary variables, ``logreg``.
 This module does the same in Python:
 
@@ -23,7 +23,7 @@ estimate and covariance as the fit on the records, but has a few hundred rows
 instead of thousands; the fit itself is statsmodels' GLM.
 
 The stage (:func:`run_stage`) redoes the linking of the aggregate records with
-each completed data set's own seed (method.md 3.5), imputes, and writes the m
+each completed data set's own seed (docs/method.md 3.5), imputes, and writes the m
 completed person-level files. Data sets run in parallel with joblib; each has
 its own random streams (:func:`mse_helpers.seeds.rng`), so the results do not
 depend on the number of workers.
@@ -488,7 +488,7 @@ def complete_dataset(index: int, persons: pd.DataFrame, partial: pd.DataFrame,
         Number of the data set (0-based); selects its random streams
         ``seeds.rng(seed, "link", index)`` and ``seeds.rng(seed, "impute", index)``.
     persons, partial : DataFrame
-        The person-level records and the partial records (data.md 4).
+        The person-level records and the partial records (docs/input-formats.md 4).
     reference_years : sequence of int or None
         Passed to ``link``.
     years : sequence of int

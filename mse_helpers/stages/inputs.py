@@ -805,7 +805,7 @@ def empty_aggregates() -> pd.DataFrame:
     return out
 
 
-# --- pseudonymisation (data.md section 5) ------------------------------------------
+# --- pseudonymisation (docs/input-formats.md section 5) ------------------------------------------
 
 def study_key_fields(first_name: str, last_name: str, birth_year: int | str) -> str:
     """The study's identifying string: first letter of the first name, first

@@ -1,4 +1,4 @@
-"""Data preparation: reports and aggregates to the person-level file (method.md 3.1-3.5).
+"""Data preparation: reports and aggregates to the person-level file (docs/method.md 3.1-3.5).
 
 Steps, each a function:
 
@@ -12,9 +12,9 @@ Steps, each a function:
 3. :func:`derive_covariates` - sex and nationality by majority (ties: earliest
    report), age group from the age at the first report that states an age,
    exploitation S if any report says sexual; conflicts are counted.
-4. :func:`partial_records` - aggregate counts to partial records (method.md 3.4).
+4. :func:`partial_records` - aggregate counts to partial records (docs/method.md 3.4).
 5. :func:`link_partial_records` - random linking to the reference years' pattern
-   distribution (method.md 3.5); by default the target counts per pattern are
+   distribution (docs/method.md 3.5); by default the target counts per pattern are
    drawn from their posterior predictive distribution (``linking: draw``), the
    study's fixed targets are ``linking: expected``.
 
@@ -166,7 +166,7 @@ def _majority(values: pd.Series, record: pd.Series) -> tuple[pd.Series, pd.Serie
 
 
 def derive_covariates(episodes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Covariates per record from its reports (method.md 3.3).
+    """Covariates per record from its reports (docs/method.md 3.3).
 
     Parameters
     ----------
@@ -251,7 +251,7 @@ def person_records(mapped: pd.DataFrame, window_days: int) -> tuple[pd.DataFrame
 
 @dataclasses.dataclass(frozen=True)
 class ReReports:
-    """Persons reported again, and what the counting rule (method.md 3.2) did with them.
+    """Persons reported again, and what the counting rule (docs/method.md 3.2) did with them.
 
     Counts are of records in the person-level file (analysed years, chosen
     registers); no person key.
@@ -337,7 +337,7 @@ class ReReports:
 
 def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[str],
                window_days: int) -> ReReports:
-    """Count re-reports across years and after the window (method.md 3.2).
+    """Count re-reports across years and after the window (docs/method.md 3.2).
 
     Parameters
     ----------
@@ -393,7 +393,7 @@ def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[s
 
 def person_level_file(records: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
                       source: str = "reports") -> pd.DataFrame:
-    """Restrict records to the chosen registers and covariates (data.md 4).
+    """Restrict records to the chosen registers and covariates (docs/input-formats.md 4).
 
     Records on none of the chosen registers must be removed (and counted)
     before; this only selects and types the columns.
@@ -422,7 +422,7 @@ def partial_records_of_row(row: pd.Series, register: str, registers: Sequence[st
     record. Of the other covariates, only the one with the fewest unknowns is
     assigned (its two level counts, the rest missing); ties go to the more
     nearly constant covariate (larger majority), then the order S L N U. This
-    reproduces the study's FairWork 2018 example (method.md 3.4).
+    reproduces the study's FairWork 2018 example (docs/method.md 3.4).
 
     Parameters
     ----------
@@ -520,7 +520,7 @@ LINKING: tuple[str, ...] = ("draw", "expected")
 
 def pattern_targets(ref_counts: pd.Series, total: int, targets: str,
                     rng: np.random.Generator) -> pd.Series:
-    """Target numbers of X-persons per other-register pattern in year t (method.md 3.5).
+    """Target numbers of X-persons per other-register pattern in year t (docs/method.md 3.5).
 
     Parameters
     ----------
@@ -568,7 +568,7 @@ def _level_codes(frame: pd.DataFrame, covariates: Sequence[str]) -> np.ndarray:
 def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference_years: Iterable[int],
                          rng: np.random.Generator, targets: str = "draw",
                          reference: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Link partial records to persons or make them new persons (method.md 3.5).
+    """Link partial records to persons or make them new persons (docs/method.md 3.5).
 
     For each year t and register X with partial records (registers in
     canonical order, each seeing the links already made): q(p) is the
@@ -779,7 +779,7 @@ def years_text(years: Iterable[int]) -> str:
 def choose_years(persons_per_year: dict[int, int], aggregate_years: Iterable[int],
                  years: Sequence[int] | None, reference_years: Sequence[int] | None, *,
                  min_persons: int = MIN_PERSONS_PER_YEAR) -> YearChoice:
-    """Analysed years and reference years (method.md 3.5, 9), checked.
+    """Analysed years and reference years (docs/method.md 3.5, 9), checked.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Model selection over all completed data sets (method.md 6; docs/selection.md).
+"""Model selection over all completed data sets (docs/method.md 6; docs/selection.md).
 
 For every completed data set two models are selected, as in the study:
 
@@ -472,7 +472,7 @@ class SelectedModel:
 
     @classmethod
     def from_fit(cls, fit: Fit, dataset: int, model_type: str) -> "SelectedModel":
-        """The summary of a selected fit (method.md 6): N-hat and n_obs in total and per year."""
+        """The summary of a selected fit (docs/method.md 6): N-hat and n_obs in total and per year."""
         n_hat = {"total": float(fit.n_hat)}
         n_obs = {"total": float(fit.n_obs)}
         if YEAR in fit.design.factors:

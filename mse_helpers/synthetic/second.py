@@ -78,7 +78,7 @@ COVARIATE_DRIFT: dict[str, float] = {"N": 0.15, "L": -0.1, "S": 0.12, "U": 0.0}
 
 #: Capture intercepts (log odds) per register and year; other years use the
 #: nearest year listed. Tuned (on 400,000 persons) so that the expected persons
-#: per register are about those of the first generator (data.md section 6):
+#: per register are about those of the first generator (docs/input-formats.md section 6):
 #: 2016 I 37 K 7 O 205 P 440 R 230 Z 150 ... 2019 I 44 K 6 O 210 P 980 R 285 Z 75.
 INTERCEPTS: dict[int, dict[str, float]] = {
     2016: dict(I=-8.21, K=-8.58, O=-4.76, P=-2.25, R=-3.33, Z=-3.70),

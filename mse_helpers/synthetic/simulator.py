@@ -1,7 +1,7 @@
 """Synthetic registration data: a known true population and the reports it produces.
 
 The real reports are confidential, so the project ships synthetic data made by
-this module (data.md section 6). The generative model, per year ``t``:
+this module (docs/input-formats.md section 6). The generative model, per year ``t``:
 
 1. **Population and registration as one log-linear model.** Every person has
    four binary covariates x = (S, L, N, U) (coded 0/1 as in :mod:`codes`) and a
@@ -28,7 +28,7 @@ this module (data.md section 6). The generative model, per year ``t``:
    (:func:`solve_main_effects`) so that the *expected* number of persons on
    each register and the expected shares of men, minors, non-Dutch and
    non-sexual victims among registered persons equal the year's targets
-   (:class:`YearSpec`, from data.md section 6).
+   (:class:`YearSpec`, from docs/input-formats.md section 6).
 3. **Reports.** Each registered person gets a first-report date uniform over the
    year; a report from each of their registers (the first register reports
    on that date, the others after a referral delay, capped so that all reports
@@ -41,7 +41,7 @@ this module (data.md section 6). The generative model, per year ``t``:
    the year's rates, plus a few per report) and occasional conflicting values.
 4. **GDPR withholding.** In chosen years, chosen private organisations withhold a
    share of their persons: those reports are removed and the persons are
-   counted in the aggregates file instead (data.md section 3), with the
+   counted in the aggregates file instead (docs/input-formats.md section 3), with the
    marginal counts of their covariates (some unknown).
 
 Each year is drawn from its own stream ``seeds.rng(seed, "simulate", year)``,
@@ -126,7 +126,7 @@ class YearSpec:
     withholding: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
-#: Calibrated to data.md section 6 (2016-2019). The register targets are the
+#: Calibrated to docs/input-formats.md section 6 (2016-2019). The register targets are the
 #: monitor's reports per group divided by ~1.04 reports per person and
 #: register, plus the withheld persons in 2018-2019.
 YEAR_SPECS: dict[int, YearSpec] = {
@@ -161,7 +161,7 @@ def year_spec(year: int) -> YearSpec:
     return dataclasses.replace(YEAR_SPECS[2019], withholding={})
 
 
-#: Reports per reporter group, data.md section 6 (the calibration targets).
+#: Reports per reporter group, docs/input-formats.md section 6 (the calibration targets).
 TARGET_REPORTS: dict[str, dict[int, int]] = {
     "Police": {2016: 446, 2017: 432, 2018: 530, 2019: 952},
     "KMar": {2016: 12, 2017: 19, 2018: 12, 2019: 10},
@@ -173,7 +173,7 @@ TARGET_REPORTS: dict[str, dict[int, int]] = {
 #: Registered persons per year in the reports (monitor), withheld persons.
 TARGET_PERSONS: dict[int, int] = {2016: 952, 2017: 956, 2018: 668, 2019: 1334}
 TARGET_WITHHELD: dict[int, int] = {2016: 0, 2017: 0, 2018: 666, 2019: 75}
-#: Registered persons by covariate (data.md 6): second level and unknown.
+#: Registered persons by covariate (docs/input-formats.md 6): second level and unknown.
 TARGET_COVARIATES: dict[str, dict[int, int]] = {
     "sexual": {2016: 558, 2017: 574, 2018: 486, 2019: 855},
     "male": {2016: 222, 2017: 254, 2018: 249, 2019: 643},
@@ -185,7 +185,7 @@ TARGET_COVARIATES: dict[str, dict[int, int]] = {
     "exploitation unknown": {2016: 150, 2017: 133, 2018: 36, 2019: 52},
 }
 
-#: Default register map (data.md 2, method.md 3.1): organisation -> (register, note).
+#: Default register map (docs/input-formats.md 2, docs/method.md 3.1): organisation -> (register, note).
 POLICE_UNITS: tuple[str, ...] = (
     "Politie Amsterdam", "Politie Rotterdam", "Politie Den Haag", "Politie Midden-Nederland",
     "Politie Noord-Holland", "Politie Noord-Nederland", "Politie Oost-Nederland",
@@ -201,13 +201,13 @@ DEFAULT_REGISTER_MAP: list[tuple[str, str, str]] = (
        ("Regiocoordinator", "R", "regional care coordinator"),
        ("Zorgcoordinator", "R", "care coordinator (another name for R)"),
        ("Opvang", "O", "shelter"),
-       ("FairWork", "O", "advises labour victims and refers to shelters (method.md 3.1)"),
-       ("NIDOS", "O", "guardianship of unaccompanied foreign minors (method.md 3.1)"),
+       ("FairWork", "O", "advises labour victims and refers to shelters (docs/method.md 3.1)"),
+       ("NIDOS", "O", "guardianship of unaccompanied foreign minors (docs/method.md 3.1)"),
        ("Ambulant", "O", "ambulant care"),
-       ("Jeugdzorg", "Z", "youth care goes to Z (method.md 3.1)"),
-       ("Jongereninstelling", "Z", "youth institution goes to Z (method.md 3.1)")]
+       ("Jeugdzorg", "Z", "youth care goes to Z (docs/method.md 3.1)"),
+       ("Jongereninstelling", "Z", "youth institution goes to Z (docs/method.md 3.1)")]
     + [(z, "Z", "other reporter") for z in Z_OTHERS]
-    + [("IND", "exclude", "stopped in 2018 and duplicated police reports (method.md 3.1)"),
+    + [("IND", "exclude", "stopped in 2018 and duplicated police reports (docs/method.md 3.1)"),
        ("EMM", "exclude", "copies of police and KMar data; never meets victims"),
        ("OM", "exclude", "first-report-only copies of police/ISZW cases")]
 )
@@ -231,9 +231,9 @@ class SimulatedData:
     Attributes
     ----------
     reports : DataFrame
-        One row per report (data.md section 1).
+        One row per report (docs/input-formats.md section 1).
     aggregates : DataFrame
-        One row per withholding organisation and year (data.md section 3).
+        One row per withholding organisation and year (docs/input-formats.md section 3).
     truth : DataFrame
         ``year, group, covariate, level, n_true, n_registered``: the true
         number of victims and of registered victims (before withholding),
@@ -624,7 +624,7 @@ def write_data(data: SimulatedData, out_dir: str | Path, append: bool = False) -
 
 # --- calibration: target versus generated ---------------------------------------------
 
-#: Reporter groups of data.md section 6 by register / organisation.
+#: Reporter groups of docs/input-formats.md section 6 by register / organisation.
 def reporter_group(register: str, organisation: str) -> str | None:
     """The monitor's reporter group of a report (None for excluded organisations)."""
     if organisation == "FairWork":
@@ -646,7 +646,7 @@ TOLERANCES: dict[str, float] = {
 
 
 def calibration_table(data: SimulatedData, register_map: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Target (data.md section 6) versus generated, per quantity and year.
+    """Target (docs/input-formats.md section 6) versus generated, per quantity and year.
 
     The generated side is measured the way a user would: the reports are
     run through data preparation (:mod:`prepare`) with the default register

@@ -26,6 +26,7 @@ import yaml
 
 from ..codes import COVARIATES, REGISTERS
 from ..engine.pooling import INTERVALS
+from ..parallel import Backend, Workers
 from ..runfolder import bundled_dir, checkout_root
 from ..stages.prepare import LINKING
 
@@ -218,6 +219,19 @@ class Params:
         bounds=(0, 2**63 - 1),
     )
     n_jobs: int = param("parallel workers; results do not depend on it", "whole number", 2, _EST, bounds=(1, 256))
+    backend: str = param(
+        "where the per-data-set work of imputation, selection and bootstrap runs: `loky` (this machine, `n_jobs` "
+        "processes) or `dask` (a running Dask distributed cluster at `scheduler`; same numbers, README)",
+        " or ".join(f"`{b.value}`" for b in Backend),
+        Backend.LOKY.value,
+        _EST,
+    )
+    scheduler: str | None = param(
+        "with `backend: dask`: the address of the Dask scheduler, e.g. `tcp://host:8786`",
+        "address or null",
+        None,
+        _EST,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (paths as strings, tuples as lists)."""
@@ -625,6 +639,8 @@ def validate(raw: Mapping[str, Any]) -> Params:
         n_jobs=lambda v: _int("n_jobs", v),
         sensitivity=_sensitivity,
         sensitivity_datasets=lambda v: None if v is None else _int("sensitivity_datasets", v),
+        backend=lambda v: v,
+        scheduler=lambda v: v,
     )
     for key, optional in INPUT_KEYS.items():
         checks[key] = lambda v, key=key, optional=optional: _path(key, v, optional)
@@ -633,6 +649,11 @@ def validate(raw: Mapping[str, Any]) -> Params:
         try:
             values[key] = checks[key](raw[key])
         except ParameterError as exc:
+            problems.append(str(exc))
+    if not problems:
+        try:  # backend, scheduler and n_jobs together (parallel.Workers owns the rules)
+            Workers(n_jobs=values["n_jobs"], backend=values["backend"], scheduler=values["scheduler"])
+        except ValueError as exc:
             problems.append(str(exc))
     if problems:
         raise ParameterError("\n".join(problems))

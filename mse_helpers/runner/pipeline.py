@@ -59,7 +59,7 @@ NOTEBOOKS: tuple[str, ...] = runfolder.NOTEBOOKS
 MANIFEST_PACKAGES = (
     "mse-helpers", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn",
     "pyarrow", "openpyxl", "PyYAML", "joblib", "papermill", "nbconvert", "nbclient",
-    "nbformat", "ipykernel",
+    "nbformat", "ipykernel", "dask", "distributed",
 )
 KERNEL = "python3"
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED = "running", "ok", "failed"

@@ -38,7 +38,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
 from .. import runfolder, seeds
 from ..engine.cells import dataset_table
@@ -46,6 +45,7 @@ from ..engine.design import Design
 from ..engine.estimates import GroupMatrix, group_matrix, n_hat_by
 from ..engine.fit import fit_model
 from ..engine.status import FitStatus
+from ..parallel import Workers
 from ..engine.resample import Bootstrap, parametric_bootstrap
 from ..codes import YEAR, model_factors, uses_year_factor
 from ..engine.pooling import pool_estimates
@@ -339,10 +339,7 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     three = tuple(sorted({t for js in jobs.values() for _, mod in js for t in mod["terms"] if t.count(":") >= 2}))
     args = [(files[i], jobs[i], tuple(p.registers), tuple(p.covariates), years, three,
              p.seed, p.bootstrap) for i in sorted(jobs)]
-    if p.n_jobs == 1 or len(args) == 1:
-        done = [_dataset_task(*a) for a in args]
-    else:
-        done = Parallel(n_jobs=min(p.n_jobs, len(args)))(delayed(_dataset_task)(*a) for a in args)
+    done = Workers.from_params(p).map(_dataset_task, args)
     results: list[ModelResult] = sorted((r for rs in done for r in rs), key=lambda r: r.model)
     pooled = []
     for res in results:

@@ -41,11 +41,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from joblib import Parallel, delayed
 from scipy.special import expit
 
 from .. import runfolder, seeds
 from ..codes import COVARIATES
+from ..parallel import Workers
 
 log = logging.getLogger(__name__)
 
@@ -527,7 +527,7 @@ def complete_dataset(index: int, persons: pd.DataFrame, partial: pd.DataFrame,
 def impute_datasets(persons: pd.DataFrame, partial: pd.DataFrame, reference_years: Sequence[int] | None,
                     years: Sequence[int], registers: Sequence[str], covariates: Sequence[str],
                     seed: int, m: int = 25, maxit: int = 10, n_jobs: int = 1,
-                    link: LinkFunction | None = None) -> list[CompletedDataset]:
+                    link: LinkFunction | None = None, workers: Workers | None = None) -> list[CompletedDataset]:
     """Make the m completed data sets, in parallel; the result does not depend on ``n_jobs``.
 
     Parameters
@@ -537,7 +537,10 @@ def impute_datasets(persons: pd.DataFrame, partial: pd.DataFrame, reference_year
     m : int
         Number of completed data sets.
     n_jobs : int
-        joblib workers.
+        joblib workers on this machine (used when ``workers`` is None).
+    workers : Workers, optional
+        Where the data sets are made (:class:`mse_helpers.parallel.Workers`:
+        this machine or a Dask cluster); default ``Workers(n_jobs)``.
 
     Returns
     -------
@@ -546,11 +549,8 @@ def impute_datasets(persons: pd.DataFrame, partial: pd.DataFrame, reference_year
     """
     if m < 1:
         raise ImputeInputError(f"parameter m: must be at least 1, got {m}")
-    task = delayed(complete_dataset)
     args = (persons, partial, reference_years, years, registers, covariates, seed, maxit, link)
-    if n_jobs == 1:  # no worker start-up cost for small runs and tests
-        return [complete_dataset(i, *args) for i in range(m)]
-    return list(Parallel(n_jobs=n_jobs)(task(i, *args) for i in range(m)))
+    return (workers or Workers(n_jobs=n_jobs)).map(complete_dataset, [(i, *args) for i in range(m)])
 
 
 # --- the stage ---------------------------------------------------------------------------
@@ -696,7 +696,8 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
         except ImputeInputError as exc:
             raise ImputeInputError(f"{file.shown}: column {YEAR}: {exc} of {runfolder.PREP_SUMMARY.name}") from None
     datasets = impute_datasets(persons, partial, reference_years, years, p.registers, p.covariates,
-                               p.seed, m=p.m, maxit=p.maxit, n_jobs=p.n_jobs, link=link)
+                               p.seed, m=p.m, maxit=p.maxit, link=link,
+                               workers=Workers.from_params(p))
     files = runfolder.write_imputed(work_dir, [(ds.index, ds.completed) for ds in datasets])
     traces = pd.concat([d.trace for d in datasets], ignore_index=True)[["dataset", "iteration", "variable", "mean"]]
     runfolder.write_traces(work_dir, traces)

@@ -38,7 +38,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
 from .. import runfolder
 from ..codes import YEAR, model_factors
@@ -48,6 +47,7 @@ from ..engine.design import Design
 from ..engine.estimates import n_hat_by
 from ..engine.fit import Fit, fit_model
 from ..engine.status import FitStatus
+from ..parallel import Workers
 
 log = logging.getLogger(__name__)
 
@@ -631,7 +631,7 @@ def _task(path: Path, i: int, registers, covariates, years, candidates, analysis
 
 def run_selections(files: Sequence[Path], registers: Sequence[str], covariates: Sequence[str],
                    years: Sequence[int], candidates: Sequence[str], n_jobs: int = 1,
-                   analysis: str = "main") -> list[dict]:
+                   analysis: str = "main", workers: Workers | None = None) -> list[dict]:
     """Both selections on every completed data set, in parallel; results do not depend on ``n_jobs``.
 
     Parameters
@@ -641,9 +641,12 @@ def run_selections(files: Sequence[Path], registers: Sequence[str], covariates: 
     registers, covariates, years, candidates
         See :func:`select_table`.
     n_jobs : int
-        joblib workers (1: in this process).
+        joblib workers (1: in this process); used when ``workers`` is None.
     analysis : str
         "main" or a sensitivity analysis (:func:`analysis_variables`).
+    workers : Workers, optional
+        Where the selections run (:class:`mse_helpers.parallel.Workers`: this
+        machine or a Dask cluster); default ``Workers(n_jobs)``.
 
     Returns
     -------
@@ -651,9 +654,7 @@ def run_selections(files: Sequence[Path], registers: Sequence[str], covariates: 
         :func:`select_table` outputs, in data-set order.
     """
     args = (tuple(registers), tuple(covariates), tuple(years), tuple(candidates), analysis)
-    if n_jobs == 1:
-        return [_task(f, i, *args) for i, f in enumerate(files)]
-    return list(Parallel(n_jobs=n_jobs)(delayed(_task)(f, i, *args) for i, f in enumerate(files)))
+    return (workers or Workers(n_jobs=n_jobs)).map(_task, [(f, i, *args) for i, f in enumerate(files)])
 
 
 def screening_step(path: Path, registers: Sequence[str], covariates: Sequence[str], years: Sequence[int],
@@ -716,11 +717,12 @@ def run_stage(p, work_dir: Path) -> SelectionResult:
                                                                p.three_factor_candidates)
     candidates = tuple(screening.loc[screening["kept"], "term"])
     t1 = time.perf_counter()
-    main = run_selections(files, registers, covariates, years, candidates, n_jobs=p.n_jobs)
+    workers = Workers.from_params(p)
+    main = run_selections(files, registers, covariates, years, candidates, workers=workers)
     t2 = time.perf_counter()
     n_sens = p.m if p.sensitivity_datasets is None else min(p.m, p.sensitivity_datasets)
     sens_results = {a: run_selections(files[:n_sens], registers, covariates, years, candidates,
-                                      n_jobs=p.n_jobs, analysis=a) for a in p.sensitivity}
+                                      workers=workers, analysis=a) for a in p.sensitivity}
     t3 = time.perf_counter()
 
     models = [mdl for res in main for mdl in res["models"]]

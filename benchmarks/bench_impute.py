@@ -29,8 +29,8 @@ import statsmodels.api as sm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_impute import COVS, REGISTERS, YEARS, make_partial, mask, simulate_persons  # noqa: E402
 
-from mse_helpers.stages import impute# noqa: E402
 from mse_helpers import seeds
+from mse_helpers.stages import impute  # noqa: E402
 
 
 def bundled_size_file(rng: np.random.Generator):
@@ -71,8 +71,12 @@ def main() -> None:
     def records_fit():
         x_aug, y_aug, w_aug = impute.augment(x)
         design = sm.add_constant(np.vstack([x[observed], x_aug]), has_constant="add")
-        sm.GLM(np.concatenate([y[observed], y_aug]), design, family=sm.families.Binomial(),
-               freq_weights=np.concatenate([np.ones(observed.sum()), w_aug])).fit().cov_params()
+        sm.GLM(
+            np.concatenate([y[observed], y_aug]),
+            design,
+            family=sm.families.Binomial(),
+            freq_weights=np.concatenate([np.ones(observed.sum()), w_aug]),
+        ).fit().cov_params()
 
     def patterns_fit():
         impute.logreg_posterior(y, observed, x)
@@ -96,23 +100,29 @@ def main() -> None:
         for var in COVS:  # linking needs persons; give it a complete file of the same size
             complete[var] = complete[var].fillna(complete[var].mode()[0])
         t_link = time_it(lambda: link_partial_records(complete, partial, [2016, 2017], seeds.rng(1, "link", 0)), 2)
-        t_chain = time_it(lambda: impute.complete_dataset(0, frame, frame.iloc[:0], None, YEARS, REGISTERS,
-                                                          COVS, 1, args.maxit, None), 2)
-        print(f"per data set: linking {t_link:.2f} s, chained equations {t_chain:.2f} s, "
-              f"ratio {t_link / t_chain:.1f}x")
+        t_chain = time_it(
+            lambda: impute.complete_dataset(
+                0, frame, frame.iloc[:0], None, YEARS, REGISTERS, COVS, 1, args.maxit, None
+            ),
+            2,
+        )
+        print(f"per data set: linking {t_link:.2f} s, chained equations {t_chain:.2f} s, ratio {t_link / t_chain:.1f}x")
 
     empty = frame.iloc[:0]
     times = {}
     for n_jobs in (1, 2):
         start = time.perf_counter()
-        impute.impute_datasets(frame, empty, None, YEARS, REGISTERS, COVS, seed=1, m=args.m,
-                               maxit=args.maxit, n_jobs=n_jobs)
+        impute.impute_datasets(
+            frame, empty, None, YEARS, REGISTERS, COVS, seed=1, m=args.m, maxit=args.maxit, n_jobs=n_jobs
+        )
         times[n_jobs] = time.perf_counter() - start
         print(f"m={args.m}, maxit={args.maxit}, n_jobs={n_jobs}: {times[n_jobs]:.1f} s")
     print(f"ratio n_jobs 1 / 2: {times[1] / times[2]:.2f}x")
     n_fits = args.m * args.maxit * len(COVS)
-    print(f"estimated with GLM on records instead: ~{n_fits * t_records / 2:.0f} s on 2 workers "
-          f"({n_fits} fits x {t_records * 1e3:.0f} ms / 2)")
+    print(
+        f"estimated with GLM on records instead: ~{n_fits * t_records / 2:.0f} s on 2 workers "
+        f"({n_fits} fits x {t_records * 1e3:.0f} ms / 2)"
+    )
 
 
 if __name__ == "__main__":

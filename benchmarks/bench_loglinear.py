@@ -43,12 +43,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 
+from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
 from mse_helpers.engine.cells import complete_table
 from mse_helpers.engine.design import Design
-from mse_helpers.engine.fit import fit_model
-from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
 from mse_helpers.engine.estimates import group_matrix  # noqa: E402
 from mse_helpers.engine.existence import check_existence  # noqa: E402
+from mse_helpers.engine.fit import fit_model
 from mse_helpers.engine.resample import parametric_bootstrap  # noqa: E402
 from mse_helpers.stages import selection  # noqa: E402 - the benchmark times the stage's search
 
@@ -115,8 +115,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating blocks of statsmodels and engine fits")
     parser.add_argument("--seed", type=int, default=20161231)
     parser.add_argument("--no-selection", action="store_true", help="skip the backward-AIC timing (about 15 s)")
-    parser.add_argument("--persons", type=float, default=1500.0,
-                        help="persons observed per year in the synthetic table (the study: about 1,300-1,900)")
+    parser.add_argument(
+        "--persons",
+        type=float,
+        default=1500.0,
+        help="persons observed per year in the synthetic table (the study: about 1,300-1,900)",
+    )
     args = parser.parse_args()
 
     table = study_table(args.seed, args.persons)
@@ -127,27 +131,45 @@ def main() -> None:
     drop = "O:P"
     smaller = tuple(t for t in full if t != drop)
     y = design.y
-    print(f"table: {len(table)} cells, {design.n_cells} observed, {int(y.sum())} persons observed, "
-          f"{int((y == 0).sum())} observed cells are 0")
-    print(f"model: all {len(full)} two-factor terms, {design.n_params(full)} parameters; "
-          f"design built once in {t_design * 1e3:.0f} ms")
+    print(
+        f"table: {len(table)} cells, {design.n_cells} observed, {int(y.sum())} persons observed, "
+        f"{int((y == 0).sum())} observed cells are 0"
+    )
+    print(
+        f"model: all {len(full)} two-factor terms, {design.n_params(full)} parameters; "
+        f"design built once in {t_design * 1e3:.0f} ms"
+    )
     for terms in (full, smaller):
         t_ex, exist = timed(lambda: check_existence(design, terms))
         if exist.status != "ok":
             raise SystemExit(f"benchmark table unusable: {exist.message}")
     print(f"existence + rank check (LP, not part of the timed fits): {t_ex * 1e3:.0f} ms")
-    print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; median of "
-          f"{args.rounds} x {args.repeats} fits each, in alternating blocks\n")
+    print(
+        f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; median of "
+        f"{args.rounds} x {args.repeats} fits each, in alternating blocks\n"
+    )
 
     ours_full = fit_model(design, full, check=False)
     ours_small = fit_model(design, smaller, check=False)
     scenarios = [
         ("cold fit, all two-factor terms", full, None, None),
-        (f"warm refit after dropping {drop}", smaller, ours_full.params, start_vector(design, smaller, ours_full.params)),
-        (f"warm refit after adding {drop} back", full, ours_small.params, start_vector(design, full, ours_small.params)),
+        (
+            f"warm refit after dropping {drop}",
+            smaller,
+            ours_full.params,
+            start_vector(design, smaller, ours_full.params),
+        ),
+        (
+            f"warm refit after adding {drop} back",
+            full,
+            ours_small.params,
+            start_vector(design, full, ours_small.params),
+        ),
     ]
-    header = (f"{'fit':<38}{'statsmodels':>12}{'ours':>10}{'ratio':>7}{'vs sm cold':>12}"
-              f"{'rel.diff loglik':>17}{'rel.diff N-hat':>16}")
+    header = (
+        f"{'fit':<38}{'statsmodels':>12}{'ours':>10}{'ratio':>7}{'vs sm cold':>12}"
+        f"{'rel.diff loglik':>17}{'rel.diff N-hat':>16}"
+    )
     print(header)
     print("-" * len(header))
     sm_cold = None
@@ -163,12 +185,16 @@ def main() -> None:
                 t_us.append(dt)
         m_sm, m_us = float(np.median(t_sm)), float(np.median(t_us))
         sm_cold = m_sm if sm_cold is None else sm_cold
-        print(f"{name:<38}{m_sm * 1e3:>9.1f} ms{m_us * 1e3:>7.1f} ms{m_sm / m_us:>6.0f}x{sm_cold / m_us:>11.0f}x"
-              f"{rel(fit.llf, res.llf):>17.1e}{rel(fit.n_hat, n_hat_sm):>16.1e}")
+        print(
+            f"{name:<38}{m_sm * 1e3:>9.1f} ms{m_us * 1e3:>7.1f} ms{m_sm / m_us:>6.0f}x{sm_cold / m_us:>11.0f}x"
+            f"{rel(fit.llf, res.llf):>17.1e}{rel(fit.n_hat, n_hat_sm):>16.1e}"
+        )
     print("\nratio: statsmodels time / ours, statsmodels given the same start values;")
     print("vs sm cold: statsmodels' cold fit time / ours (what a refit saves over refitting from scratch)")
-    print(f"N-hat (all two-factor terms): ours {ours_full.n_hat:,.3f}; "
-          f"observed {y.sum():,.0f}; Newton iterations: cold {ours_full.n_iter}")
+    print(
+        f"N-hat (all two-factor terms): ours {ours_full.n_hat:,.3f}; "
+        f"observed {y.sum():,.0f}; Newton iterations: cold {ours_full.n_iter}"
+    )
     compare_paths(table, design, scenarios, args)
 
 
@@ -186,8 +212,10 @@ def compare_paths(table: pd.DataFrame, dense: Design, scenarios: list, args) -> 
         # n_rep replicates of the stage's bootstrap (existence decided exactly, warm refit), same draws
         return parametric_bootstrap(fits[id(design)], n_rep, np.random.default_rng(1), groups)
 
-    jobs = [(name, (lambda d, t=terms, s=start: fit_model(d, t, start=s, check=False)), 1)
-            for name, terms, start, _ in scenarios]
+    jobs = [
+        (name, (lambda d, t=terms, s=start: fit_model(d, t, start=s, check=False)), 1)
+        for name, terms, start, _ in scenarios
+    ]
     jobs.append((f"bootstrap replicate (of {n_rep})", replicate, n_rep))
     header = f"\n{'engine path':<38}{'dense':>10}{'lattice':>10}{'ratio':>7}{'rel.diff N-hat':>16}"
     print(header)
@@ -216,10 +244,14 @@ def compare_paths(table: pd.DataFrame, dense: Design, scenarios: list, args) -> 
             dt, sel = timed(lambda: selection.backward(design, "all2", criterion="aic"))
             out.setdefault(label, []).append((dt, sel))
         (td, sd), (tl, sl) = min(out["dense"], key=lambda x: x[0]), min(out["lattice"], key=lambda x: x[0])
-        print(f"{'backward AIC from all two-factor terms':<38}{td:>8.2f} s{tl:>8.2f} s{td / tl:>6.1f}x"
-              f"{abs(sl.fit.n_hat - sd.fit.n_hat) / sd.fit.n_hat:>16.1e}")
-        print(f"  {sd.counter.fits:,} fits; removed terms identical: {sd.path == sl.path}; "
-              f"N-hat {sd.fit.n_hat:,.3f} (dense) {sl.fit.n_hat:,.3f} (lattice); best of 2 runs each")
+        print(
+            f"{'backward AIC from all two-factor terms':<38}{td:>8.2f} s{tl:>8.2f} s{td / tl:>6.1f}x"
+            f"{abs(sl.fit.n_hat - sd.fit.n_hat) / sd.fit.n_hat:>16.1e}"
+        )
+        print(
+            f"  {sd.counter.fits:,} fits; removed terms identical: {sd.path == sl.path}; "
+            f"N-hat {sd.fit.n_hat:,.3f} (dense) {sl.fit.n_hat:,.3f} (lattice); best of 2 runs each"
+        )
 
 
 if __name__ == "__main__":

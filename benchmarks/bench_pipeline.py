@@ -32,8 +32,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import pandas as pd  # noqa: E402
 
-from mse_helpers.stages import bootstrap# noqa: E402
 from mse_helpers.runner.params import PROJECT_ROOT, load_params  # noqa: E402
+from mse_helpers.stages import bootstrap  # noqa: E402
 
 BUDGET_S = 180.0
 
@@ -44,8 +44,9 @@ def run_pipeline(reports: Path) -> tuple[Path, float, dict]:
     cmd = [str(mse)] if mse.exists() else [sys.executable, "-m", "mse_helpers.cli"]
     env = dict(os.environ, MPLBACKEND="Agg", JUPYTER_PATH=str(PROJECT_ROOT / ".venv" / "share" / "jupyter"))
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd + ["run", "--reports", str(reports)], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd + ["run", "--reports", str(reports)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
@@ -67,8 +68,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of n_jobs 1 and 2")
     args = parser.parse_args()
     p = load_params(None, None)
-    print(f"default parameters: m = {p.m}, B = {p.bootstrap}, n_jobs = {p.n_jobs}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, cores: {os.cpu_count()}")
+    print(
+        f"default parameters: m = {p.m}, B = {p.bootstrap}, n_jobs = {p.n_jobs}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, cores: {os.cpu_count()}"
+    )
     with tempfile.TemporaryDirectory(prefix="mse_bench_") as tmp:
         run_dir, wall, manifest = run_pipeline(Path(tmp) / "reports")
         print(f"\n1. mse run (as make report), run folder {run_dir.name}")
@@ -81,28 +84,33 @@ def main() -> int:
         work, results = run_dir / "work", run_dir / "results"
         extra = 0.0
         if not (work / "models.json").is_file():
-            from mse_helpers.stages import selection# noqa: PLC0415 - only when notebook 03 did not run it
+            from mse_helpers.stages import selection  # noqa: PLC0415 - only when notebook 03 did not run it
+
             t0 = time.perf_counter()
             selection.run_stage(p, work)
             extra += time.perf_counter() - t0
-            print(f"{'  + selection (here)':<24}{'':>8}{time.perf_counter() - t0:>10.1f}   "
-                  "(notebook 03 did not write work/models.json)")
+            print(
+                f"{'  + selection (here)':<24}{'':>8}{time.perf_counter() - t0:>10.1f}   "
+                "(notebook 03 did not write work/models.json)"
+            )
         stage_ran = (results / "estimates.csv").is_file()
 
         print(f"\n2. bootstrap stage alone ({p.bootstrap} replicates x models of work/models.json)")
         times: dict[int, list[float]] = {1: [], 2: []}
         outs = {}
         for r in range(args.rounds):
-            for n_jobs in ((2, 1) if r % 2 else (1, 2)):
+            for n_jobs in (2, 1) if r % 2 else (1, 2):
                 q = load_params(None, {"n_jobs": n_jobs})
                 t, res = time_stage(q, work, Path(tmp) / f"results_{n_jobs}")
                 times[n_jobs].append(t)
                 outs[n_jobs] = res
         same = all(outs[1].__dict__[k].equals(outs[2].__dict__[k]) for k in ("estimates", "per_model", "failed"))
         f = outs[2].failed
-        print(f"models pooled: {len(outs[2].models)} (not used: {outs[2].n_models_skipped}); replicates: "
-              f"{int(f['n_boot'].sum())}, failed (no MLE, left out): {int(f['n_boot_failed'].sum())}, "
-              f"needing the engine's LP: {int(f['n_lp_checks'].sum())}")
+        print(
+            f"models pooled: {len(outs[2].models)} (not used: {outs[2].n_models_skipped}); replicates: "
+            f"{int(f['n_boot'].sum())}, failed (no MLE, left out): {int(f['n_boot_failed'].sum())}, "
+            f"needing the engine's LP: {int(f['n_lp_checks'].sum())}"
+        )
         print(f"{'round':<8}{'n_jobs=1 (s)':>14}{'n_jobs=2 (s)':>14}{'ratio':>8}")
         for r in range(args.rounds):
             print(f"{r + 1:<8}{times[1][r]:>14.1f}{times[2][r]:>14.1f}{times[1][r] / times[2][r]:>8.2f}")
@@ -111,8 +119,10 @@ def main() -> int:
             extra += min(times[p.n_jobs])
             print(f"(notebook 04 did not run the bootstrap stage; its n_jobs={p.n_jobs} time is added below)")
         projected = total + extra
-        print(f"\nwhole default run: {projected:.1f} s of the {BUDGET_S:.0f} s budget "
-              f"({projected / BUDGET_S:.0%}){'' if extra == 0 else f'; {extra:.1f} s of it measured here'}")
+        print(
+            f"\nwhole default run: {projected:.1f} s of the {BUDGET_S:.0f} s budget "
+            f"({projected / BUDGET_S:.0%}){'' if extra == 0 else f'; {extra:.1f} s of it measured here'}"
+        )
         totals = outs[2].estimates.query("group == 'total'")[["year", "n_obs", "n_hat", "lower", "upper"]]
         print("\nheadline estimates (n_jobs=2 run):")
         print(totals.round(0).to_string(index=False))

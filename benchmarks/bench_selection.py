@@ -24,10 +24,12 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from mse_helpers.stages import impute# noqa: E402
-from mse_helpers.stages import prepare
-from mse_helpers.stages import selection
 from mse_helpers.runner.params import load_params  # noqa: E402
+from mse_helpers.stages import (
+    impute,  # noqa: E402
+    prepare,
+    selection,
+)
 
 
 def main() -> None:
@@ -43,13 +45,15 @@ def main() -> None:
         prepare.run_stage(p, work)
         impute.run_stage(p, work)
         print(f"data: m = {p.m} completed data sets of the bundled data made in {time.perf_counter() - t:.1f} s")
-        print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "
-              f"three-factor candidates k = {p.three_factor_candidates}; cores: {os.cpu_count()}")
+        print(
+            f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "
+            f"three-factor candidates k = {p.three_factor_candidates}; cores: {os.cpu_count()}"
+        )
         runs: dict[int, selection.SelectionResult] = {}
         times: dict[int, list[float]] = {1: [], 2: []}
         # ABBA order, best of the repeats: the machine is shared, other jobs come and go
         order = [1, 2, 2, 1] * ((args.repeat + 1) // 2)
-        for n_jobs in order[:2 * args.repeat]:
+        for n_jobs in order[: 2 * args.repeat]:
             q = dataclasses.replace(p, n_jobs=n_jobs)
             selection._DESIGNS.clear()  # no head start from the previous run's designs
             t = time.perf_counter()
@@ -61,17 +65,21 @@ def main() -> None:
                     raise SystemExit("repeated runs gave different models")
                 runs[n_jobs] = res
         same = runs[1].models == runs[2].models
-        print(f"runs of the {2 * p.m} selections (s): n_jobs=1: {', '.join(f'{x:.1f}' for x in times[1])}; "
-              f"n_jobs=2: {', '.join(f'{x:.1f}' for x in times[2])}; the table shows the fastest of each")
+        print(
+            f"runs of the {2 * p.m} selections (s): n_jobs=1: {', '.join(f'{x:.1f}' for x in times[1])}; "
+            f"n_jobs=2: {', '.join(f'{x:.1f}' for x in times[2])}; the table shows the fastest of each"
+        )
         print()
         print(f"{'':38}{'n_jobs=1':>12}{'n_jobs=2':>12}")
-        rows = [("screening on data set 0 (s)", "seconds_screening", "{:.1f}"),
-                (f"{2 * p.m} selections (s)", "seconds_main", "{:.1f}"),
-                ("whole stage incl. writing (s)", "wall", "{:.1f}"),
-                ("fits, screening", "fits_screening", "{:,}"),
-                ("existence checks (LP), screening", "checks_screening", "{:,}"),
-                (f"fits, {2 * p.m} selections", "fits_main", "{:,}"),
-                (f"existence checks (LP), {2 * p.m} selections", "checks_main", "{:,}")]
+        rows = [
+            ("screening on data set 0 (s)", "seconds_screening", "{:.1f}"),
+            (f"{2 * p.m} selections (s)", "seconds_main", "{:.1f}"),
+            ("whole stage incl. writing (s)", "wall", "{:.1f}"),
+            ("fits, screening", "fits_screening", "{:,}"),
+            ("existence checks (LP), screening", "checks_screening", "{:,}"),
+            (f"fits, {2 * p.m} selections", "fits_main", "{:,}"),
+            (f"existence checks (LP), {2 * p.m} selections", "checks_main", "{:,}"),
+        ]
         for label, key, fmt in rows:
             print(f"{label:38}{fmt.format(runs[1].stats[key]):>12}{fmt.format(runs[2].stats[key]):>12}")
         r = runs[1].stats["seconds_main"] / runs[2].stats["seconds_main"]
@@ -82,8 +90,10 @@ def main() -> None:
             for analysis in ("drop:K", "no-covariates"):
                 q = dataclasses.replace(p, n_jobs=2, sensitivity=(analysis,), sensitivity_datasets=None)
                 res = selection.run_stage(q, work)
-                print(f"sensitivity {analysis:>14}: {res.stats['seconds_sensitivity']:.1f} s for both "
-                      f"selections on {p.m} data sets (n_jobs=2), {res.stats['fits_sensitivity']:,} fits")
+                print(
+                    f"sensitivity {analysis:>14}: {res.stats['seconds_sensitivity']:.1f} s for both "
+                    f"selections on {p.m} data sets (n_jobs=2), {res.stats['fits_sensitivity']:,} fits"
+                )
 
 
 if __name__ == "__main__":

@@ -73,24 +73,29 @@ class Workers:
         try:
             backend = Backend(self.backend)
         except ValueError:
-            raise ValueError(f"parameter backend: must be one of {[b.value for b in Backend]}, "
-                             f"got {self.backend!r}") from None
+            raise ValueError(
+                f"parameter backend: must be one of {[b.value for b in Backend]}, got {self.backend!r}"
+            ) from None
         object.__setattr__(self, "backend", backend)
         if backend is Backend.DASK:
             if not self.scheduler:
-                raise ValueError("parameter scheduler: required with backend dask: the address of a running "
-                                 "Dask scheduler, e.g. tcp://host:8786")
+                raise ValueError(
+                    "parameter scheduler: required with backend dask: the address of a running "
+                    "Dask scheduler, e.g. tcp://host:8786"
+                )
             if not isinstance(self.scheduler, str) or not SCHEDULER_PATTERN.match(self.scheduler):
-                raise ValueError(f"parameter scheduler: must be an address such as tcp://host:8786, "
-                                 f"got {self.scheduler!r}")
+                raise ValueError(
+                    f"parameter scheduler: must be an address such as tcp://host:8786, got {self.scheduler!r}"
+                )
         elif self.scheduler is not None:
             raise ValueError("parameter scheduler: only used with backend dask (backend is loky)")
 
     @classmethod
     def from_params(cls, p: Any) -> "Workers":
         """The workers of a run: ``p.n_jobs``, ``p.backend`` (default loky), ``p.scheduler`` (default None)."""
-        return cls(n_jobs=p.n_jobs, backend=getattr(p, "backend", Backend.LOKY.value),
-                   scheduler=getattr(p, "scheduler", None))
+        return cls(
+            n_jobs=p.n_jobs, backend=getattr(p, "backend", Backend.LOKY.value), scheduler=getattr(p, "scheduler", None)
+        )
 
     def map(self, func: Callable, tasks: Iterable[Sequence]) -> list:
         """Run ``func(*args)`` for every ``args`` of ``tasks``.
@@ -125,8 +130,9 @@ class Workers:
         try:
             client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            raise ConnectionError(f"parameter scheduler: no Dask scheduler answers at {self.scheduler} "
-                                  f"within {CONNECT_TIMEOUT} s ({exc})") from None
+            raise ConnectionError(
+                f"parameter scheduler: no Dask scheduler answers at {self.scheduler} within {CONNECT_TIMEOUT} s ({exc})"
+            ) from None
         with client:
             log.info("running %d tasks on the Dask cluster at %s", len(tasks), self.scheduler)
             with parallel_config(backend="dask"):

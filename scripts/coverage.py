@@ -37,16 +37,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from mse_helpers.stages import bootstrap# noqa: E402
-from mse_helpers.stages import impute
-from mse_helpers.stages import prepare
-from mse_helpers.stages import selection
-from mse_helpers.synthetic import simulator as simulate
 from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
-from mse_helpers.runner.params import load_params  # noqa: E402
 from mse_helpers.engine.pooling import pool_estimates  # noqa: E402
+from mse_helpers.runner.params import load_params  # noqa: E402
+from mse_helpers.stages import (
+    bootstrap,  # noqa: E402
+    impute,
+    prepare,
+    selection,
+)
+from mse_helpers.synthetic import simulator as simulate
 
 # --- one population --------------------------------------------------------------------
+
 
 def population_seed(base_seed: int, s: int) -> int:
     """Seed of simulated population ``s`` (independent streams for every s)."""
@@ -72,8 +75,16 @@ def write_oracle_data(data, years: list[int], work: Path) -> None:
     (work / "prep_summary.json").write_text(json.dumps({"years": list(years), "reference_years": []}))
 
 
-def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int,
-                   tmp: Path, oracle: bool = False, linking: str = "draw") -> pd.DataFrame:
+def one_population(
+    s: int,
+    years: list[int],
+    m: int,
+    n_boot: int,
+    base_seed: int,
+    tmp: Path,
+    oracle: bool = False,
+    linking: str = "draw",
+) -> pd.DataFrame:
     """Simulate population ``s``, run the method, return estimates beside the truth.
 
     With ``oracle``, preparation and imputation are replaced by the true
@@ -91,10 +102,22 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
     folder = tmp / f"pop_{s:03d}"
     data = simulate.simulate(years, seed)
     paths = simulate.write_data(data, folder / "data")
-    p = load_params(None, {"reports": str(paths["reports"]), "aggregates": str(paths["aggregates"]),
-                           "register_map": str(paths["register_map"]), "truth": str(paths["truth"]),
-                           "m": 1 if oracle else m, "bootstrap": n_boot, "seed": seed, "n_jobs": 1,
-                           "years": list(years), "linking": linking, "sensitivity": []})  # no sensitivity analyses here
+    p = load_params(
+        None,
+        {
+            "reports": str(paths["reports"]),
+            "aggregates": str(paths["aggregates"]),
+            "register_map": str(paths["register_map"]),
+            "truth": str(paths["truth"]),
+            "m": 1 if oracle else m,
+            "bootstrap": n_boot,
+            "seed": seed,
+            "n_jobs": 1,
+            "years": list(years),
+            "linking": linking,
+            "sensitivity": [],
+        },
+    )  # no sensitivity analyses here
     work, results = folder / "work", folder / "results"
     if oracle:
         write_oracle_data(data, years, work)
@@ -107,9 +130,12 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
     t_int = pool_estimates(per_model, ["year", "group"], interval="rubin-t")
     log_int = pool_estimates(per_model, ["year", "group"], interval="log-scale")
     out = t_int[["year", "group", "n_obs", "n_hat", "lower", "upper", "n_models"]].rename(
-        columns={"lower": "lower_t", "upper": "upper_t"})
-    out = out.merge(log_int[["year", "group", "lower", "upper"]].rename(
-        columns={"lower": "lower_log", "upper": "upper_log"}), on=["year", "group"])
+        columns={"lower": "lower_t", "upper": "upper_t"}
+    )
+    out = out.merge(
+        log_int[["year", "group", "lower", "upper"]].rename(columns={"lower": "lower_log", "upper": "upper_log"}),
+        on=["year", "group"],
+    )
     truth = data.truth.assign(year=data.truth["year"].astype(str))[["year", "group", "n_true"]]
     all_years = truth.groupby("group", as_index=False)["n_true"].sum().assign(year="all")
     out = out.merge(pd.concat([truth, all_years]), on=["year", "group"], how="inner")
@@ -119,6 +145,7 @@ def one_population(s: int, years: list[int], m: int, n_boot: int, base_seed: int
 
 
 # --- summary ------------------------------------------------------------------------
+
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Coverage and mean relative error per year (group total), and over all groups.
@@ -139,25 +166,39 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         cov_t=(results["lower_t"] <= results["n_true"]) & (results["n_true"] <= results["upper_t"]),
         cov_log=(results["lower_log"] <= results["n_true"]) & (results["n_true"] <= results["upper_log"]),
         rel=(results["n_hat"] - results["n_true"]) / results["n_true"],
-        width=(results["upper_t"] - results["lower_t"]) / results["n_true"])
+        width=(results["upper_t"] - results["lower_t"]) / results["n_true"],
+    )
     rows = []
-    for label, part in [(y, r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())] \
-            + [("every year and group", r[r["year"] != "all"])]:
-        rows.append({"year": label, "groups": "total" if label != "every year and group" else "all",
-                     "n": len(part), "coverage_t": part["cov_t"].mean(), "coverage_log": part["cov_log"].mean(),
-                     "mean_rel_error": part["rel"].mean(), "mean_abs_rel_error": part["rel"].abs().mean(),
-                     "mean_rel_width": part["width"].mean()})
+    for label, part in [(y, r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())] + [
+        ("every year and group", r[r["year"] != "all"])
+    ]:
+        rows.append(
+            {
+                "year": label,
+                "groups": "total" if label != "every year and group" else "all",
+                "n": len(part),
+                "coverage_t": part["cov_t"].mean(),
+                "coverage_log": part["cov_log"].mean(),
+                "mean_rel_error": part["rel"].mean(),
+                "mean_abs_rel_error": part["rel"].abs().mean(),
+                "mean_rel_width": part["width"].mean(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (for docs/estimation.md)."""
-    lines = ["| year | groups | estimates | coverage (rubin-t) | coverage (log-scale) | mean rel. error | "
-             "mean abs. rel. error | mean width / truth |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| year | groups | estimates | coverage (rubin-t) | coverage (log-scale) | mean rel. error | "
+        "mean abs. rel. error | mean width / truth |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in summary.itertuples():
-        lines.append(f"| {row.year} | {row.groups} | {row.n} | {row.coverage_t:.0%} | {row.coverage_log:.0%} | "
-                     f"{row.mean_rel_error:+.1%} | {row.mean_abs_rel_error:.1%} | {row.mean_rel_width:.2f} |")
+        lines.append(
+            f"| {row.year} | {row.groups} | {row.n} | {row.coverage_t:.0%} | {row.coverage_log:.0%} | "
+            f"{row.mean_rel_error:+.1%} | {row.mean_abs_rel_error:.1%} | {row.mean_rel_width:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -170,11 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240607, help="seed of the population seeds")
     parser.add_argument("--n-jobs", type=int, default=2, help="populations run in parallel")
     parser.add_argument("--out", help="CSV file for every population's estimates beside the truth")
-    parser.add_argument("--oracle", action="store_true",
-                        help="fit the true registered persons (nothing withheld, no missing values) instead of "
-                             "prepared and imputed data: separates linking/imputation error from the rest")
-    parser.add_argument("--linking", choices=prepare.LINKING, default="draw",
-                        help="linking targets (parameter linking): draw (default) or expected (the study)")
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="fit the true registered persons (nothing withheld, no missing values) instead of "
+        "prepared and imputed data: separates linking/imputation error from the rest",
+    )
+    parser.add_argument(
+        "--linking",
+        choices=prepare.LINKING,
+        default="draw",
+        help="linking targets (parameter linking): draw (default) or expected (the study)",
+    )
     args = parser.parse_args(argv)
     if args.populations < 1:
         parser.error("--populations must be at least 1")
@@ -183,19 +231,23 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mse_coverage_") as tmp:
         done = Parallel(n_jobs=args.n_jobs)(
-            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp), args.oracle,
-                                    args.linking)
-            for s in range(args.populations))
+            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp), args.oracle, args.linking)
+            for s in range(args.populations)
+        )
     results = pd.concat(done, ignore_index=True)
     if args.out:
         results.to_csv(args.out, index=False)
-    print(f"coverage check{' (ORACLE DATA: true registered persons)' if args.oracle else ''}: "
-          f"{args.populations} simulated populations, years {years[0]}-{years[-1]}, "
-          f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}"
-          + ("" if args.oracle else f", linking = {args.linking}"))
-    print(f"models pooled per population: {results.groupby('population')['n_models'].max().min()}-"
-          f"{results.groupby('population')['n_models'].max().max()}; bootstrap replicates failed "
-          f"(no MLE) per population: {results.groupby('population')['n_boot_failed'].first().tolist()}")
+    print(
+        f"coverage check{' (ORACLE DATA: true registered persons)' if args.oracle else ''}: "
+        f"{args.populations} simulated populations, years {years[0]}-{years[-1]}, "
+        f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}"
+        + ("" if args.oracle else f", linking = {args.linking}")
+    )
+    print(
+        f"models pooled per population: {results.groupby('population')['n_models'].max().min()}-"
+        f"{results.groupby('population')['n_models'].max().max()}; bootstrap replicates failed "
+        f"(no MLE) per population: {results.groupby('population')['n_boot_failed'].first().tolist()}"
+    )
     print(f"duration {time.perf_counter() - start:.0f} s\n")
     print(markdown(summarise(results)))
     return 0

@@ -40,15 +40,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from mse_helpers.stages import impute# noqa: E402
+from mse_helpers.codes import COVARIATES, REGISTERS, YEAR  # noqa: E402
 from mse_helpers.engine.cells import dataset_table
 from mse_helpers.engine.design import Design
 from mse_helpers.engine.estimates import n_hat_by
 from mse_helpers.engine.fit import fit_model
-from mse_helpers.stages import prepare
-from mse_helpers.synthetic import simulator as simulate
-from mse_helpers.codes import COVARIATES, REGISTERS, YEAR  # noqa: E402
 from mse_helpers.runner.params import load_params  # noqa: E402
+from mse_helpers.stages import (
+    impute,  # noqa: E402
+    prepare,
+)
+from mse_helpers.synthetic import simulator as simulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from coverage import population_seed, write_oracle_data  # noqa: E402
@@ -86,12 +88,15 @@ def n_hat_per_year(persons: pd.DataFrame, years: list[int]) -> dict[int, float]:
 
 def true_q_linking(true_persons: pd.DataFrame):
     """A linking function whose targets use each year's true pattern distribution."""
+
     def link(persons, partial, reference_years, rng):
         out = persons
         for year in sorted(partial["year"].unique()):
-            out = prepare.link_partial_records(out, partial[partial["year"] == year], [int(year)], rng,
-                                               targets="expected", reference=true_persons)
+            out = prepare.link_partial_records(
+                out, partial[partial["year"] == year], [int(year)], rng, targets="expected", reference=true_persons
+            )
         return out
+
     return link
 
 
@@ -100,8 +105,15 @@ def one_population(s: int, years: list[int], m: int, base_seed: int, tmp: Path) 
     data = simulate.simulate(years, seed)
     folder = tmp / f"pop_{s:03d}"
     paths = simulate.write_data(data, folder / "data")
-    p = load_params(None, {"reports": str(paths["reports"]), "aggregates": str(paths["aggregates"]),
-                           "register_map": str(paths["register_map"]), "years": list(years)})
+    p = load_params(
+        None,
+        {
+            "reports": str(paths["reports"]),
+            "aggregates": str(paths["aggregates"]),
+            "register_map": str(paths["register_map"]),
+            "years": list(years),
+        },
+    )
     prep = prepare.build(p)
     write_oracle_data(data, years, folder / "oracle")
     oracle = pd.read_parquet(folder / "oracle" / impute.IMPUTED_DIR / "imp_000.parquet")
@@ -113,14 +125,30 @@ def one_population(s: int, years: list[int], m: int, base_seed: int, tmp: Path) 
     }
     estimates = {"oracle": n_hat_per_year(oracle, years)}
     for name, link in links.items():
-        per_set = [n_hat_per_year(impute.complete_dataset(i, prep.persons, prep.partial, p.reference_years
-                                                          or prep.summary["reference_years"], years,
-                                                          list(REGISTERS), list(COVARIATES), seed, p.maxit,
-                                                          link).completed, years)
-                   for i in range(m)]
+        per_set = [
+            n_hat_per_year(
+                impute.complete_dataset(
+                    i,
+                    prep.persons,
+                    prep.partial,
+                    p.reference_years or prep.summary["reference_years"],
+                    years,
+                    list(REGISTERS),
+                    list(COVARIATES),
+                    seed,
+                    p.maxit,
+                    link,
+                ).completed,
+                years,
+            )
+            for i in range(m)
+        ]
         estimates[name] = {y: float(np.mean([e[y] for e in per_set])) for y in years}
-    return [{"population": s, "variant": v, "year": y, "rel_error": estimates[v][y] / truth[y] - 1}
-            for v in VARIANTS for y in years]
+    return [
+        {"population": s, "variant": v, "year": y, "rel_error": estimates[v][y] / truth[y] - 1}
+        for v in VARIANTS
+        for y in years
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,11 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     years = list(range(int(a), int(b or a) + 1))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mse_linking_") as tmp:
-        rows = Parallel(n_jobs=args.n_jobs)(delayed(one_population)(s, years, args.m, args.seed, Path(tmp))
-                                            for s in range(args.populations))
+        rows = Parallel(n_jobs=args.n_jobs)(
+            delayed(one_population)(s, years, args.m, args.seed, Path(tmp)) for s in range(args.populations)
+        )
     df = pd.DataFrame([r for rs in rows for r in rs])
-    print(f"linking check: {args.populations} populations, years {years[0]}-{years[-1]}, m = {args.m}, "
-          f"seed {args.seed}; fixed model = the simulator's structure; {time.perf_counter() - start:.0f} s\n")
+    print(
+        f"linking check: {args.populations} populations, years {years[0]}-{years[-1]}, m = {args.m}, "
+        f"seed {args.seed}; fixed model = the simulator's structure; {time.perf_counter() - start:.0f} s\n"
+    )
     mean = df.pivot_table(index="variant", columns="year", values="rel_error", aggfunc="mean").loc[list(VARIANTS)]
     sd = df.pivot_table(index="variant", columns="year", values="rel_error", aggfunc="std").loc[list(VARIANTS)]
     print("| variant | " + " | ".join(str(y) for y in years) + " |")

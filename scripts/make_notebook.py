@@ -2,14 +2,15 @@
 
 Usage: python scripts/make_notebook.py notebooks/NN_name.ipynb "Title"
 """
+
 import sys
 
 import nbformat
 
-PARAMS = '''# Parameters. `mse run` replaces this cell; these defaults run quickly on the bundled data.
+PARAMS = """# Parameters. `mse run` replaces this cell; these defaults run quickly on the bundled data.
 params_file = None  # None: the project's defaults, data/defaults.yaml
 overrides = {"m": 3, "maxit": 5, "bootstrap": 20, "three_factor_candidates": 5}
-run_dir = "../reports/lab"  # the run folder; intermediate files go to its work/ sub-folder'''
+run_dir = "../reports/lab"  # the run folder; intermediate files go to its work/ sub-folder"""
 
 SETUP = '''from pathlib import Path
 

@@ -28,8 +28,11 @@ from mse_helpers.report import browser  # noqa: E402
 
 def newest_run(reports: Path) -> Path | None:
     """The newest run folder (by name) in ``reports`` that has publication pages."""
-    runs = sorted((d for d in reports.iterdir() if (d / "html").is_dir()), key=lambda d: d.name) \
-        if reports.is_dir() else []
+    runs = (
+        sorted((d for d in reports.iterdir() if (d / "html").is_dir()), key=lambda d: d.name)
+        if reports.is_dir()
+        else []
+    )
     return runs[-1] if runs else None
 
 
@@ -43,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run = args.run_dir or newest_run(ROOT / "reports")
     if run is None or not (run / "html").is_dir():
-        print(f"screenshot_report: no run folder with html/ pages ({run or ROOT / 'reports'}); "
-              "run 'mse run' first", file=sys.stderr)
+        print(
+            f"screenshot_report: no run folder with html/ pages ({run or ROOT / 'reports'}); run 'mse run' first",
+            file=sys.stderr,
+        )
         return 2
     chromium = browser.find_chromium()
     if chromium is None:
@@ -56,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             top, _ = browser.screenshot(page, out / f"{page.stem}_top.png", chromium=chromium)
             full, height = browser.screenshot(page, out / f"{page.stem}_full.png", full=True, chromium=chromium)
             wide = browser.print_overflow(page, chromium=chromium)
-            fit = "every table and figure fits the printed width" if not wide else \
-                f"{len(wide)} wider than the printed page: " + "; ".join(wide[:3])
+            fit = (
+                "every table and figure fits the printed width"
+                if not wide
+                else f"{len(wide)} wider than the printed page: " + "; ".join(wide[:3])
+            )
             print(f"{page.name}: page height {height:,} px; {fit}; {top.name}, {full.name}")
     if args.pdf or args.pdf_only:
         pdf = browser.write_pdf(run, chromium=chromium)

@@ -36,12 +36,18 @@ def formula(variables, terms, categorical=()) -> str:
 
 def fit(table: pd.DataFrame, variables, terms, categorical=()) -> dict:
     """Fit one model with statsmodels; return loglik, number of parameters, AIC, BIC."""
-    res = smf.glm(formula(variables, terms, categorical), data=table,
-                  family=sm.families.Poisson()).fit(tol=1e-12, maxiter=200)
+    res = smf.glm(formula(variables, terms, categorical), data=table, family=sm.families.Poisson()).fit(
+        tol=1e-12, maxiter=200
+    )
     k = int(res.df_model) + 1
     n = len(table)
-    return {"loglik": res.llf, "k": k, "aic": -2 * res.llf + 2 * k,
-            "bic": -2 * res.llf + math.log(n) * k, "result": res}
+    return {
+        "loglik": res.llf,
+        "k": k,
+        "aic": -2 * res.llf + 2 * k,
+        "bic": -2 * res.llf + math.log(n) * k,
+        "result": res,
+    }
 
 
 def _canon(term: str) -> str:
@@ -103,8 +109,7 @@ def all_two_factor(variables) -> list[str]:
     return [f"{a}:{b}" for a, b in itertools.combinations(variables, 2)]
 
 
-def random_table(rng: np.random.Generator, lists, factors, year_levels=None, scale=30.0,
-                 effects=None) -> pd.DataFrame:
+def random_table(rng: np.random.Generator, lists, factors, year_levels=None, scale=30.0, effects=None) -> pd.DataFrame:
     """A dense random table of observed cells from a known log-linear model.
 
     Parameters

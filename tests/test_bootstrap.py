@@ -10,24 +10,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mse_helpers.stages import bootstrap as bs
+from mse_helpers import seeds
+from mse_helpers.codes import COVARIATES, REGISTERS
 from mse_helpers.engine.cells import complete_table, dataset_table
 from mse_helpers.engine.design import Design
 from mse_helpers.engine.estimates import group_matrix, n_hat_by, n_hat_groups
-from mse_helpers.engine.existence import existence_screen
+from mse_helpers.engine.existence import check_existence, existence_screen
 from mse_helpers.engine.fit import fit_model, refit
-from mse_helpers.engine.resample import parametric_bootstrap
-from mse_helpers import seeds
-from mse_helpers.codes import COVARIATES, REGISTERS
-from mse_helpers.engine.existence import check_existence
-from mse_helpers.runner.params import load_params
 from mse_helpers.engine.pooling import pool_estimates
+from mse_helpers.engine.resample import parametric_bootstrap
+from mse_helpers.runner.params import load_params
+from mse_helpers.stages import bootstrap as bs
 
 YEARS = [2016, 2017]
 COVS = ["S", "L", "N", "U"]
 
 
 # --- helpers ---------------------------------------------------------------------------
+
 
 def small_design(counts: dict | None = None, lists=("A", "B", "C"), factors=("S",), levels=None, lattice=False):
     """A complete table over lists x factors with the given (or unit) counts, and its design."""
@@ -89,14 +89,27 @@ def write_work_dir(tmp_path, n_datasets: int = 3, models: list[dict] | None = No
         persons.to_parquet(work / "imputed" / f"imp_{i:03d}.parquet", index=False)
         table = dataset_table(persons, REGISTERS, COVS, YEARS)
         design = Design(table, REGISTERS, COVS + ["J"], three_factor=["O:P:R"])
-        for kind, terms in (("two-factor", ["P:R", "O:P", "O:R", "S:U", "L:N"]),
-                            ("three-factor", ["P:R", "O:P", "O:R", "S:U", "L:N", "O:P:R"])):
+        for kind, terms in (
+            ("two-factor", ["P:R", "O:P", "O:R", "S:U", "L:N"]),
+            ("three-factor", ["P:R", "O:P", "O:R", "S:U", "L:N", "O:P:R"]),
+        ):
             fit = fit_model(design, terms)
             by = n_hat_by(fit, "J")
-            entries.append({"dataset": i, "type": kind, "terms": list(fit.terms), "status": fit.status,
-                            "loglik": fit.llf, "aic": fit.aic, "bic": fit.bic, "deviance": fit.deviance,
-                            "df": fit.df_resid, "n_params": fit.n_params,
-                            "n_hat": {"total": fit.n_hat, **{str(y): v for y, v in zip(by["J"], by["n_hat"])}}})
+            entries.append(
+                {
+                    "dataset": i,
+                    "type": kind,
+                    "terms": list(fit.terms),
+                    "status": fit.status,
+                    "loglik": fit.llf,
+                    "aic": fit.aic,
+                    "bic": fit.bic,
+                    "deviance": fit.deviance,
+                    "df": fit.df_resid,
+                    "n_params": fit.n_params,
+                    "n_hat": {"total": fit.n_hat, **{str(y): v for y, v in zip(by["J"], by["n_hat"])}},
+                }
+            )
     if models is not None:
         entries = models(entries) if callable(models) else models
     (work / "models.json").write_text(json.dumps(entries))
@@ -108,6 +121,7 @@ def params(**over):
 
 
 # --- groups and counts ----------------------------------------------------------------
+
 
 def groups_by_groupby(fit, covariates, year="J") -> pd.DataFrame:
     """Oracle of the report groups: a pandas group-by of the stratum estimates per grouping."""
@@ -123,15 +137,19 @@ def groups_by_groupby(fit, covariates, year="J") -> pd.DataFrame:
 
 
 def test_group_matrix_gives_the_engines_groups():
-    design = small_design(lists=("A", "B", "C"), factors=("S", "L", "J"),
-                          levels={"S": ("F", "M"), "L": ("A", "M"), "J": (2016, 2017, 2018)})
+    design = small_design(
+        lists=("A", "B", "C"),
+        factors=("S", "L", "J"),
+        levels={"S": ("F", "M"), "L": ("A", "M"), "J": (2016, 2017, 2018)},
+    )
     rng = np.random.default_rng(3)
     y = rng.poisson(20, size=design.y.size).astype(float)
     fit = fit_model(design, "A:B,A:S,B:L", counts=y)
     engine = groups_by_groupby(fit, covariates=["S", "L"])
     gm = group_matrix(design.strata, ["S", "L"])
-    ours = gm.frame().assign(n_obs=gm.matrix @ design.n_obs_by_stratum(y),
-                             n_hat=gm.matrix @ (design.n_obs_by_stratum(y) + fit.m0))
+    ours = gm.frame().assign(
+        n_obs=gm.matrix @ design.n_obs_by_stratum(y), n_hat=gm.matrix @ (design.n_obs_by_stratum(y) + fit.m0)
+    )
     merged = engine.merge(ours, on=["year", "group"], suffixes=("_engine", "_ours"), validate="one_to_one")
     assert len(merged) == len(engine) == len(ours) == 4 * (1 + 4 + 4)  # all + 3 years; total, 4 levels, 4 pairs
     np.testing.assert_allclose(merged["n_hat_ours"], merged["n_hat_engine"], rtol=1e-12)
@@ -149,19 +167,23 @@ def test_cell_counts_equal_dataset_table(tmp_path):
     # another data set on the same design: the counts of its own table
     other = simulate_persons(np.random.default_rng(2), n_per_year=300)
     other_table = dataset_table(other, REGISTERS, COVS, YEARS)
-    np.testing.assert_array_equal(bs.cell_counts(other, design),
-                                  other_table["count"].to_numpy()[other_table["observed"].to_numpy()])
+    np.testing.assert_array_equal(
+        bs.cell_counts(other, design), other_table["count"].to_numpy()[other_table["observed"].to_numpy()]
+    )
     bad = other.copy()
     bad.loc[5, "S"] = "X"
     with pytest.raises(bs.BootstrapInputError, match=r"column 'S' has 'X' in data row 6"):
         bs.cell_counts(bad, design, source="imp_001.parquet")
     nobody = other.copy()
     nobody.loc[3, REGISTERS] = 0
-    with pytest.raises(bs.BootstrapInputError, match=r"imp_001.parquet: 1 row\(s\) are on no list \(first data row 4\)"):
+    with pytest.raises(
+        bs.BootstrapInputError, match=r"imp_001.parquet: 1 row\(s\) are on no list \(first data row 4\)"
+    ):
         bs.cell_counts(nobody, design, source="imp_001.parquet")
 
 
 # --- existence of the refits ------------------------------------------------------------
+
 
 def test_existence_screen_agrees_with_the_engines_lp():
     """Random sparse counts on designs with and without a non-trivial null space."""
@@ -205,8 +227,9 @@ def slow_bootstrap(fit, n_boot: int, rng: np.random.Generator) -> tuple[list[flo
 def test_bootstrap_matches_the_full_check_replicate_by_replicate():
     """Same generator: the same replicates fail, the others give the same N-hat."""
     design = small_design(lists=("A", "B", "C"), factors=("S",))
-    mu_obs, _ = cell_mu(design, lambda r: 0.8 - 0.9 * (r["A"] + r["B"] + r["C"]) + 0.4 * (r["S"] == "M")
-                        + 0.8 * r["A"] * r["B"])
+    mu_obs, _ = cell_mu(
+        design, lambda r: 0.8 - 0.9 * (r["A"] + r["B"] + r["C"]) + 0.4 * (r["S"] == "M") + 0.8 * r["A"] * r["B"]
+    )
     y = np.random.default_rng(1).poisson(mu_obs * 3).astype(float)
     fit = fit_model(design, "A:B,A:C,B:C", counts=y)
     assert fit.ok
@@ -234,10 +257,12 @@ def test_bootstrap_matches_the_full_check_replicate_by_replicate():
 
 def test_bootstrap_on_the_lattice_path_equals_the_dense_path():
     """Same draws: the same replicates fail (the existence decision is exact on both), same N-hats."""
-    dense = small_design(lists=("A", "B", "C", "D"), factors=("S", "J"),
-                         levels={"S": ("F", "M"), "J": (2016, 2017, 2018)})
-    lattice = small_design(lists=("A", "B", "C", "D"), factors=("S", "J"),
-                           levels={"S": ("F", "M"), "J": (2016, 2017, 2018)}, lattice=True)
+    dense = small_design(
+        lists=("A", "B", "C", "D"), factors=("S", "J"), levels={"S": ("F", "M"), "J": (2016, 2017, 2018)}
+    )
+    lattice = small_design(
+        lists=("A", "B", "C", "D"), factors=("S", "J"), levels={"S": ("F", "M"), "J": (2016, 2017, 2018)}, lattice=True
+    )
     assert lattice.uses_lattice
     mu_obs, _ = cell_mu(dense, lambda r: 0.3 - 0.8 * (r["A"] + r["B"] + r["C"] + r["D"]) + 0.9 * r["A"] * r["B"])
     y = np.random.default_rng(4).poisson(mu_obs * 1.2).astype(float)  # sparse: some replicates have no MLE
@@ -252,8 +277,10 @@ def test_bootstrap_on_the_lattice_path_equals_the_dense_path():
 def test_bootstrap_sd_matches_repeated_poisson_draws():
     """Known truth: the bootstrap SD of N-hat is close to its SD over tables drawn from the truth."""
     design = small_design(lists=("A", "B", "C"), factors=("S",))
-    mu_obs, _ = cell_mu(design, lambda r: 5.0 - 1.0 * r["A"] - 0.7 * r["B"] - 1.2 * r["C"]
-                        - 0.5 * (r["S"] == "M") + 0.6 * r["A"] * r["B"])
+    mu_obs, _ = cell_mu(
+        design,
+        lambda r: 5.0 - 1.0 * r["A"] - 0.7 * r["B"] - 1.2 * r["C"] - 0.5 * (r["S"] == "M") + 0.6 * r["A"] * r["B"],
+    )
     terms = "A:B"
     rng = np.random.default_rng(2024)
     estimates = []
@@ -288,6 +315,7 @@ def test_bootstrap_model_rejects_bad_input():
 
 # --- the stage ------------------------------------------------------------------------
 
+
 def test_run_stage_writes_the_contract_files_and_pools(tmp_path):
     def mark_one_refused(entries):
         entries[-1] = entries[-1] | {"status": "mle_does_not_exist"}
@@ -308,8 +336,18 @@ def test_run_stage_writes_the_contract_files_and_pools(tmp_path):
     per_model = pd.read_parquet(work / "bootstrap.parquet")
     assert list(per_model.columns) == bs.PER_MODEL_COLUMNS
     models_csv = pd.read_csv(results / "models.csv")
-    assert list(models_csv.columns) == ["dataset", "type", "terms", "aic", "bic", "deviance", "df",
-                                        "n_hat_2016", "n_hat_2017", "n_hat_total"]
+    assert list(models_csv.columns) == [
+        "dataset",
+        "type",
+        "terms",
+        "aic",
+        "bic",
+        "deviance",
+        "df",
+        "n_hat_2016",
+        "n_hat_2017",
+        "n_hat_total",
+    ]
     assert models_csv.loc[1, "terms"].split(";")[-1] == "O:P:R"
     # groups: per year and all years; total, 8 levels, 6 pairs x 4 level pairs
     assert len(est) == 3 * (1 + 8 + 24)
@@ -317,8 +355,10 @@ def test_run_stage_writes_the_contract_files_and_pools(tmp_path):
     # n_obs of a year is the mean over data sets, the persons counted
     tot = est.set_index(["year", "group"])
     assert tot.loc[("2016", "total"), "n_obs"] == (persons["year"] == 2016).sum()
-    men = [(pd.read_parquet(work / "imputed" / f"imp_{i:03d}.parquet").query("year == 2017")["S"] == "M").sum()
-           for i in range(3)]
+    men = [
+        (pd.read_parquet(work / "imputed" / f"imp_{i:03d}.parquet").query("year == 2017")["S"] == "M").sum()
+        for i in range(3)
+    ]
     # (the mean over the pooled models: data set 2's three-factor model is not used)
     assert tot.loc[("2017", "S=M"), "n_obs"] == pytest.approx(np.mean([men[0], men[0], men[1], men[1], men[2]]))
     assert len(set(men)) > 1  # the data sets differ, so the mean is a real check

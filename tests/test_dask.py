@@ -19,9 +19,17 @@ from mse_helpers.parallel import Backend, Workers
 from mse_helpers.runner.params import load_params
 from mse_helpers.stages import bootstrap, impute, prepare, selection
 
-SMALL = {"m": 2, "maxit": 2, "bootstrap": 10, "n_jobs": 2, "sensitivity": ["no-covariates"],
-         "registers": ["K", "O", "P", "R", "Z"], "covariates": ["S", "U"], "years": "2016-2017",
-         "three_factor_candidates": 2}
+SMALL = {
+    "m": 2,
+    "maxit": 2,
+    "bootstrap": 10,
+    "n_jobs": 2,
+    "sensitivity": ["no-covariates"],
+    "registers": ["K", "O", "P", "R", "Z"],
+    "covariates": ["S", "U"],
+    "years": "2016-2017",
+    "three_factor_candidates": 2,
+}
 
 
 class _Run:
@@ -59,8 +67,9 @@ def test_stages_on_a_dask_cluster_write_the_same_bytes_as_loky(tmp_path):
     prepare.run_stage(p, tmp_path / "loky" / "work")
     shutil.copytree(tmp_path / "loky", tmp_path / "dask")
     _stages(p, tmp_path / "loky")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         on_dask = _with_backend(p, "dask", cluster.scheduler_address)
         assert Workers.from_params(on_dask).backend is Backend.DASK
         _stages(on_dask, tmp_path / "dask")
@@ -74,8 +83,15 @@ def test_stages_on_a_dask_cluster_write_the_same_bytes_as_loky(tmp_path):
     loky, dask = _files(tmp_path / "loky"), _files(tmp_path / "dask")
     assert sorted(loky) == sorted(dask)
     names = set(loky)
-    for must in ("work/imputed/imp_000.parquet", "work/imputed/imp_001.parquet", "work/models.json",
-                 "work/sensitivity.csv", "work/bootstrap.parquet", "results/estimates.csv", "results/models.csv"):
+    for must in (
+        "work/imputed/imp_000.parquet",
+        "work/imputed/imp_001.parquet",
+        "work/models.json",
+        "work/sensitivity.csv",
+        "work/bootstrap.parquet",
+        "results/estimates.csv",
+        "results/models.csv",
+    ):
         assert must in names
     differ = [name for name in loky if loky[name] != dask[name]]
     assert differ == []
@@ -93,14 +109,17 @@ def test_workers_default_is_todays_loky():
     assert Workers(n_jobs=2).map(divmod, [(7, 2), (9, 4), (5, 5)]) == [(3, 1), (2, 1), (1, 0)]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"backend": "spark"}, r"parameter backend: must be one of \['loky', 'dask'\], got 'spark'"),
-    ({"backend": "dask"}, r"parameter scheduler: required with backend dask"),
-    ({"backend": "dask", "scheduler": "host:8786"}, r"parameter scheduler: must be an address such as tcp://"),
-    ({"backend": "dask", "scheduler": "tcp://a b:1"}, r"parameter scheduler: must be an address"),
-    ({"backend": "loky", "scheduler": "tcp://host:8786"}, r"parameter scheduler: only used with backend dask"),
-    ({"n_jobs": 0}, r"parameter n_jobs: must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"backend": "spark"}, r"parameter backend: must be one of \['loky', 'dask'\], got 'spark'"),
+        ({"backend": "dask"}, r"parameter scheduler: required with backend dask"),
+        ({"backend": "dask", "scheduler": "host:8786"}, r"parameter scheduler: must be an address such as tcp://"),
+        ({"backend": "dask", "scheduler": "tcp://a b:1"}, r"parameter scheduler: must be an address"),
+        ({"backend": "loky", "scheduler": "tcp://host:8786"}, r"parameter scheduler: only used with backend dask"),
+        ({"n_jobs": 0}, r"parameter n_jobs: must be an integer >= 1"),
+    ],
+)
 def test_workers_name_the_parameter_and_rule(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Workers(**kwargs)

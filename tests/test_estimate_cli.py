@@ -62,8 +62,7 @@ def test_korea_model_bc_fit_statistics_match_published_glm(capsys):
 
 def test_json_has_exactly_the_documented_keys(capsys):
     code, res = run_json(capsys, KOREA)
-    assert set(res) == {"n_obs", "n_hat", "terms", "loglik", "aic", "bic", "deviance", "df",
-                        "status", "by", "interval"}
+    assert set(res) == {"n_obs", "n_hat", "terms", "loglik", "aic", "bic", "deviance", "df", "status", "by", "interval"}
     assert res["by"] == {} and res["interval"] is None and res["terms"] == []
 
 
@@ -139,16 +138,19 @@ def test_failed_model_reports_status_not_a_number(capsys, tmp_path):
     assert res["responsible"] == ["A:B"]
 
 
-@pytest.mark.parametrize("text,args,message", [
-    ("A,B,count\n1,0,5\n0,1,4\n0,0,3\n", (), "data row(s) [3] have every list 0"),
-    ("A,B,n\n1,0,5\n0,1,4\n", (), "no 'count' column"),
-    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--lists", "A,Q"), "--lists: column(s) ['Q']"),
-    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--by", "J"), "--by: ['J'] are not covariate columns"),
-    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "10"), "--bootstrap needs --seed"),
-    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "1", "--seed", "3"), "--bootstrap: must be 0"),
-    ("A,B,count\n1,0,5\n0,1,4\n1,1,-2\n", (), "whole number >= 0; data row 3"),
-    ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--terms", "A:Z"), "unknown variable(s) ['Z']"),
-])
+@pytest.mark.parametrize(
+    "text,args,message",
+    [
+        ("A,B,count\n1,0,5\n0,1,4\n0,0,3\n", (), "data row(s) [3] have every list 0"),
+        ("A,B,n\n1,0,5\n0,1,4\n", (), "no 'count' column"),
+        ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--lists", "A,Q"), "--lists: column(s) ['Q']"),
+        ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--by", "J"), "--by: ['J'] are not covariate columns"),
+        ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "10"), "--bootstrap needs --seed"),
+        ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--bootstrap", "1", "--seed", "3"), "--bootstrap: must be 0"),
+        ("A,B,count\n1,0,5\n0,1,4\n1,1,-2\n", (), "whole number >= 0; data row 3"),
+        ("A,B,count\n1,0,5\n0,1,4\n1,1,2\n", ("--terms", "A:Z"), "unknown variable(s) ['Z']"),
+    ],
+)
 def test_bad_input_exits_2_with_a_clear_message(capsys, tmp_path, text, args, message):
     code, out, err = run(capsys, write(tmp_path, text), *args)
     assert code == 2 and out == ""
@@ -162,15 +164,21 @@ def test_missing_file(capsys, tmp_path):
 
 # --- --select (model selection, mse_helpers.stages.selection) ---------------------------------
 
+
 def _random_counts_csv(tmp_path: Path, seed: int, effects: dict, zero_ab: bool = False) -> tuple[str, "object"]:
     """A random table with lists A B G D, a 0/1 covariate S and three years, as CSV and as the
     reference's frame (``tests/stepwise_reference.py``)."""
     import numpy as np
-
     import stepwise_reference as ref
 
-    table = ref.random_table(np.random.default_rng(seed), ["A", "B", "G", "D"], ["S"],
-                             year_levels=[2016, 2017, 2018], scale=25.0, effects=effects)
+    table = ref.random_table(
+        np.random.default_rng(seed),
+        ["A", "B", "G", "D"],
+        ["S"],
+        year_levels=[2016, 2017, 2018],
+        scale=25.0,
+        effects=effects,
+    )
     if zero_ab:  # lists A and B never overlap: the all-two-factor model has no MLE
         table = table.assign(count=np.where((table["A"] == 1) & (table["B"] == 1), 0, table["count"]))
     path = tmp_path / f"random{seed}.csv"
@@ -200,13 +208,15 @@ def test_select_backward_aic_matches_reference_step(capsys, tmp_path, seed):
 def test_select_study_matches_reference_and_reports_refused_terms(capsys, tmp_path):
     import stepwise_reference as ref
 
-    path, table = _random_counts_csv(tmp_path, 3, {"G:D": 0.8, "A:S": 0.4, "G:S": 0.5, "D:S": 0.4, "G:D:S": 0.7},
-                                     zero_ab=True)
+    path, table = _random_counts_csv(
+        tmp_path, 3, {"G:D": 0.8, "A:S": 0.4, "G:S": 0.5, "D:S": 0.4, "G:D:S": 0.7}, zero_ab=True
+    )
     code, res = run_json(capsys, path, "--lists", "A,B,G,D", "--select", "study")
     assert code == 0
     sel = res["selection"]
-    assert [(r["term"], r["status"], r["step"]) for r in sel["refused"] if r["type"] == "backward"] == \
-        [("A:B", "mle_does_not_exist", 0)]
+    assert [(r["term"], r["status"], r["step"]) for r in sel["refused"] if r["type"] == "backward"] == [
+        ("A:B", "mle_does_not_exist", 0)
+    ]
     variables = ["A", "B", "G", "D", "S", "J"]
     start = [f"{a}:{b}" for a, b in itertools.combinations(variables, 2) if (a, b) != ("A", "B")]
     two = ref.backward(table, variables, start, "aic", categorical=["J"])
@@ -238,6 +248,7 @@ def test_select_unknown_method_is_a_usage_error(capsys):
 
 
 # --- guards: limits of a request, impossible counts, list columns with other values -----------
+
 
 def _many_lists(tmp_path, n_lists, n_rows=200):
     import random
@@ -300,8 +311,18 @@ def test_request_size_counts_the_design_columns():
         assert request_size(frame, lists, ["J"], select) == design.X.shape
 
 
-@pytest.mark.parametrize("value,shown", [("1e30", "1e+30"), ("inf", "inf"), ("-inf", "-inf"), ("nan", "nan"),
-                                         ("-250", "-250"), ("2.5", "2.5"), ("lots", "'lots'")])
+@pytest.mark.parametrize(
+    "value,shown",
+    [
+        ("1e30", "1e+30"),
+        ("inf", "inf"),
+        ("-inf", "-inf"),
+        ("nan", "nan"),
+        ("-250", "-250"),
+        ("2.5", "2.5"),
+        ("lots", "'lots'"),
+    ],
+)
 def test_impossible_counts_name_row_and_column_with_plain_numbers(capsys, tmp_path, value, shown):
     text = f"A,B,count\n# a comment line\n1,0,5\n0,1,{value}\n1,1,2\n"
     code, out, err = run(capsys, write(tmp_path, text))

@@ -56,8 +56,7 @@ def test_artificial3_statuses_of_chan_silverman_vincent():
 
 
 def test_three_list_interaction_is_not_identifiable():
-    d = design_of({h: 10 + i for i, h in enumerate(itertools.product((0, 1), repeat=3)) if any(h)},
-                  three_factor="all")
+    d = design_of({h: 10 + i for i, h in enumerate(itertools.product((0, 1), repeat=3)) if any(h)}, three_factor="all")
     res = ex.check_existence(d, ("A:B", "A:C", "B:C", "A:B:C"))
     assert res.status == "not_identifiable"
     assert res.rank_deficiency == 1 and res.responsible == ("A:B:C",)

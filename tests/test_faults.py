@@ -21,8 +21,8 @@ import pytest
 
 from mse_helpers.cli import main
 from mse_helpers.runner import pipeline
-from mse_helpers.runner.pipeline import RunInterrupted, StopSignals, check_reports_location, run_pipeline
 from mse_helpers.runner.kernelguard import leftovers
+from mse_helpers.runner.pipeline import RunInterrupted, StopSignals, check_reports_location, run_pipeline
 from mse_helpers.runner.runindex import process_alive, runner_gone, runner_identity, write_index
 
 PARAMS = 'params_file = None\noverrides = {}\nrun_dir = "."'
@@ -79,10 +79,17 @@ def work(tmp_path):
 
 
 def _start(tmp, notebook):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(pipeline.__file__).parents[2])]
-                                                       + [os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(tmp / "runner.py"), str(tmp), notebook], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(pipeline.__file__).parents[2])] + [os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(tmp / "runner.py"), str(tmp), notebook],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_for(path: Path, proc, timeout=90.0) -> dict:
@@ -211,12 +218,20 @@ def test_index_shows_dead_running_run_as_interrupted_and_live_one_as_running(tmp
     for name, runner in (("2026-12-01", {**runner_identity(), "pid": dead.pid}), ("2026-12-02", runner_identity())):
         d = tmp_path / name
         d.mkdir()
-        (d / "manifest.json").write_text(json.dumps(
-            {"status": "running", "started": name + "T10:00", "runner": runner, "headline": "h",
-             "notebooks": {"03_model_selection": {"status": "running", "duration_s": None}}}))
+        (d / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "status": "running",
+                    "started": name + "T10:00",
+                    "runner": runner,
+                    "headline": "h",
+                    "notebooks": {"03_model_selection": {"status": "running", "duration_s": None}},
+                }
+            )
+        )
     index = write_index(tmp_path).read_text()
-    row_dead = index[index.index("2026-12-01/index.html"):]
-    row_live = index[index.index("2026-12-02/index.html"):index.index("2026-12-01/index.html")]
+    row_dead = index[index.index("2026-12-01/index.html") :]
+    row_live = index[index.index("2026-12-02/index.html") : index.index("2026-12-01/index.html")]
     assert "interrupted" in row_dead and "running" not in row_dead.split("</tr>")[0]
     assert "class='running'>running" in row_live
     assert "class='interrupted'>interrupted" in (tmp_path / "2026-12-01" / "index.html").read_text()
@@ -258,6 +273,7 @@ def test_signal_during_input_check_prints_one_line(tmp_path, capsys, monkeypatch
 
 
 # --- unwritable output ------------------------------------------------------------------------
+
 
 def _chattr(flag, path):
     """Set/unset the immutable attribute; root ignores permissions but not this."""
@@ -337,9 +353,11 @@ def test_index_write_failure_after_good_run_keeps_status_ok(work):
         pytest.skip("chattr +i not available here")
     _chattr("-i", work)
     reports = work / "reports"
-    _notebook(work / "nbs" / "lock_index.ipynb",
-              "import subprocess\nfrom pathlib import Path\n"
-              "subprocess.run(['chattr', '+i', str(Path(run_dir).parent / 'index.html')], check=True)")
+    _notebook(
+        work / "nbs" / "lock_index.ipynb",
+        "import subprocess\nfrom pathlib import Path\n"
+        "subprocess.run(['chattr', '+i', str(Path(run_dir).parent / 'index.html')], check=True)",
+    )
     inputs = {k: str(work / f"{k}.csv") for k in ("reports", "aggregates", "register_map")}
     p = load_params(None, {**inputs, "truth": None, "m": 2, "years": [2018]})
     try:

@@ -16,9 +16,9 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit
 
-from mse_helpers.stages import impute
 from mse_helpers import seeds
 from mse_helpers.codes import COVARIATES
+from mse_helpers.stages import impute
 
 REGISTERS = ("I", "K", "O", "P", "R", "Z")
 COVS = ("S", "L", "N", "U")
@@ -26,6 +26,7 @@ YEARS = (2016, 2017, 2018, 2019)
 
 
 # --- simulated data --------------------------------------------------------------------
+
 
 def simulate_persons(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Person-level records with strongly associated covariates and registers.
@@ -36,10 +37,10 @@ def simulate_persons(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """
     year = rng.choice(YEARS, size=n)
     yidx = year - YEARS[0]
-    u = rng.random(n) < expit(-0.2 + 0.1 * yidx)                          # U=O (non-sexual)
-    s = rng.random(n) < expit(-1.5 + 2.5 * u)                              # S=M more often if non-sexual
-    nat = rng.random(n) < expit(-0.5 + 1.0 * u + 0.8 * s)                  # N=O
-    age = rng.random(n) < expit(-1.0 - 1.2 * nat)                          # L=M (minor) mostly Dutch
+    u = rng.random(n) < expit(-0.2 + 0.1 * yidx)  # U=O (non-sexual)
+    s = rng.random(n) < expit(-1.5 + 2.5 * u)  # S=M more often if non-sexual
+    nat = rng.random(n) < expit(-0.5 + 1.0 * u + 0.8 * s)  # N=O
+    age = rng.random(n) < expit(-1.0 - 1.2 * nat)  # L=M (minor) mostly Dutch
     pol = rng.random(n) < expit(-0.3 - 0.8 * u + 0.5 * age)
     reg_r = rng.random(n) < expit(-2.0 + 1.5 * pol - 0.7 * u + 0.3 * (yidx == 2))
     reg_o = rng.random(n) < expit(-1.5 + 1.0 * reg_r + 1.0 * u)
@@ -122,6 +123,7 @@ def truth() -> pd.DataFrame:
 
 # --- building blocks ---------------------------------------------------------------------
 
+
 def test_collapsed_fit_equals_fit_on_records():
     """Patterns with frequency weights give statsmodels' own estimate and covariance."""
     rng = np.random.default_rng(3)
@@ -144,8 +146,12 @@ def test_posterior_equals_mice_augmented_fit_on_records():
     beta, cov, keep = impute.logreg_posterior(y, observed, x)
     x_aug, y_aug, w_aug = impute.augment(x)
     design = sm.add_constant(np.vstack([x[observed], x_aug]), has_constant="add")
-    ref = sm.GLM(np.concatenate([y[observed], y_aug]), design, family=sm.families.Binomial(),
-                 freq_weights=np.concatenate([np.ones(observed.sum()), w_aug])).fit()
+    ref = sm.GLM(
+        np.concatenate([y[observed], y_aug]),
+        design,
+        family=sm.families.Binomial(),
+        freq_weights=np.concatenate([np.ones(observed.sum()), w_aug]),
+    ).fit()
     assert keep.all()
     np.testing.assert_allclose(beta, ref.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(cov, ref.cov_params(), rtol=1e-6, atol=1e-10)
@@ -160,7 +166,7 @@ def test_augment_follows_mice():
     np.testing.assert_allclose(w_aug.sum(), 4.0)
     np.testing.assert_array_equal(y_aug, np.tile([0, 0, 1, 1], 3))
     for j in range(3):
-        block = x_aug[4 * j: 4 * j + 4]
+        block = x_aug[4 * j : 4 * j + 4]
         others = np.delete(np.arange(3), j)
         np.testing.assert_allclose(block[:, others], np.tile(mean[others], (4, 1)))
         expected = np.clip(mean[j] + np.array([0.5, -0.5, 0.5, -0.5]) * sd[j], x[:, j].min(), x[:, j].max())
@@ -204,10 +210,10 @@ def test_draws_follow_the_posterior():
 
 # --- validation: masked truth ------------------------------------------------------------
 
+
 def impute_frame(frame, seed, m=5, maxit=5, n_jobs=1):
     empty = frame.iloc[:0]
-    return impute.impute_datasets(frame, empty, None, YEARS, REGISTERS, COVS, seed, m=m, maxit=maxit,
-                                  n_jobs=n_jobs)
+    return impute.impute_datasets(frame, empty, None, YEARS, REGISTERS, COVS, seed, m=m, maxit=maxit, n_jobs=n_jobs)
 
 
 def test_masked_truth_recovered_mcar(truth):
@@ -265,6 +271,7 @@ def test_missing_register_is_imputed(truth):
 
 # --- reproducibility and between-imputation variation ------------------------------------
 
+
 def test_datasets_differ_and_same_seed_repeats(truth):
     rng = np.random.default_rng(24)
     frame, hide = mask(truth, "L", np.full(len(truth), 0.25), rng)
@@ -289,8 +296,18 @@ def test_results_do_not_depend_on_n_jobs(truth):
     rng = np.random.default_rng(25)
     frame, _ = mask(truth, "U", np.full(len(truth), 0.1), rng)
     partial = make_partial(60, rng)
-    args = dict(persons=frame.iloc[:1500], partial=partial, reference_years=[2016, 2017], years=YEARS,
-                registers=REGISTERS, covariates=COVS, seed=9, m=3, maxit=2, link=link_stub)
+    args = dict(
+        persons=frame.iloc[:1500],
+        partial=partial,
+        reference_years=[2016, 2017],
+        years=YEARS,
+        registers=REGISTERS,
+        covariates=COVS,
+        seed=9,
+        m=3,
+        maxit=2,
+        link=link_stub,
+    )
     serial = impute.impute_datasets(**args, n_jobs=1)
     parallel = impute.impute_datasets(**args, n_jobs=2)
     for a, b in zip(serial, parallel):
@@ -300,25 +317,28 @@ def test_results_do_not_depend_on_n_jobs(truth):
 
 # --- linking per data set, year totals ---------------------------------------------------
 
+
 def test_linking_redone_per_dataset_and_year_totals_kept(truth):
     rng = np.random.default_rng(26)
     persons, _ = mask(truth.iloc[:2000], "S", np.full(2000, 0.05), rng)
     partial = make_partial(150, rng)
-    datasets = impute.impute_datasets(persons, partial, [2016, 2017], YEARS, REGISTERS, COVS, seed=5,
-                                      m=3, maxit=3, link=link_stub)
+    datasets = impute.impute_datasets(
+        persons, partial, [2016, 2017], YEARS, REGISTERS, COVS, seed=5, m=3, maxit=3, link=link_stub
+    )
     for d in datasets:
         linked = link_stub(persons, partial, [2016, 2017], seeds.rng(5, "link", d.index))
         # imputation keeps every record: year totals equal the linked file's
-        pd.testing.assert_series_equal(d.completed["year"].value_counts().sort_index(),
-                                       linked["year"].value_counts().sort_index())
-        pd.testing.assert_series_equal(d.completed["source"], linked["source"].astype("string"),
-                                       check_names=False)
+        pd.testing.assert_series_equal(
+            d.completed["year"].value_counts().sort_index(), linked["year"].value_counts().sort_index()
+        )
+        pd.testing.assert_series_equal(d.completed["source"], linked["source"].astype("string"), check_names=False)
         assert not d.completed.isna().any().any()
     n_2018 = [int((d.completed["year"] == 2018).sum()) for d in datasets]
     assert len(set(n_2018)) > 1  # each data set has its own linking realisation
 
 
 # --- the stage ---------------------------------------------------------------------------
+
 
 class P:  # the attributes of Params the stage uses
     registers, covariates, seed, m, maxit, n_jobs = REGISTERS, COVS, 13, 2, 3, 1
@@ -384,6 +404,7 @@ def test_variable_never_observed_is_an_error(truth):
 
 # --- diagnostics of notebook 02 -------------------------------------------------------
 
+
 def test_diagnostics_tables_from_a_stage_run(tmp_path, truth):
     from matplotlib.figure import Figure
 
@@ -423,12 +444,13 @@ def test_trace_stability_flags_chains_that_have_not_mixed():
     rows = []
     for d in range(4):
         mixed = 0.4 + 0.02 * rng.standard_normal(10)
-        stuck = 0.2 * d + 0.01 * rng.standard_normal(10)        # each chain at its own level
+        stuck = 0.2 * d + 0.01 * rng.standard_normal(10)  # each chain at its own level
         trending = 0.1 + 0.05 * it + 0.01 * rng.standard_normal(10)
         for name, vals in (("S", mixed), ("L", stuck), ("N", trending)):
             rows += [(d, i, name, v) for i, v in zip(it, vals)]
     traces = pd.DataFrame(rows, columns=["dataset", "iteration", "variable", "mean"])
     from mse_helpers.report import imputation as diagnostics
+
     table = diagnostics.trace_stability(traces)
     assert table.loc["S (sex)", "r_hat"] < 1.1
     assert table.loc["L (age group)", "r_hat"] > 3
@@ -443,12 +465,14 @@ def test_with_the_real_linking_of_data_preparation(truth):
     rng = np.random.default_rng(30)
     persons, _ = mask(truth.iloc[:1500], "U", np.full(1500, 0.05), rng)
     partial = make_partial(80, rng)
-    datasets = impute.impute_datasets(persons, partial, [2016, 2017], YEARS, REGISTERS, COVS, seed=4,
-                                      m=2, maxit=2, link=prepare.link_partial_records)
+    datasets = impute.impute_datasets(
+        persons, partial, [2016, 2017], YEARS, REGISTERS, COVS, seed=4, m=2, maxit=2, link=prepare.link_partial_records
+    )
     for d in datasets:
         linked = prepare.link_partial_records(persons, partial, [2016, 2017], seeds.rng(4, "link", d.index))
-        pd.testing.assert_series_equal(d.completed["year"].value_counts().sort_index(),
-                                       linked["year"].value_counts().sort_index())
+        pd.testing.assert_series_equal(
+            d.completed["year"].value_counts().sort_index(), linked["year"].value_counts().sort_index()
+        )
         assert not d.completed.isna().any().any()
         # every partial record is on O: as a linked person or as a new one
         assert d.completed.query("year == 2018")["O"].sum() >= 80

@@ -34,8 +34,18 @@ def test_every_reports_violation_is_listed_with_row_and_column(rmap):
     with pytest.raises(inputs.InputError) as err:
         inputs.read_reports(FIX / "prep_reports_bad.csv", rmap)
     where = _where(err.value)
-    expected = {(3, "report_date"), (4, "report_id"), (5, "person_key"), (6, "sex"), (6, "age"),
-                (6, "nationality"), (6, "exploitation"), (7, "report_date"), (7, "age"), (7, "nationality")}
+    expected = {
+        (3, "report_date"),
+        (4, "report_id"),
+        (5, "person_key"),
+        (6, "sex"),
+        (6, "age"),
+        (6, "nationality"),
+        (6, "exploitation"),
+        (7, "report_date"),
+        (7, "age"),
+        (7, "nationality"),
+    }
     assert expected <= where
     # row 7's "labour;sexual" is valid; row 2 is valid
     assert (7, "exploitation") not in where and not any(r == 2 for r, _ in where)
@@ -127,6 +137,7 @@ def test_pseudonymise_is_keyed_and_stable():
     b = inputs.pseudonymise([key], "another secret, also long")
     assert b[0] != a[0]
     import hashlib
+
     assert a[0] != hashlib.sha256(key.encode()).hexdigest()  # keyed, not a plain hash
     with pytest.raises(ValueError, match="16 bytes"):
         inputs.pseudonymise([key], "short")
@@ -135,6 +146,7 @@ def test_pseudonymise_is_keyed_and_stable():
 
 
 # --- mse pseudonymise ------------------------------------------------------------------------
+
 
 def _key(tmp_path, text="a-long-enough-secret-for-tests\n", name="mse.key"):
     path = tmp_path / name
@@ -153,7 +165,7 @@ def test_pseudonymise_command_replaces_keys_and_keeps_the_rest(tmp_path, capsys,
     assert after["person_key"].tolist() == inputs.pseudonymise(before["person_key"], b"a-long-enough-secret-for-tests")
     assert after["person_key"].str.fullmatch(r"[0-9a-f]{64}").all()
     # one person, one key: the grouping is unchanged
-    assert (before.groupby("person_key").ngroups == after.groupby("person_key").ngroups)
+    assert before.groupby("person_key").ngroups == after.groupby("person_key").ngroups
     assert len(inputs.read_reports(out, rmap)) == len(before)  # still a valid reports file
     assert "HMAC-SHA-256" in capsys.readouterr().out
 
@@ -177,10 +189,12 @@ def test_pseudonymise_xlsx_and_refusals(tmp_path, capsys):
     assert "is the input file" in refused(str(src), str(src), "--key-file", str(key))
     assert "exists; choose a new name or use --force" in refused(str(src), str(out), "--key-file", str(key))
     assert main(["pseudonymise", str(src), str(out), "--key-file", str(key), "--force"]) == 0
-    assert "already looks like an HMAC-SHA-256 key" in refused(str(out), str(tmp_path / "o2.csv"), "--key-file",
-                                                                  str(key))
-    assert "at least 16 are needed" in refused(str(src), str(tmp_path / "o3.csv"), "--key-file",
-                                               str(_key(tmp_path, "short\n", "short.key")))
+    assert "already looks like an HMAC-SHA-256 key" in refused(
+        str(out), str(tmp_path / "o2.csv"), "--key-file", str(key)
+    )
+    assert "at least 16 are needed" in refused(
+        str(src), str(tmp_path / "o3.csv"), "--key-file", str(_key(tmp_path, "short\n", "short.key"))
+    )
     assert "no such file" in refused(str(src), str(tmp_path / "o4.csv"), "--key-file", str(tmp_path / "none"))
     inside = PROJECT_ROOT / ".pytest-key.tmp"
     inside.write_text("a-long-enough-secret-for-tests")
@@ -206,8 +220,9 @@ def test_utf8_bom_and_tab_separator_are_detected(tmp_path, rmap):
     assert frame.columns[0] == "report_id" and frame.attrs["format"].encoding == "utf-8-sig"
     assert inputs.read_table(bom, encoding="utf-8").columns[0] == "report_id"  # also when the encoding is set
     tab = tmp_path / "tab.txt"
-    tab.write_text(pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False)
-                   .to_csv(sep="\t", index=False))
+    tab.write_text(
+        pd.read_csv(FIX / "prep_reports_rules.csv", dtype=str, keep_default_na=False).to_csv(sep="\t", index=False)
+    )
     rep = inputs.read_reports(tab, rmap)
     assert len(rep) == 22 and any("separator tab (detected)" in n for n in rep.attrs["notes"])
 
@@ -236,7 +251,7 @@ def test_blank_lines_and_multiline_cells_keep_spreadsheet_rows(tmp_path, rmap):
     head = lines[0] + ",note"
     body = [lines[1] + ',"two\nlines"', lines[2] + ",", "", lines[3].replace(",M,", ",Q,", 1) + ","]
     path = tmp_path / "r.csv"
-    path.write_text("\n".join([head] + body + [l + "," for l in lines[4:]]) + "\n")
+    path.write_text("\n".join([head] + body + [line + "," for line in lines[4:]]) + "\n")
     with pytest.raises(inputs.InputError) as err:
         inputs.read_reports(path, rmap)
     assert [(v.row, v.column) for v in err.value.violations if v.column == "sex"] == [(5, "sex")]
@@ -303,8 +318,11 @@ def test_aggregates_in_two_files_duplicate_organisation_year(tmp_path, rmap):
     org = rmap["organisation"][rmap["register"] == "O"].iloc[0]
     (tmp_path / "a.csv").write_text(f"{header}\n2018,{org},10,5,5,0,10,0,10,0,10\n")
     (tmp_path / "b.csv").write_text(f"{header}\n2019,{org},4,2,2,0,4,0,4,0,4\n2018,{org},1,1,0,0,1,0,1,0,1\n")
-    with pytest.raises(inputs.InputError, match=r"b.csv, row 3, column organisation: .* for year 2018 is also in "
-                                                r".*a.csv row 2"):
+    with pytest.raises(
+        inputs.InputError,
+        match=r"b.csv, row 3, column organisation: .* for year 2018 is also in "
+        r".*a.csv row 2",
+    ):
         inputs.read_aggregates([tmp_path / "a.csv", tmp_path / "b.csv"], rmap)
     (tmp_path / "b.csv").write_text(f"{header}\n2019,{org},4,2,2,0,4,0,4,0,4\n")
     agg = inputs.read_aggregates([tmp_path / "a.csv", tmp_path / "b.csv"], rmap)

@@ -61,6 +61,7 @@ def random_table(rng: np.random.Generator, n_lists: int, factors: dict[str, list
 
 # --- closed forms ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n10,n01,n11", [(60, 40, 20), (7, 13, 3), (250, 31, 9)])
 def test_two_lists_is_lincoln_petersen(n10, n01, n11):
     d = Design(table_from_dict({(1, 0): n10, (0, 1): n01, (1, 1): n11}, ["A", "B"]), ["A", "B"])
@@ -73,8 +74,7 @@ def test_two_lists_is_lincoln_petersen(n10, n01, n11):
 
 def test_three_lists_independence_solves_darroch_equation():
     # Under independence the MLE satisfies N - n = N * prod_j (1 - n_j / N)
-    counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
-              (1, 0, 1): 12, (0, 1, 1): 6, (1, 1, 1): 2}
+    counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9, (1, 0, 1): 12, (0, 1, 1): 6, (1, 1, 1): 2}
     d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"])
     fit = fit_model(d)
     n = sum(counts.values())
@@ -86,8 +86,7 @@ def test_three_lists_independence_solves_darroch_equation():
 
 def test_three_lists_all_two_factor_terms_closed_form():
     # saturated on the observed cells: m0 = n111 n100 n010 n001 / (n110 n101 n011)
-    counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
-              (1, 0, 1): 12, (0, 1, 1): 6, (1, 1, 1): 2}
+    counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9, (1, 0, 1): 12, (0, 1, 1): 6, (1, 1, 1): 2}
     d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"])
     fit = fit_model(d, "all2")
     m0 = 2 * 52 * 31 * 44 / (9 * 12 * 6)
@@ -113,8 +112,7 @@ def test_fit_is_built_complete_and_its_criteria_are_computed():
 
 
 def test_saturated_three_lists_with_an_empty_cell_has_no_mle():
-    counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9,
-              (1, 0, 1): 12, (0, 1, 1): 0, (1, 1, 1): 2}
+    counts = {(1, 0, 0): 52, (0, 1, 0): 31, (0, 0, 1): 44, (1, 1, 0): 9, (1, 0, 1): 12, (0, 1, 1): 0, (1, 1, 1): 2}
     d = Design(table_from_dict(counts, ["A", "B", "C"]), ["A", "B", "C"], three_factor="all")
     fit = fit_model(d, "all2")
     assert fit.status == "mle_does_not_exist"
@@ -127,6 +125,7 @@ def test_saturated_three_lists_with_an_empty_cell_has_no_mle():
 
 
 # --- covariates and strata ----------------------------------------------------------
+
 
 def strata_table() -> pd.DataFrame:
     rng = np.random.default_rng(5)
@@ -149,8 +148,7 @@ def test_empty_stratum_makes_its_interaction_fail_but_not_main_effects():
     assert empty["n_obs"] == 0 and empty["n_hat"] > 0  # the model still predicts people there
     # groupings add up: per year = sum of its strata; total = sum of years
     by_year = n_hat_by(ok, "J")
-    np.testing.assert_allclose(by_year["n_hat"].to_numpy(),
-                               st.groupby("J")["n_hat"].sum().to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(by_year["n_hat"].to_numpy(), st.groupby("J")["n_hat"].sum().to_numpy(), rtol=1e-12)
     assert by_year["n_hat"].sum() == pytest.approx(ok.n_hat, rel=1e-12)
     assert by_year["n_obs"].sum() == t["count"].sum()
     np.testing.assert_allclose(by_year["dark"], by_year["n_hat"] - by_year["n_obs"])
@@ -183,15 +181,21 @@ def test_year_terms_count_k_minus_1_parameters():
     assert d.n_params(("A:B",)) == base + 1
     fit = fit_model(d, "A:J")
     assert fit.bic == pytest.approx(-2 * fit.llf + np.log(d.n_cells) * (base + 3), rel=1e-12)
-    assert d.n_cells == (2 ** 3 - 1) * 2 * 4
+    assert d.n_cells == (2**3 - 1) * 2 * 4
 
 
 # --- count_table ---------------------------------------------------------------------
 
+
 def test_count_table_cross_classifies_persons_with_zero_cells():
-    persons = pd.DataFrame({
-        "P": [1, 1, 0, 1, 0], "R": [0, 1, 1, 0, 1],
-        "S": ["M", "F", "F", "M", "M"], "J": [2017, 2017, 2016, 2017, 2016]})
+    persons = pd.DataFrame(
+        {
+            "P": [1, 1, 0, 1, 0],
+            "R": [0, 1, 1, 0, 1],
+            "S": ["M", "F", "F", "M", "M"],
+            "J": [2017, 2017, 2016, 2017, 2016],
+        }
+    )
     t = count_table(persons, ["P", "R"], ["S", "J"])
     assert len(t) == 4 * 2 * 2
     assert t["count"].sum() == 5
@@ -236,6 +240,7 @@ def test_parse_terms_canonical_names_and_formulas():
 
 # --- agreement with statsmodels --------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", range(8))
 def test_agrees_with_statsmodels_on_random_tables(seed):
     rng = np.random.default_rng(100 + seed)
@@ -260,8 +265,12 @@ def test_agrees_with_statsmodels_on_random_tables(seed):
 def test_agrees_with_statsmodels_on_study_size_table():
     # 6 lists x S L N U x 4 years = 4,096 cells (4,032 observed), all two-factor terms
     rng = np.random.default_rng(2016)
-    t = random_table(rng, 6, {"S": ["F", "M"], "L": ["A", "M"], "N": ["NL", "O"], "U": ["S", "O"],
-                              "J": [2016, 2017, 2018, 2019]}, size=40.0)
+    t = random_table(
+        rng,
+        6,
+        {"S": ["F", "M"], "L": ["A", "M"], "N": ["NL", "O"], "U": ["S", "O"], "J": [2016, 2017, 2018, 2019]},
+        size=40.0,
+    )
     lists = list("ABCDEF")
     d = Design(t, lists, ["S", "L", "N", "U", "J"])
     assert d.n_cells == 4032
@@ -291,6 +300,7 @@ def test_sparse_real_table_uk2013_agrees_with_statsmodels():
 
 
 # --- warm starts, refits, bootstrap ----------------------------------------------------------
+
 
 def test_warm_start_gives_the_same_fit_in_fewer_iterations():
     rng = np.random.default_rng(7)
@@ -392,6 +402,7 @@ def test_three_factor_term_with_year_agrees_with_statsmodels():
 
 # --- cell codes ------------------------------------------------------------------------------
 
+
 def test_cell_codes_count_the_cells_of_complete_table_in_order():
     rng = np.random.default_rng(12)
     t = random_table(rng, 3, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=5.0)
@@ -400,7 +411,9 @@ def test_cell_codes_count_the_cells_of_complete_table_in_order():
     np.testing.assert_array_equal(codes, np.arange(len(t)))  # factors slowest, lists fastest
     # numbers match by value, text by text: 2017.0 and "2017" find the cell of 2017
     as_text = t.assign(J=t["J"].astype(str))
-    np.testing.assert_array_equal(cell_codes(as_text, ["J"], levels), cell_codes(t.assign(J=t["J"] * 1.0), ["J"], levels))
+    np.testing.assert_array_equal(
+        cell_codes(as_text, ["J"], levels), cell_codes(t.assign(J=t["J"] * 1.0), ["J"], levels)
+    )
     assert list(pattern_labels(2)[cell_codes(t.iloc[:4], ["B", "C"], levels)]) == ["00", "01", "10", "11"]
     bad = t.assign(S=t["S"].where(t.index != 4, "X"))
     with pytest.raises(ValueError, match=r"persons\.csv: column 'S' has 'X' in data row 5, not one of"):
@@ -411,6 +424,7 @@ def test_cell_codes_count_the_cells_of_complete_table_in_order():
 
 
 # --- the lattice path (subset sums instead of the design matrix) ------------------------------
+
 
 def test_lattice_products_equal_the_dense_design():
     rng = np.random.default_rng(21)
@@ -437,8 +451,7 @@ def test_lattice_fits_agree_with_the_dense_path_and_statsmodels(seed):
     t = random_table(rng, 4, {"S": ["F", "M"], "J": [2016, 2017, 2018]}, size=size)
     dense = Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J"])
     lattice = Design(t, list("ABCD"), ["S", "J"], three_factor=["A:B:J"], lattice=True)
-    terms = tuple(sorted(rng.choice(list(dense.candidate_terms), size=int(rng.integers(0, 9)),
-                                    replace=False).tolist()))
+    terms = tuple(sorted(rng.choice(list(dense.candidate_terms), size=int(rng.integers(0, 9)), replace=False).tolist()))
     a, b = fit_model(dense, terms), fit_model(lattice, terms)
     assert a.status == b.status
     if not a.ok:
@@ -449,8 +462,11 @@ def test_lattice_fits_agree_with_the_dense_path_and_statsmodels(seed):
     # a warm refit after dropping a term, as model selection does
     if terms:
         smaller = terms[1:]
-        np.testing.assert_allclose(fit_model(lattice, smaller, start=b.params, check=False).n_hat,
-                                   fit_model(dense, smaller, check=False).n_hat, rtol=1e-9)
+        np.testing.assert_allclose(
+            fit_model(lattice, smaller, start=b.params, check=False).n_hat,
+            fit_model(dense, smaller, check=False).n_hat,
+            rtol=1e-9,
+        )
 
 
 def test_lattice_needs_binary_variables_but_one_factor():

@@ -15,18 +15,34 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mse_helpers.cli import main  # noqa: E402
 from mse_helpers.report import figures as plots  # noqa: E402
 from mse_helpers.report import tables
-from mse_helpers.cli import main  # noqa: E402
 from mse_helpers.runner.params import PROJECT_ROOT  # noqa: E402
 
 NEW_YEAR = 2020
-QUICK = ["--set", "m=2", "--set", "maxit=2", "--set", "bootstrap=10", "--set", "three_factor_candidates=3",
-         "--set", "sensitivity=[]"]
+QUICK = [
+    "--set",
+    "m=2",
+    "--set",
+    "maxit=2",
+    "--set",
+    "bootstrap=10",
+    "--set",
+    "three_factor_candidates=3",
+    "--set",
+    "sensitivity=[]",
+]
 
 # Cells of notebook 04 that show results tables, by the call they make.
-TABLE_CALLS = ("tables.table6(", "tables.covariate_table(", "tables.annex_g_tables(", "tables.ratio_table(",
-               "tables.validation_table(", "result.models")
+TABLE_CALLS = (
+    "tables.table6(",
+    "tables.covariate_table(",
+    "tables.annex_g_tables(",
+    "tables.ratio_table(",
+    "tables.validation_table(",
+    "result.models",
+)
 FIGURE_CALLS = ("plots.figure4(", "plots.figure5(", "plots.ratio_figure(", "plots.figure6(")
 
 
@@ -40,8 +56,9 @@ def run_with_new_year(tmp_path_factory):
     for f in ("reports.csv", "aggregates.csv", "register_map.csv", "truth.csv"):
         shutil.copy(PROJECT_ROOT / "data" / f, data / f)
     assert main(["simulate", "--years", str(NEW_YEAR), "--out", str(data), "--append"]) == 0
-    (data / "params.yaml").write_text("reports: reports.csv\naggregates: aggregates.csv\n"
-                                      "register_map: register_map.csv\ntruth: truth.csv\n")
+    (data / "params.yaml").write_text(
+        "reports: reports.csv\naggregates: aggregates.csv\nregister_map: register_map.csv\ntruth: truth.csv\n"
+    )
     reports = tmp_path_factory.mktemp("reports")
     code = main(["run", "--params", str(data / "params.yaml"), "--reports", str(reports)] + QUICK)
     (run,) = [d for d in reports.iterdir() if d.is_dir()]
@@ -82,8 +99,12 @@ def test_new_year_in_every_table_and_figure_of_the_report(run_with_new_year):
     est = pd.read_csv(run / "results" / "estimates.csv")
     for fig in (plots.figure4(est), plots.figure5(est), plots.figure6(est, tables.read_earlier_estimates(None))):
         for ax in fig.axes:
-            xs = {int(x) for ln in ax.get_lines() if ln.get_label().startswith(("estimated", "this run"))
-                  or "(" in ln.get_label() for x in ln.get_xdata()}
+            xs = {
+                int(x)
+                for ln in ax.get_lines()
+                if ln.get_label().startswith(("estimated", "this run")) or "(" in ln.get_label()
+                for x in ln.get_xdata()
+            }
             assert NEW_YEAR in xs, f"{ax.get_title()}: no {NEW_YEAR} point"
         plt.close(fig)
     fig = plots.ratio_figure(est)

@@ -28,12 +28,14 @@ def setup(tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     # The first notebook writes a results file through the run folder, as the real ones do.
-    _notebook(nbdir / "a_ok.ipynb",
-              "from pathlib import Path\nfrom mse_helpers.runner.params import load_params\n"
-              "p = load_params(params_file, overrides)\nSECRET_CODE_MARK = p.m * 2\nprint('m is', p.m)",
-              "import pandas as pd\n(Path(run_dir) / 'results' / 'estimates.csv').write_text("
-              "'year,group,n_hat,lower,upper\\n2018,total,5500,4000,7000\\n2019,total,5100.4,3900,6300\\n"
-              "2019,S=M,10,5,15\\n')")
+    _notebook(
+        nbdir / "a_ok.ipynb",
+        "from pathlib import Path\nfrom mse_helpers.runner.params import load_params\n"
+        "p = load_params(params_file, overrides)\nSECRET_CODE_MARK = p.m * 2\nprint('m is', p.m)",
+        "import pandas as pd\n(Path(run_dir) / 'results' / 'estimates.csv').write_text("
+        "'year,group,n_hat,lower,upper\\n2018,total,5500,4000,7000\\n2019,total,5100.4,3900,6300\\n"
+        "2019,S=M,10,5,15\\n')",
+    )
     _notebook(nbdir / "b_fail.ipynb", "x = 1", "raise ValueError('deliberate failure for the test')")
     inputs = {}
     for key in ("reports", "aggregates", "register_map"):
@@ -77,8 +79,9 @@ def test_good_run_folder_and_second_run(setup):
 def test_failed_run_is_marked_and_names_notebook_and_cell(setup):
     tmp, nbdir, p = setup
     reports = tmp / "reports"
-    r = run_pipeline(p, reports, notebook_dir=nbdir, notebooks=("a_ok", "b_fail"),
-                     today=dt.date(2026, 1, 2), progress=lambda s: None)
+    r = run_pipeline(
+        p, reports, notebook_dir=nbdir, notebooks=("a_ok", "b_fail"), today=dt.date(2026, 1, 2), progress=lambda s: None
+    )
     assert r.status == "failed"
     assert r.failure.notebook == "b_fail"
     assert "deliberate failure" in str(r.failure) and "raise ValueError" in str(r.failure)
@@ -103,9 +106,17 @@ def test_index_orders_newest_first_and_ignores_other_folders(tmp_path):
     for name, started in (("2026-01-01", "2026-01-01T10:00"), ("2026-02-01", "2026-02-01T10:00")):
         d = tmp_path / name
         d.mkdir()
-        (d / "manifest.json").write_text(json.dumps(
-            {"status": "ok", "started": started, "years": [2016, 2017, 2018], "headline": "h-" + name,
-             "notebooks": {}}))
+        (d / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "status": "ok",
+                    "started": started,
+                    "years": [2016, 2017, 2018],
+                    "headline": "h-" + name,
+                    "notebooks": {},
+                }
+            )
+        )
     (tmp_path / "lab").mkdir()  # no manifest: not a run
     index = write_index(tmp_path).read_text()
     assert index.index("2026-02-01") < index.index("2026-01-01")
@@ -122,10 +133,12 @@ def test_headline_needs_the_columns(tmp_path):
 def test_kernels_render_figures_inline_even_with_agg(setup, monkeypatch):
     tmp, nbdir, p = setup
     monkeypatch.setenv("MPLBACKEND", "Agg")  # a headless shell's setting must not reach the kernels
-    _notebook(nbdir / "c_fig.ipynb",
-              "import os, matplotlib.pyplot as plt\nfrom IPython.display import display\n"
-              "fig, ax = plt.subplots()\nax.plot([1, 2])\ndisplay(fig)\nplt.close(fig)",
-              "print('blas threads', os.environ.get('OPENBLAS_NUM_THREADS'))")
+    _notebook(
+        nbdir / "c_fig.ipynb",
+        "import os, matplotlib.pyplot as plt\nfrom IPython.display import display\n"
+        "fig, ax = plt.subplots()\nax.plot([1, 2])\ndisplay(fig)\nplt.close(fig)",
+        "print('blas threads', os.environ.get('OPENBLAS_NUM_THREADS'))",
+    )
     r = run_pipeline(p, tmp / "reports", notebook_dir=nbdir, notebooks=("c_fig",), progress=lambda s: None)
     assert r.status == "ok"
     nb = nbformat.read(r.run_dir / "notebooks" / "c_fig.ipynb", as_version=4)

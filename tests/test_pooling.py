@@ -54,8 +54,17 @@ def _per_model():
     for k in range(6):
         for year, n_obs, n_hat in ((2018, 700.0, 5500.0), (2019, 1300.0, 5100.0)):
             est = n_hat + rng.normal(0, 300)
-            rows.append(dict(model=k, year=year, group="total", n_obs=n_obs + k, n_hat=est,
-                             var_within=250.0 ** 2, var_within_log=(250 / (est - n_obs)) ** 2))
+            rows.append(
+                dict(
+                    model=k,
+                    year=year,
+                    group="total",
+                    n_obs=n_obs + k,
+                    n_hat=est,
+                    var_within=250.0**2,
+                    var_within_log=(250 / (est - n_obs)) ** 2,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -75,7 +84,7 @@ def test_log_scale_interval_stays_above_observed():
     pm = _per_model()
     pm["n_hat"] = pm["n_obs"] + np.where(pm.year == 2018, 50.0, 5000.0)  # tiny dark number in 2018
     pm.loc[pm.year == 2018, "n_hat"] += np.linspace(-20, 20, 6)
-    pm["var_within"] = 200.0 ** 2
+    pm["var_within"] = 200.0**2
     pm["var_within_log"] = (200.0 / (pm.n_hat - pm.n_obs)) ** 2
     sym = pool_estimates(pm, ["year"], "rubin-t")
     log = pool_estimates(pm, ["year"], "log-scale")
@@ -93,8 +102,16 @@ def test_dark_number_interval_by_hand():
     # two models of one group: dark numbers 100 and 400, within variances of their logs 0.01 and 0.03.
     # log dark: 4.60517, 5.99146; Q = mean, W = 0.02, B = var(ddof=1) = (ln 4)^2 / 2,
     # T = W + 1.5 B, nu = (M - 1)(1 + W / (1.5 B))^2; interval exp(Q -+ t_nu sqrt(T))
-    pm = pd.DataFrame(dict(year=[2020, 2020], group="total", n_obs=[50.0, 60.0], n_hat=[150.0, 460.0],
-                           var_within=[900.0, 1600.0], var_within_log=[0.01, 0.03]))
+    pm = pd.DataFrame(
+        dict(
+            year=[2020, 2020],
+            group="total",
+            n_obs=[50.0, 60.0],
+            n_hat=[150.0, 460.0],
+            var_within=[900.0, 1600.0],
+            var_within_log=[0.01, 0.03],
+        )
+    )
     q = (np.log(100) + np.log(400)) / 2
     b = np.log(4) ** 2 / 2
     t = 0.02 + 1.5 * b

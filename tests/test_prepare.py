@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mse_helpers.stages import inputs
-from mse_helpers.stages import prepare
 from mse_helpers import seeds
 from mse_helpers.runner.params import load_params
+from mse_helpers.stages import inputs, prepare
 
 FIX = Path(__file__).parent / "fixtures"
 MAP = FIX / "prep_register_map.csv"
@@ -165,10 +164,36 @@ def test_fairwork_example_partial_records():
 
 def test_partial_records_unknowns_and_register_left_out():
     rmap = inputs.read_register_map(MAP)
-    agg = pd.DataFrame([dict(year=2018, organisation="Regio", total=10, sex_F=7, sex_M=1, age_minor=0,
-                             age_adult=6, nat_NL=0, nat_other=0, expl_sexual=5, expl_other=5),
-                        dict(year=2018, organisation="Shelter", total=4, sex_F=0, sex_M=0, age_minor=0,
-                             age_adult=0, nat_NL=0, nat_other=0, expl_sexual=0, expl_other=0)])
+    agg = pd.DataFrame(
+        [
+            dict(
+                year=2018,
+                organisation="Regio",
+                total=10,
+                sex_F=7,
+                sex_M=1,
+                age_minor=0,
+                age_adult=6,
+                nat_NL=0,
+                nat_other=0,
+                expl_sexual=5,
+                expl_other=5,
+            ),
+            dict(
+                year=2018,
+                organisation="Shelter",
+                total=4,
+                sex_F=0,
+                sex_M=0,
+                age_minor=0,
+                age_adult=0,
+                nat_NL=0,
+                nat_other=0,
+                expl_sexual=0,
+                expl_other=0,
+            ),
+        ]
+    )
     part, counts = prepare.partial_records(agg, rmap, list("IKOPRZ"), list("SLNU"))
     regio = part[part["R"] == 1]
     # S has 2 unknown, L 4 unknown, U 0 unknown but not constant -> U assigned (fewest unknowns)
@@ -182,13 +207,37 @@ def test_partial_records_unknowns_and_register_left_out():
 def _constructed(p_sex="F"):
     """Reference year 2016: 100 on O (50 O only, 30 O+P, 20 O+R); 2018: 10 on O only,
     200 P only (sex p_sex), 200 R only (sex missing), 90 partial O records (sex F)."""
+
     def people(n, year, o, p, r, sex):
-        return pd.DataFrame({"year": year, "I": 0, "K": 0, "O": o, "P": p, "R": r, "Z": 0,
-                             "S": sex, "L": "A", "N": "O", "U": "O", "source": "reports"}, index=range(n))
-    persons = pd.concat([people(50, 2016, 1, 0, 0, "F"), people(30, 2016, 1, 1, 0, "F"),
-                         people(20, 2016, 1, 0, 1, "F"), people(10, 2018, 1, 0, 0, "F"),
-                         people(200, 2018, 0, 1, 0, p_sex), people(200, 2018, 0, 0, 1, None)],
-                        ignore_index=True)
+        return pd.DataFrame(
+            {
+                "year": year,
+                "I": 0,
+                "K": 0,
+                "O": o,
+                "P": p,
+                "R": r,
+                "Z": 0,
+                "S": sex,
+                "L": "A",
+                "N": "O",
+                "U": "O",
+                "source": "reports",
+            },
+            index=range(n),
+        )
+
+    persons = pd.concat(
+        [
+            people(50, 2016, 1, 0, 0, "F"),
+            people(30, 2016, 1, 1, 0, "F"),
+            people(20, 2016, 1, 0, 1, "F"),
+            people(10, 2018, 1, 0, 0, "F"),
+            people(200, 2018, 0, 1, 0, p_sex),
+            people(200, 2018, 0, 0, 1, None),
+        ],
+        ignore_index=True,
+    )
     for g in "IKOPRZ":
         persons[g] = persons[g].astype("Int8")
     for c in "SLNU":
@@ -226,7 +275,7 @@ def test_linking_respects_covariates_and_seed():
     persons, partial = _constructed(p_sex="M")  # P persons contradict the records' sex F
     out = prepare.link_partial_records(persons, partial, [2016], seeds.rng(1, "link", 0), targets="expected")
     o18 = out[(out["year"] == 2018) & (out["O"] == 1)]
-    assert int(((o18["P"] == 1)).sum()) == 0 and int((o18["R"] == 1).sum()) == 20
+    assert int((o18["P"] == 1).sum()) == 0 and int((o18["R"] == 1).sum()) == 20
     a = prepare.link_partial_records(*_constructed(), [2016], seeds.rng(1, "link", 0))
     b = prepare.link_partial_records(*_constructed(), [2016], seeds.rng(1, "link", 0))
     c = prepare.link_partial_records(*_constructed(), [2016], seeds.rng(1, "link", 1))
@@ -279,20 +328,38 @@ def test_resolve_years():
 
 def test_foreign_data_other_years_and_names(tmp_path):
     """Other years and organisation names through a custom map, no code change."""
-    (tmp_path / "map.csv").write_text("organisation,register,note\nPolice North,P,\nLabour Office,I,\n"
-                                      "Care Hub,R,\nSafe House,O,\nCopy Desk,exclude,\n", encoding="utf-8")
-    rows = [("a1", "x", "2021-12-30", "Police North"), ("a2", "x", "2022-01-03", "Care Hub"),
-            ("a3", "y", "2022-05-01", "Labour Office"), ("a4", "z", "2023-03-03", "Copy Desk"),
-            ("a5", "z", "2023-03-04", "Safe House")]
+    (tmp_path / "map.csv").write_text(
+        "organisation,register,note\nPolice North,P,\nLabour Office,I,\n"
+        "Care Hub,R,\nSafe House,O,\nCopy Desk,exclude,\n",
+        encoding="utf-8",
+    )
+    rows = [
+        ("a1", "x", "2021-12-30", "Police North"),
+        ("a2", "x", "2022-01-03", "Care Hub"),
+        ("a3", "y", "2022-05-01", "Labour Office"),
+        ("a4", "z", "2023-03-03", "Copy Desk"),
+        ("a5", "z", "2023-03-04", "Safe House"),
+    ]
     rep = pd.DataFrame(rows, columns=["report_id", "person_key", "report_date", "organisation"])
     rep = rep.assign(sex="F", age="30", nationality="NL", exploitation="sexual")
     rep.to_csv(tmp_path / "rep.csv", index=False)
     (tmp_path / "agg.csv").write_text(
         "year,organisation,total,sex_F,sex_M,age_minor,age_adult,nat_NL,nat_other,expl_sexual,expl_other\n"
-        "2023,Safe House,4,4,0,0,4,0,0,0,0\n", encoding="utf-8")
-    p = WithOptions(load_params(None, dict(reports=str(tmp_path / "rep.csv"), aggregates=str(tmp_path / "agg.csv"),
-                                           register_map=str(tmp_path / "map.csv"), truth=None)),
-                    min_persons_per_year=1)
+        "2023,Safe House,4,4,0,0,4,0,0,0,0\n",
+        encoding="utf-8",
+    )
+    p = WithOptions(
+        load_params(
+            None,
+            dict(
+                reports=str(tmp_path / "rep.csv"),
+                aggregates=str(tmp_path / "agg.csv"),
+                register_map=str(tmp_path / "map.csv"),
+                truth=None,
+            ),
+        ),
+        min_persons_per_year=1,
+    )
     res = prepare.run_stage(p, tmp_path / "w")
     assert res.summary["years"] == [2021, 2022, 2023] and res.summary["reference_years"] == [2021, 2022]
     assert res.persons.groupby("year").size().to_dict() == {2021: 1, 2022: 1, 2023: 1}
@@ -372,17 +439,24 @@ def test_re_reports_across_the_year_boundary_and_after_the_window(tmp_path):
     assert res.summary["counts_per_year"]["2019"]["persons"] == 6  # a b c d e i
     assert res.summary["counts_per_year"]["2020"]["persons"] == 3  # d (again) f g
     notes = res.summary["notes"]
-    assert any(n.startswith("re-reports across the year boundary: 2 person(s)") and "counted in 2019" in n
-               and "1 of them on a register only through the 2020 reports" in n for n in notes)
-    assert any(n.startswith("re-reports after the window: 1 person(s)") and "2020: 1 (first counted in 2019)" in n
-               for n in notes)
+    assert any(
+        n.startswith("re-reports across the year boundary: 2 person(s)")
+        and "counted in 2019" in n
+        and "1 of them on a register only through the 2020 reports" in n
+        for n in notes
+    )
+    assert any(
+        n.startswith("re-reports after the window: 1 person(s)") and "2020: 1 (first counted in 2019)" in n
+        for n in notes
+    )
     assert any(n.startswith("open linkage windows: 4 person(s)") for n in notes)
 
 
 def test_re_reports_register_gained_only_on_chosen_registers(tmp_path):
     # without register R, a's 2020 report (Regio, R) adds nothing
-    res = prepare.build(_params(reports=str(_re_reports_file(tmp_path)), years="2019-2020",
-                                registers=["I", "K", "O", "P", "Z"]))
+    res = prepare.build(
+        _params(reports=str(_re_reports_file(tmp_path)), years="2019-2020", registers=["I", "K", "O", "P", "Z"])
+    )
     span = res.summary["re_reports"]["across_year_boundary"]
     assert span == [{"year": 2019, "later_year": 2020, "persons": 2, "gained_register": 0}]
 
@@ -401,7 +475,9 @@ def test_re_run_with_next_year_revises_the_previous_year(tmp_path):
     assert int(p19b["R"].sum()) == int(p19["R"].sum()) + 1
     assert first.summary["re_reports"]["across_year_boundary"] == []
     # the 2020 reports name five persons (a b d f g), but a and b count in 2019
-    reports_2020 = again.reports[(again.reports["report_date"].dt.year == 2020) & (again.reports["register"] != "exclude")]
+    reports_2020 = again.reports[
+        (again.reports["report_date"].dt.year == 2020) & (again.reports["register"] != "exclude")
+    ]
     assert reports_2020["person_key"].nunique() == 5 and (again.persons["year"] == 2020).sum() == 3
 
 

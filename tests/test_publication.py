@@ -7,19 +7,30 @@ every test here; the pure-function tests at the end need no run.
 import csv
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mse_helpers.cli import main
-from mse_helpers.report import browser, export, format as fmt, html as report_html, tables
+from mse_helpers.report import browser, export, tables
+from mse_helpers.report import format as fmt
+from mse_helpers.report import html as report_html
 from mse_helpers.runner.params import PROJECT_ROOT
 
 NOTEBOOKS = ("01_data_preparation", "02_imputation", "03_model_selection", "04_results")
 QUICK = ["--set", "m=2", "--set", "bootstrap=10", "--set", "maxit=2"]
-FORBIDDEN = ("/tmp", "/home", "/work", "mse_helpers", "Traceback", "NaN", "['", "[&#x27;", "mle_does_not_exist",
-             "method.md")
+FORBIDDEN = (
+    "/tmp",
+    "/home",
+    "/work",
+    "mse_helpers",
+    "Traceback",
+    "NaN",
+    "['",
+    "[&#x27;",
+    "mle_does_not_exist",
+    "method.md",
+)
 
 
 class _Links(HTMLParser):
@@ -54,9 +65,26 @@ class _Links(HTMLParser):
             self.title += data
 
 
-COUNT_HEADERS = {"registered", "estimated", "95% interval", "lower 95%", "upper 95%", "records", "persons",
-                 "n persons", "n partial", "n observed", "n imputed", "data sets", "true number",
-                 "registered (true)", "replicates ok", "replicates failed", "two-factor", "three-factor"}
+COUNT_HEADERS = {
+    "registered",
+    "estimated",
+    "95% interval",
+    "lower 95%",
+    "upper 95%",
+    "records",
+    "persons",
+    "n persons",
+    "n partial",
+    "n observed",
+    "n imputed",
+    "data sets",
+    "true number",
+    "registered (true)",
+    "replicates ok",
+    "replicates failed",
+    "two-factor",
+    "three-factor",
+}
 
 
 class _Tables(HTMLParser):
@@ -148,11 +176,20 @@ def test_publication_pages_are_offline_and_hold_no_developer_output(run):
         for headers, rows in grids:
             for j, h in enumerate(headers):
                 if h in COUNT_HEADERS or h.startswith(("registered", "estimated", "persons")):
-                    bad = [r[j] for r in rows if j < len(r) and r[j] not in ("", "–")
-                           and not re.fullmatch(r"[\d,]+(–[\d,]+)?", r[j])]
+                    bad = [
+                        r[j]
+                        for r in rows
+                        if j < len(r) and r[j] not in ("", "–") and not re.fullmatch(r"[\d,]+(–[\d,]+)?", r[j])
+                    ]
                     assert not bad, f"{nb}: column {h!r} is not whole numbers: {bad[:5]}"
-        years = [r[j] for headers, rows in grids for j, h in enumerate(headers) if h == "year"
-                 for r in rows if j < len(r) and re.fullmatch(r"\d,\d{3}|\d{4}\.0+", r[j])]
+        years = [
+            r[j]
+            for headers, rows in grids
+            for j, h in enumerate(headers)
+            if h == "year"
+            for r in rows
+            if j < len(r) and re.fullmatch(r"\d,\d{3}|\d{4}\.0+", r[j])
+        ]
         assert not years, f"{nb}: years printed as counts {years[:3]}"
         # no pandas 0..N index column: no header row that starts with an empty cell over 0, 1, 2 ...
         assert not re.search(r'<th[^>]*class="row_heading[^"]*"[^>]*>\s*0\s*</th>', shown)
@@ -176,11 +213,23 @@ def test_exploratory_run_is_marked_on_every_page_and_the_index(run):
 @pytest.mark.slow
 def test_results_page_opens_with_the_headline_and_figure_4_and_ends_with_the_annexes(run):
     text = _visible(_pages(run)["04_results"])
-    body = text[text.index("<h1"):]  # after the styles and the contents at the top
+    body = text[text.index("<h1") :]  # after the styles and the contents at the top
     at = 0
-    for part in ("How to read this report", "Figure 4: observed", "All years together", "<img",
-                 "Table 6: observed", "Table 7: by sex", "Figure 5", "Caveats", "Parameters",
-                 "Annexes", "Annex G", "Annex F", "Bootstrap diagnostics"):
+    for part in (
+        "How to read this report",
+        "Figure 4: observed",
+        "All years together",
+        "<img",
+        "Table 6: observed",
+        "Table 7: by sex",
+        "Figure 5",
+        "Caveats",
+        "Parameters",
+        "Annexes",
+        "Annex G",
+        "Annex F",
+        "Bootstrap diagnostics",
+    ):
         found = body.find(part, at)
         assert found >= 0, f"{part!r} missing or out of order"
         at = found
@@ -227,23 +276,28 @@ def test_screenshots_and_pdf_with_chromium(run, tmp_path):
 
 # --- pure functions: no run needed ------------------------------------------------------
 
+
 def test_banner_only_below_the_study_values():
     assert report_html.exploratory_banner({"m": 25, "bootstrap": 100, "maxit": 10}) is None
-    assert report_html.exploratory_banner({"m": 3, "bootstrap": 20, "maxit": 10}) == \
-        "exploratory run (m=3, B=20): not for publication"
+    assert (
+        report_html.exploratory_banner({"m": 3, "bootstrap": 20, "maxit": 10})
+        == "exploratory run (m=3, B=20): not for publication"
+    )
     assert "maxit=5" in report_html.exploratory_banner({"m": 25, "bootstrap": 100, "maxit": 5})
 
 
 def test_strip_external_removes_cdn_scripts_and_keeps_inline_ones():
-    page = ('<head><script src="https://cdnjs.cloudflare.com/require.min.js"></script>'
-            '<script type="text/x-mathjax-config">MathJax.Hub.Config({})</script>'
-            '<script>var keep = 1;</script><link rel="stylesheet" href="https://fonts.x/css"></head>')
+    page = (
+        '<head><script src="https://cdnjs.cloudflare.com/require.min.js"></script>'
+        '<script type="text/x-mathjax-config">MathJax.Hub.Config({})</script>'
+        '<script>var keep = 1;</script><link rel="stylesheet" href="https://fonts.x/css"></head>'
+    )
     out = report_html.strip_external(page)
     assert "http" not in out and "var keep = 1;" in out
 
 
 def test_toc_lists_sections_in_order_and_title_uses_years():
-    page = ('<h1 id="R">R</h1><h2 id="A">A</h2><h3 id="F4">Figure 4: observed</h3><h2 id="B">B &amp; C</h2>')
+    page = '<h1 id="R">R</h1><h2 id="A">A</h2><h3 id="F4">Figure 4: observed</h3><h2 id="B">B &amp; C</h2>'
     toc = report_html.toc_html(report_html.headings(page))
     assert toc.index('href="#A"') < toc.index('href="#F4"') < toc.index('href="#B"')
     assert ">Figure 4</a>" in toc and "B &amp; C" in toc
@@ -262,9 +316,17 @@ def test_publish_hides_the_index_and_formats_counts_and_terms():
 
 
 def test_estimate_frame_rounds_by_the_rule_and_shows_the_interval():
-    est = pd.DataFrame({"year": ["2016", "all"], "group": "total", "n_obs": [924.4, 2000.5],
-                        "n_hat": [4249.7, 12345.0], "lower": [995.0, 9950.0], "upper": [7050.0, 15049.0],
-                        "ratio": [4.6, 6.17]})
+    est = pd.DataFrame(
+        {
+            "year": ["2016", "all"],
+            "group": "total",
+            "n_obs": [924.4, 2000.5],
+            "n_hat": [4249.7, 12345.0],
+            "lower": [995.0, 9950.0],
+            "upper": [7050.0, 15049.0],
+            "ratio": [4.6, 6.17],
+        }
+    )
     shown = fmt.estimate_frame(tables.table6(est, rounded=False))
     assert list(shown.columns) == ["year", "registered", "estimated", "95% interval", "ratio"]
     assert shown.iloc[0].tolist() == ["2016", "924", "4,200", "1,000–7,100", "4.6"]
@@ -281,9 +343,16 @@ def test_print_version_opens_annexes_and_starts_each_page_on_a_new_sheet():
 def test_refused_terms_in_words():
     from mse_helpers.report.selection import refused_text
 
-    refused = pd.DataFrame({"dataset": [0, 1], "type": "two-factor", "step": 0, "term": "K:Z",
-                            "status": "mle_does_not_exist",
-                            "reason": "MLE does not exist: term(s) ['K:Z'] (zero sufficient statistic)"})
+    refused = pd.DataFrame(
+        {
+            "dataset": [0, 1],
+            "type": "two-factor",
+            "step": 0,
+            "term": "K:Z",
+            "status": "mle_does_not_exist",
+            "reason": "MLE does not exist: term(s) ['K:Z'] (zero sufficient statistic)",
+        }
+    )
     text = refused_text(refused, m=2)
     assert "the interaction of registers K and Z" in text and "in 2 of 2 data sets" in text
     assert "never overlap" in text and "['" not in text and "mle_does_not_exist" not in text
@@ -292,7 +361,9 @@ def test_refused_terms_in_words():
 def test_screenshot_script_skips_clearly_without_chromium(tmp_path, monkeypatch, capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("screenshot_report", PROJECT_ROOT / "scripts" / "screenshot_report.py")
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_report", PROJECT_ROOT / "scripts" / "screenshot_report.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     (tmp_path / "html").mkdir()
@@ -304,8 +375,17 @@ def test_screenshot_script_skips_clearly_without_chromium(tmp_path, monkeypatch,
 
 
 def test_dark_number_shown_when_estimates_have_it_and_not_required():
-    est = pd.DataFrame({"year": ["2016"], "group": "total", "n_obs": [924.0], "n_hat": [4249.7],
-                        "lower": [995.0], "upper": [7050.0], "ratio": [4.6]})
+    est = pd.DataFrame(
+        {
+            "year": ["2016"],
+            "group": "total",
+            "n_obs": [924.0],
+            "n_hat": [4249.7],
+            "lower": [995.0],
+            "upper": [7050.0],
+            "ratio": [4.6],
+        }
+    )
     assert "not registered" not in fmt.estimate_frame(tables.table6(est, rounded=False)).columns
     est = est.assign(dark=[3325.7], dark_lower=[71.0], dark_upper=[6126.0])
     shown = fmt.estimate_frame(tables.table6(est, rounded=False))
@@ -326,8 +406,10 @@ def test_print_check_finds_a_table_wider_than_the_sheet(tmp_path):
     if browser.find_chromium() is None:
         pytest.skip(browser.INSTALL_HINT)
     page = tmp_path / "p.html"
-    page.write_text('<html><head></head><body><table style="width:1500px"><caption>wide one</caption>'
-                    '<tr><td>x</td></tr></table><table><tr><td>narrow</td></tr></table></body></html>')
+    page.write_text(
+        '<html><head></head><body><table style="width:1500px"><caption>wide one</caption>'
+        "<tr><td>x</td></tr></table><table><tr><td>narrow</td></tr></table></body></html>"
+    )
     (wide,) = browser.print_overflow(page)
     assert wide.endswith("wide one") and int(wide.split("px")[0]) > 700
 
@@ -335,5 +417,5 @@ def test_print_check_finds_a_table_wider_than_the_sheet(tmp_path):
 def test_report_css_is_well_formed():
     css = report_html.CSS
     assert css.count("{") == css.count("}")
-    block = css[css.index("@media print"):]
+    block = css[css.index("@media print") :]
     assert "break-inside: avoid" in block and "break-after: avoid" in block

@@ -17,11 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from mse_helpers.report import figures as plots  # noqa: E402
-from mse_helpers.engine import pooling
-from mse_helpers.report import text as report
-from mse_helpers.report import tables
 from mse_helpers.codes import COVARIATES, group_label  # noqa: E402
+from mse_helpers.engine import pooling
+from mse_helpers.report import figures as plots  # noqa: E402
+from mse_helpers.report import tables
+from mse_helpers.report import text as report
 from mse_helpers.runner.params import load_params  # noqa: E402
 
 YEARS = (2016, 2017, 2018)
@@ -39,14 +39,26 @@ def fake_estimates(years=YEARS, n_models=4, seed=1, interval="rubin-t", covariat
             obs = rng.integers(20, 120, len(strata)).astype(float)
             frame = pd.DataFrame(strata, columns=covs).assign(n_obs=obs, n_hat=obs * rng.uniform(2, 5, len(strata)))
             for g in groupings:
-                agg = (frame.groupby(g)[["n_obs", "n_hat"]].sum().reset_index() if g
-                       else frame[["n_obs", "n_hat"]].sum().to_frame().T)
+                agg = (
+                    frame.groupby(g)[["n_obs", "n_hat"]].sum().reset_index()
+                    if g
+                    else frame[["n_obs", "n_hat"]].sum().to_frame().T
+                )
                 for r in agg.to_dict("records"):
-                    rows.append(dict(model=k, year=str(y), group=group_label(**{c: r[c] for c in g}),
-                                     n_obs=r["n_obs"], n_hat=r["n_hat"]))
+                    rows.append(
+                        dict(
+                            model=k,
+                            year=str(y),
+                            group=group_label(**{c: r[c] for c in g}),
+                            n_obs=r["n_obs"],
+                            n_hat=r["n_hat"],
+                        )
+                    )
     per = pd.DataFrame(rows)
-    per = pd.concat([per, per.groupby(["model", "group"])[["n_obs", "n_hat"]].sum().reset_index().assign(year="all")],
-                    ignore_index=True)
+    per = pd.concat(
+        [per, per.groupby(["model", "group"])[["n_obs", "n_hat"]].sum().reset_index().assign(year="all")],
+        ignore_index=True,
+    )
     per["var_within"] = (0.1 * per["n_hat"]) ** 2
     per["var_within_log"] = 0.02
     return pooling.pool_estimates(per, ["year", "group"], interval)
@@ -65,6 +77,7 @@ def row(est, year, group):
 
 # --- rounding -----------------------------------------------------------------------
 
+
 def test_publication_round_rule():
     values = [4, 5, 994, 995, 1049, 1050, 4249, 4250, 12345, -15, np.nan]
     expected = [0, 10, 990, 1000, 1000, 1100, 4200, 4300, 12300, -20, np.nan]
@@ -74,6 +87,7 @@ def test_publication_round_rule():
 
 
 # --- Table 6, Tables 7-10, Annex G ----------------------------------------------------
+
 
 def test_table6_rounds_each_year_and_keeps_exact_values(est):
     t6 = tables.table6(est)
@@ -143,16 +157,19 @@ def test_ratio_table_most_hidden_first(est):
 
 # --- validation ------------------------------------------------------------------------
 
+
 def test_validation_table_coverage_and_errors(est):
     t16, m16, p16 = row(est, 2016, "total"), row(est, 2016, "S=M"), row(est, 2016, "S=M&L=M")
-    truth = pd.DataFrame([
-        {"year": 2016, "group": "total", "n_true": t16.n_hat, "n_registered": 900},     # inside
-        {"year": 2016, "group": "S=M", "n_true": m16.upper + 1, "n_registered": 200},   # just above
-        {"year": 2017, "group": "total", "n_true": 3000, "n_registered": 950},
-        {"year": 2018, "group": "total", "n_true": 3500, "n_registered": 1000},
-        {"year": 2016, "group": "S=M&L=M", "n_true": p16.lower, "n_registered": 10},  # on the bound: inside
-        {"year": 2015, "group": "total", "n_true": 9999, "n_registered": 1},   # not an analysed year
-    ])
+    truth = pd.DataFrame(
+        [
+            {"year": 2016, "group": "total", "n_true": t16.n_hat, "n_registered": 900},  # inside
+            {"year": 2016, "group": "S=M", "n_true": m16.upper + 1, "n_registered": 200},  # just above
+            {"year": 2017, "group": "total", "n_true": 3000, "n_registered": 950},
+            {"year": 2018, "group": "total", "n_true": 3500, "n_registered": 1000},
+            {"year": 2016, "group": "S=M&L=M", "n_true": p16.lower, "n_registered": 10},  # on the bound: inside
+            {"year": 2015, "group": "total", "n_true": 9999, "n_registered": 1},  # not an analysed year
+        ]
+    )
     v = tables.validation_table(est, truth)
     assert "2015" not in set(v["year"])
     a = v[(v["year"] == "2016") & (v["group"] == "total")].iloc[0]
@@ -171,8 +188,9 @@ def test_validation_table_coverage_and_errors(est):
 
 def test_validation_keeps_truth_groups_without_estimate():
     est = fake_estimates(covariates=("S",))
-    truth = pd.DataFrame({"year": [2016, 2016], "group": ["total", "U=S"], "n_true": [4000, 3000],
-                          "n_registered": [900, 600]})
+    truth = pd.DataFrame(
+        {"year": [2016, 2016], "group": ["total", "U=S"], "n_true": [4000, 3000], "n_registered": [900, 600]}
+    )
     v = tables.validation_table(est, truth)
     missing = v[v["group"] == "U=S"].iloc[0]
     assert pd.isna(missing["n_hat"]) and pd.isna(missing["covered"])
@@ -193,6 +211,7 @@ def test_read_truth_of_bundled_data_and_bad_file(tmp_path):
 
 # --- published estimates ----------------------------------------------------------------
 
+
 def test_published_estimates_hold_the_numbers_of_method_md():
     pub = tables.read_earlier_estimates(None)
     tot = pub[pub["group"] == "total"].set_index("year")
@@ -206,14 +225,17 @@ def test_published_estimates_hold_the_numbers_of_method_md():
     assert (pub["source"].str.len() > 0).all()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("year,group,n_hat,lower,upper\n2016,total,4200,,\n", r"missing column\(s\) source"),
-    ("year,group,n_hat,lower,upper,source\n2016,total,4200,,,a\n20x7,total,1,,,b\n", "row 3, column year"),
-    ("year,group,n_hat,lower,upper,source\n2016,total,4200,5000,6000,a\n", "row 2, column lower/upper"),
-    ("year,group,n_hat,lower,upper,source\n2016,total,,,,a\n", "row 2, column n_hat"),
-    ("year,group,n_hat,lower,upper,source\n2016,all,10,,,a\n", "row 2, column group"),
-    ("year,group,n_hat,lower,upper,source\n2016,total,10,,,\n", "row 2, column source"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("year,group,n_hat,lower,upper\n2016,total,4200,,\n", r"missing column\(s\) source"),
+        ("year,group,n_hat,lower,upper,source\n2016,total,4200,,,a\n20x7,total,1,,,b\n", "row 3, column year"),
+        ("year,group,n_hat,lower,upper,source\n2016,total,4200,5000,6000,a\n", "row 2, column lower/upper"),
+        ("year,group,n_hat,lower,upper,source\n2016,total,,,,a\n", "row 2, column n_hat"),
+        ("year,group,n_hat,lower,upper,source\n2016,all,10,,,a\n", "row 2, column group"),
+        ("year,group,n_hat,lower,upper,source\n2016,total,10,,,\n", "row 2, column source"),
+    ],
+)
 def test_bad_earlier_estimates_file_is_named(tmp_path, content, message):
     path = tmp_path / "earlier.csv"
     path.write_text(content)
@@ -222,6 +244,7 @@ def test_bad_earlier_estimates_file_is_named(tmp_path, content, message):
 
 
 # --- figures -----------------------------------------------------------------------------
+
 
 def _lines(ax):
     return {ln.get_label(): ln for ln in ax.get_lines()}
@@ -324,8 +347,17 @@ def test_headline_carries_the_rounded_estimates(est):
 
 
 def test_method_text_uses_the_parameters():
-    p = load_params(None, {"m": 7, "bootstrap": 33, "maxit": 4, "three_factor_candidates": 11,
-                           "registers": ["I", "O", "P", "R", "Z"], "interval": "log-scale"})
+    p = load_params(
+        None,
+        {
+            "m": 7,
+            "bootstrap": 33,
+            "maxit": 4,
+            "three_factor_candidates": 11,
+            "registers": ["I", "O", "P", "R", "Z"],
+            "interval": "log-scale",
+        },
+    )
     text = report.method(p, n_models=13, n_years=3)
     assert "7 completed data sets" in text and "4 iterations" in text
     assert "33 replicates" in text and "from the 11 terms" in text
@@ -336,8 +368,12 @@ def test_method_text_uses_the_parameters():
 
 def test_data_decisions_text_from_the_summary(tmp_path):
     p = load_params()
-    reg_map = pd.DataFrame({"organisation": ["Politie A", "Politie B", "FairWork", "EMM", "IND"],
-                            "register": ["P", "P", "O", "exclude", "exclude"]})
+    reg_map = pd.DataFrame(
+        {
+            "organisation": ["Politie A", "Politie B", "FairWork", "EMM", "IND"],
+            "register": ["P", "P", "O", "exclude", "exclude"],
+        }
+    )
     text = report.data_decisions(SUMMARY, reg_map, p)
     assert "| P (Police) | 2 | Politie A, Politie B |" in text
     assert "| exclude | 2 | EMM, IND |" in text
@@ -352,9 +388,15 @@ def test_data_decisions_text_from_the_summary(tmp_path):
 
 def test_caveats_count_from_the_run(est):
     p = load_params()
-    per_model = pd.DataFrame({"model": [0, 0, 1, 1], "dataset": [0, 0, 0, 0],
-                              "type": ["two-factor", "two-factor", "three-factor", "three-factor"],
-                              "n_boot_ok": [98, 98, 100, 100], "n_boot_failed": [2, 2, 0, 0]})
+    per_model = pd.DataFrame(
+        {
+            "model": [0, 0, 1, 1],
+            "dataset": [0, 0, 0, 0],
+            "type": ["two-factor", "two-factor", "three-factor", "three-factor"],
+            "n_boot_ok": [98, 98, 100, 100],
+            "n_boot_failed": [2, 2, 0, 0],
+        }
+    )
     text = report.caveats(est, SUMMARY, p, per_model)
     assert "2018: 529 partial records, against 644 persons" in text
     yearly = est[est["year"].astype(str).str.fullmatch(r"\d{4}")]
@@ -362,12 +404,21 @@ def test_caveats_count_from_the_run(est):
     assert n_below > 0  # the fixture's wide intervals give some
     assert f"in {n_below} of {len(yearly)} yearly groups" in text
     assert "2 of 200 bootstrap replicates failed" in text and "model 0" in text
-    failed = pd.DataFrame({"model": [0, 1, 2], "dataset": [0, 0, 1], "type": ["two-factor", "three-factor", "two-factor"],
-                           "status": ["ok", "ok", "not used: refit status mle_does_not_exist"],
-                           "n_boot_ok": [97, 100, 0], "n_boot_failed": [3, 0, 0]})
+    failed = pd.DataFrame(
+        {
+            "model": [0, 1, 2],
+            "dataset": [0, 0, 1],
+            "type": ["two-factor", "three-factor", "two-factor"],
+            "status": ["ok", "ok", "not used: refit status mle_does_not_exist"],
+            "n_boot_ok": [97, 100, 0],
+            "n_boot_failed": [3, 0, 0],
+        }
+    )
     text = report.caveats(est, SUMMARY, p, failed)
-    assert ("1 of 3 selected models were left out: model 2 (data set 1, two-factor): not used: the maximum "
-            "likelihood estimate does not exist") in text
+    assert (
+        "1 of 3 selected models were left out: model 2 (data set 1, two-factor): not used: the maximum "
+        "likelihood estimate does not exist"
+    ) in text
     assert "mle_does_not_exist" not in text
     assert "3 of 200 bootstrap replicates failed" in text
     t = row(est, 2017, "total")
@@ -384,9 +435,14 @@ def test_parameters_name_input_files_without_their_folders():
 
 
 def test_validation_text_counts(est):
-    truth = pd.DataFrame({"year": list(YEARS), "group": "total",
-                          "n_true": [row(est, y, "total").n_hat for y in YEARS[:2]] + [1e6],
-                          "n_registered": 900})
+    truth = pd.DataFrame(
+        {
+            "year": list(YEARS),
+            "group": "total",
+            "n_true": [row(est, y, "total").n_hat for y in YEARS[:2]] + [1e6],
+            "n_registered": 900,
+        }
+    )
     text = report.validation(tables.validation_table(est, truth))
     assert "in 2 of 3 yearly groups (67%)" in text
     assert "2018: true 1,000,000" in text and "**outside**" in text
@@ -394,12 +450,13 @@ def test_validation_text_counts(est):
 
 def test_notebook_04_keeps_its_first_cells_and_has_no_outputs():
     import nbformat
+
     from mse_helpers.runner.params import PROJECT_ROOT
 
     nb = nbformat.read(PROJECT_ROOT / "notebooks" / "04_results.ipynb", as_version=4)
     assert nb.cells[1].metadata.get("tags") == ["parameters"]
     assert '"bootstrap": 20' in nb.cells[1].source and '"m": 3' in nb.cells[1].source
-    assert "work_dir = run_dir / \"work\"" in nb.cells[2].source
+    assert 'work_dir = run_dir / "work"' in nb.cells[2].source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs for c in code)
     assert any("bootstrap.run_stage(p, work_dir, results_dir)" in c.source for c in code)

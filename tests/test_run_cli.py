@@ -25,8 +25,8 @@ def test_missing_input_file_exits_2_naming_it(tmp_path, capsys):
 
 def test_bad_reports_file_exits_2_naming_rows_and_writes_nothing(tmp_path, capsys):
     rows = list(csv.reader(open(PROJECT_ROOT / "data" / "reports.csv", newline="")))
-    rows[4][2] = "2016-13-45"            # file row 5: a bad date
-    rows[8][3] = "Politie Atlantis"     # file row 9: an unknown organisation
+    rows[4][2] = "2016-13-45"  # file row 5: a bad date
+    rows[8][3] = "Politie Atlantis"  # file row 9: an unknown organisation
     bad = tmp_path / "bad.csv"
     with open(bad, "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
@@ -40,8 +40,19 @@ def test_bad_reports_file_exits_2_naming_rows_and_writes_nothing(tmp_path, capsy
 @pytest.mark.slow
 def test_quick_run_on_bundled_data(tmp_path, capsys):
     reports = tmp_path / "reports"
-    args = ["run", "--reports", str(reports), "--set", "m=2", "--set", "maxit=2",
-            "--set", "bootstrap=10", "--set", "three_factor_candidates=3"]
+    args = [
+        "run",
+        "--reports",
+        str(reports),
+        "--set",
+        "m=2",
+        "--set",
+        "maxit=2",
+        "--set",
+        "bootstrap=10",
+        "--set",
+        "three_factor_candidates=3",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     for nb in ("01_data_preparation", "02_imputation", "03_model_selection", "04_results"):
@@ -60,8 +71,9 @@ def test_quick_run_on_bundled_data(tmp_path, capsys):
         for row in csv.DictReader(fh):
             keys.add(row["person_key"])
             keys.add(row["report_id"])
-    published = [f for sub in ("html", "html_code", "results", "notebooks") for f in (run / sub).rglob("*")
-                 if f.is_file()] + [run / "index.html", reports / "index.html", run / "manifest.json"]
+    published = [
+        f for sub in ("html", "html_code", "results", "notebooks") for f in (run / sub).rglob("*") if f.is_file()
+    ] + [run / "index.html", reports / "index.html", run / "manifest.json"]
     for f in published:
         text = f.read_text(encoding="utf-8", errors="ignore")
         leaked = [k for k in keys if k in text]

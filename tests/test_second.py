@@ -19,8 +19,9 @@ FILES = ("reports.csv", "aggregates.csv", "register_map.csv", "truth.csv")
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("second")
-    assert main(["simulate", "--generator", "second", "--years", "2016-2019", "--seed", str(SEED),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["simulate", "--generator", "second", "--years", "2016-2019", "--seed", str(SEED), "--out", str(out)]) == 0
+    )
     return out
 
 
@@ -30,8 +31,12 @@ def data():
 
 
 def _params(folder, **over):
-    base = dict(reports=str(folder / "reports.csv"), aggregates=str(folder / "aggregates.csv"),
-                register_map=str(folder / "register_map.csv"), truth=str(folder / "truth.csv"))
+    base = dict(
+        reports=str(folder / "reports.csv"),
+        aggregates=str(folder / "aggregates.csv"),
+        register_map=str(folder / "register_map.csv"),
+        truth=str(folder / "truth.csv"),
+    )
     base.update(over)
     return load_params(None, base)
 
@@ -46,10 +51,16 @@ def test_files_pass_the_pre_flight(written):
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(written, tmp_path):
     again, other = tmp_path / "again", tmp_path / "other"
-    assert main(["simulate", "--generator", "second", "--years", "2016-2019", "--seed", str(SEED),
-                 "--out", str(again)]) == 0
-    assert main(["simulate", "--generator", "second", "--years", "2016-2019", "--seed", str(SEED + 1),
-                 "--out", str(other)]) == 0
+    assert (
+        main(["simulate", "--generator", "second", "--years", "2016-2019", "--seed", str(SEED), "--out", str(again)])
+        == 0
+    )
+    assert (
+        main(
+            ["simulate", "--generator", "second", "--years", "2016-2019", "--seed", str(SEED + 1), "--out", str(other)]
+        )
+        == 0
+    )
     for f in FILES:
         assert (again / f).read_bytes() == (written / f).read_bytes(), f
     assert (other / "reports.csv").read_bytes() != (written / "reports.csv").read_bytes()
@@ -96,8 +107,12 @@ def test_withheld_years_produce_aggregates_and_no_reports_of_those_organisations
         of_year = data.reports[data.reports["report_id"].str.startswith(f"G{year}")]
         assert not of_year["organisation"].isin(orgs).any()
     assert (data.reports.loc[data.reports["report_id"].str.startswith("G2016"), "organisation"] == "FairWork").any()
-    for lo, hi in (("sex_F", "sex_M"), ("age_adult", "age_minor"), ("nat_NL", "nat_other"),
-                   ("expl_sexual", "expl_other")):
+    for lo, hi in (
+        ("sex_F", "sex_M"),
+        ("age_adult", "age_minor"),
+        ("nat_NL", "nat_other"),
+        ("expl_sexual", "expl_other"),
+    ):
         assert (agg[lo] + agg[hi] <= agg["total"]).all()
     assert (agg[["sex_F", "sex_M"]].sum(axis=1) < agg["total"]).any()  # some values unknown
 

@@ -4,20 +4,19 @@ implementation ``tests/stepwise_reference.py`` (R ``step()`` semantics, statsmod
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-
 import stepwise_reference as ref
-from mse_helpers.stages import selection
+
 from mse_helpers.engine.cells import complete_table
 from mse_helpers.engine.design import Design
 from mse_helpers.engine.fit import fit_model
 from mse_helpers.runner.params import load_params
+from mse_helpers.stages import selection
 
 LISTS = ["A", "B", "G", "D"]  # not C: patsy reserves C()
 FACTORS = ["S", "J"]
@@ -144,8 +143,7 @@ def test_forward_refuses_a_term_without_mle_and_never_selects_it():
     assert "A:B:S" in refused["A:B:S"]["reason"]
     assert "A:B:S" not in fast.fit.terms
     # the same as the reference searching without the refused term
-    slow = ref.forward(table, LISTS + FACTORS, list(base), [t for t in three if t != "A:B:S"], "bic",
-                       categorical=["J"])
+    slow = ref.forward(table, LISTS + FACTORS, list(base), [t for t in three if t != "A:B:S"], "bic", categorical=["J"])
     assert names(fast.fit.terms) == names(slow)
 
 
@@ -203,9 +201,14 @@ def _write_run(tmp_path, m: int) -> None:
     imputed.mkdir(parents=True)
     for i in range(m):
         rng = np.random.default_rng(500 + i)
-        cells = ref.random_table(rng, STAGE_REGISTERS, ["S"], year_levels=YEARS, scale=12.0,
-                                 effects={"I:O": 0.7, "O:P": -0.5, "I:P": 0.6, "I:S": 0.4, "O:S": 0.5,
-                                          "K:P": 0.6, "I:O:P": 0.5})
+        cells = ref.random_table(
+            rng,
+            STAGE_REGISTERS,
+            ["S"],
+            year_levels=YEARS,
+            scale=12.0,
+            effects={"I:O": 0.7, "O:P": -0.5, "I:P": 0.6, "I:S": 0.4, "O:S": 0.5, "K:P": 0.6, "I:O:P": 0.5},
+        )
         persons = cells.loc[cells.index.repeat(cells["count"])].reset_index(drop=True)
         frame = pd.DataFrame({"year": persons["J"].astype("int64")})
         for r in STAGE_REGISTERS:
@@ -217,16 +220,26 @@ def _write_run(tmp_path, m: int) -> None:
 
 
 def _params(m: int, n_jobs: int):
-    return load_params(None, {"registers": STAGE_REGISTERS, "covariates": ["S"], "m": m, "n_jobs": n_jobs,
-                              "three_factor_candidates": 3, "sensitivity": ["drop:K", "no-covariates"]})
+    return load_params(
+        None,
+        {
+            "registers": STAGE_REGISTERS,
+            "covariates": ["S"],
+            "m": m,
+            "n_jobs": n_jobs,
+            "three_factor_candidates": 3,
+            "sensitivity": ["drop:K", "no-covariates"],
+        },
+    )
 
 
 def test_run_stage_writes_the_contract_files_and_does_not_depend_on_n_jobs(tmp_path):
     m = 3
     _write_run(tmp_path, m)
     one = selection.run_stage(_params(m, 1), tmp_path)
-    text_one = {f: (tmp_path / f).read_text() for f in ("models.json", "screening.csv", "refused.csv",
-                                                        "sensitivity.csv")}
+    text_one = {
+        f: (tmp_path / f).read_text() for f in ("models.json", "screening.csv", "refused.csv", "sensitivity.csv")
+    }
     two = selection.run_stage(_params(m, 2), tmp_path)
     for f, text in text_one.items():
         assert (tmp_path / f).read_text() == text, f  # byte-identical with 1 and 2 workers
@@ -234,8 +247,9 @@ def test_run_stage_writes_the_contract_files_and_does_not_depend_on_n_jobs(tmp_p
 
     models = json.loads(text_one["models.json"])
     assert len(models) == 2 * m
-    assert [(d["dataset"], d["type"]) for d in models] == [(i, t) for i in range(m)
-                                                           for t in ("two-factor", "three-factor")]
+    assert [(d["dataset"], d["type"]) for d in models] == [
+        (i, t) for i in range(m) for t in ("two-factor", "three-factor")
+    ]
     keys = {"dataset", "type", "terms", "status", "loglik", "aic", "bic", "deviance", "df", "n_params", "n_hat"}
     assert all(set(d) == keys for d in models)
     # the objects are the file: to_dict writes it byte for byte, from_dict reads it back
@@ -282,15 +296,41 @@ def test_notebook_tables_from_model_objects():
 
     def model(ds, typ, terms, n16, n17):
         return selection.SelectedModel.from_dict(
-            {"dataset": ds, "type": typ, "terms": terms, "status": "ok", "loglik": -1.0, "aic": 10.0 + ds,
-             "bic": 12.0, "deviance": 3.0, "df": 5, "n_params": 7,
-             "n_hat": {"total": n16 + n17, "2016": n16, "2017": n17}})
+            {
+                "dataset": ds,
+                "type": typ,
+                "terms": terms,
+                "status": "ok",
+                "loglik": -1.0,
+                "aic": 10.0 + ds,
+                "bic": 12.0,
+                "deviance": 3.0,
+                "df": 5,
+                "n_params": 7,
+                "n_hat": {"total": n16 + n17, "2016": n16, "2017": n17},
+            }
+        )
 
-    models = [model(0, "two-factor", ["A:B"], 100.0, 200.0), model(0, "three-factor", ["A:B", "A:B:S"], 110.0, 190.0),
-              model(1, "two-factor", ["A:B", "A:S"], 120.0, 210.0), model(1, "three-factor", ["A:B", "A:S"], 120.0, 210.0)]
+    models = [
+        model(0, "two-factor", ["A:B"], 100.0, 200.0),
+        model(0, "three-factor", ["A:B", "A:B:S"], 110.0, 190.0),
+        model(1, "two-factor", ["A:B", "A:S"], 120.0, 210.0),
+        model(1, "three-factor", ["A:B", "A:S"], 120.0, 210.0),
+    ]
     csv = selection_plots.annex_f(models, [2016, 2017])
-    assert list(csv.columns) == ["dataset", "type", "terms", "n_terms", "aic", "bic", "deviance", "df",
-                                 "n_hat_2016", "n_hat_2017", "n_hat_total"]
+    assert list(csv.columns) == [
+        "dataset",
+        "type",
+        "terms",
+        "n_terms",
+        "aic",
+        "bic",
+        "deviance",
+        "df",
+        "n_hat_2016",
+        "n_hat_2017",
+        "n_hat_total",
+    ]
     assert csv.loc[1, "terms"] == "A:B;A:B:S" and csv.loc[2, "aic"] == 11.0 and csv.loc[1, "n_hat_total"] == 300.0
     added = selection_plots.added_terms(models)
     assert list(added["added"]) == ["A:B:S", "(none)"] and list(added["n_added"]) == [1, 0]
@@ -298,8 +338,9 @@ def test_notebook_tables_from_model_objects():
     assert freq.loc["A:B", "two-factor"] == 2 and freq.loc["A:S", "three-factor"] == 1
     assert freq.loc["A:B:S", "two-factor"] == 0
     n_obs = {"total": 50.0, "2016": 20.0, "2017": 30.0}
-    sens = selection.sensitivity_frame({"main": [{"models": [dataclasses.replace(m, n_obs=n_obs)
-                                                             for m in models[2 * i:2 * i + 2]]} for i in (0, 1)]})
+    sens = selection.sensitivity_frame(
+        {"main": [{"models": [dataclasses.replace(m, n_obs=n_obs) for m in models[2 * i : 2 * i + 2]]} for i in (0, 1)]}
+    )
     table = selection_plots.sensitivity_table(sens, "two-factor")
     assert table.loc["2016", "n_hat main"] == 110.0 and table.loc["total", "n_hat main"] == 315.0
     assert table.loc["n_datasets", "n_hat main"] == 2 and table.loc["2017", "n_obs main"] == 30.0

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mse_helpers.cli.simulate import DEFAULT_SEED
+from mse_helpers.runner.params import load_params
 from mse_helpers.stages import prepare
 from mse_helpers.synthetic import simulator as simulate
-from mse_helpers.runner.params import load_params
-from mse_helpers.cli.simulate import DEFAULT_SEED
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TOL = simulate.TOLERANCES
@@ -22,7 +22,8 @@ def bundled():
         reports=pd.read_csv(DATA / "reports.csv", dtype={"age": "Int64"}),
         aggregates=pd.read_csv(DATA / "aggregates.csv"),
         truth=pd.read_csv(DATA / "truth.csv", keep_default_na=False),
-        population=None)
+        population=None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,9 @@ def test_main_effects_meet_the_targets_in_expectation():
 def test_each_year_has_its_own_stream():
     both = simulate.simulate([2019, 2020], seed=5)
     alone = simulate.simulate([2020], seed=5)
-    pd.testing.assert_frame_equal(both.reports[both.reports["report_id"].str.startswith("M2020")]
-                                  .reset_index(drop=True), alone.reports)
+    pd.testing.assert_frame_equal(
+        both.reports[both.reports["report_id"].str.startswith("M2020")].reset_index(drop=True), alone.reports
+    )
     other = simulate.simulate([2020], seed=6)
     assert not alone.reports["person_key"].equals(other.reports["person_key"])
     assert len(alone.aggregates) == 0  # no withholding in a further year by default

@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 
 from .. import seeds
-from ..stages import selection
-from . import UsageError
 from ..codes import group_label
 from ..engine.cells import complete_table
 from ..engine.design import Design
 from ..engine.estimates import by_groups, n_hat_by
 from ..engine.fit import fit_model
 from ..engine.resample import MIN_REPLICATES, parametric_bootstrap
+from ..stages import selection
+from . import UsageError
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study")
@@ -53,31 +53,45 @@ MAX_SECONDS = 1800
 FORWARD_STEPS = 10
 #: A count above this is not a count of persons (and floats stop being exact
 #: integers above 2^53).
-MAX_COUNT = 10 ** 12
+MAX_COUNT = 10**12
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mse estimate``."""
     parser.description = __doc__.split("\n\n")[1].replace("\n", " ")
     parser.add_argument("counts", metavar="COUNTS.csv", help="table of list histories with a 'count' column")
-    parser.add_argument("--lists", help="comma-separated list columns (default: every 0/1 column but count); "
-                                        "every other column except count is a covariate")
-    parser.add_argument("--terms", default="",
-                        help="interaction terms: 'A:B,B:C', a formula 'A*B + C:D', or 'all2' for every "
-                             "two-factor term (default: main effects only)")
+    parser.add_argument(
+        "--lists",
+        help="comma-separated list columns (default: every 0/1 column but count); "
+        "every other column except count is a covariate",
+    )
+    parser.add_argument(
+        "--terms",
+        default="",
+        help="interaction terms: 'A:B,B:C', a formula 'A*B + C:D', or 'all2' for every "
+        "two-factor term (default: main effects only)",
+    )
     parser.add_argument("--by", help="covariate(s) to report estimates for, e.g. J or J,S")
-    parser.add_argument("--bootstrap", type=int, default=0, metavar="B",
-                        help="parametric bootstrap replicates (docs/method.md 7): redraw every cell from the fitted "
-                             "model, refit, and report the 2.5%% and 97.5%% percentiles of the B N-hats; "
-                             "replicates whose refit has no MLE are counted and left out")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="B",
+        help="parametric bootstrap replicates (docs/method.md 7): redraw every cell from the fitted "
+        "model, refit, and report the 2.5%% and 97.5%% percentiles of the B N-hats; "
+        "replicates whose refit has no MLE are counted and left out",
+    )
     parser.add_argument("--seed", type=int, help="seed of the bootstrap (required with --bootstrap)")
-    parser.add_argument("--select", choices=SELECT_METHODS,
-                        help="select the model (docs/method.md 6): 'backward-aic' removes terms by AIC from --terms "
-                             "(default all two-factor terms); 'forward-bic' adds two- and three-factor terms by "
-                             "BIC to --terms (default main effects), a term only when its margins are in; "
-                             "'study' does both (backward AIC from all two-factor terms, then forward BIC over "
-                             "all three-factor terms). A start without MLE first loses the terms the existence "
-                             "check blames; refused terms are reported")
+    parser.add_argument(
+        "--select",
+        choices=SELECT_METHODS,
+        help="select the model (docs/method.md 6): 'backward-aic' removes terms by AIC from --terms "
+        "(default all two-factor terms); 'forward-bic' adds two- and three-factor terms by "
+        "BIC to --terms (default main effects), a term only when its margins are in; "
+        "'study' does both (backward AIC from all two-factor terms, then forward BIC over "
+        "all three-factor terms). A start without MLE first loses the terms the existence "
+        "check blames; refused terms are reported",
+    )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
 
@@ -143,9 +157,11 @@ def check_counts(frame: pd.DataFrame, source: str, rows: list[int] | None) -> No
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         where = f"data row {row + 1}" + (f" (file row {rows[row]})" if rows else "")
-        raise UsageError(f"{source}: column 'count' must be a whole number >= 0; {where} has "
-                         f"{_plain(raw.iloc[row])} (a count is finite and at most {MAX_COUNT:,}; "
-                         f"{int(bad.sum())} bad row(s))")
+        raise UsageError(
+            f"{source}: column 'count' must be a whole number >= 0; {where} has "
+            f"{_plain(raw.iloc[row])} (a count is finite and at most {MAX_COUNT:,}; "
+            f"{int(bad.sum())} bad row(s))"
+        )
 
 
 def check_list_values(frame: pd.DataFrame, lists: list[str], source: str, rows: list[int] | None) -> None:
@@ -155,8 +171,10 @@ def check_list_values(frame: pd.DataFrame, lists: list[str], source: str, rows: 
         bad = values.isna().to_numpy() | ~values.isin([0, 1]).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise UsageError(f"{_where(source, row, rows, col)}: a list column holds 0 or 1, got "
-                             f"{_plain(frame[col].iloc[row])} ({int(bad.sum())} bad row(s))")
+            raise UsageError(
+                f"{_where(source, row, rows, col)}: a list column holds 0 or 1, got "
+                f"{_plain(frame[col].iloc[row])} ({int(bad.sum())} bad row(s))"
+            )
 
 
 def _looks_like_list(series: pd.Series) -> bool:
@@ -179,14 +197,14 @@ def request_size(frame: pd.DataFrame, lists: list[str], factors: list[str], sele
     n_cells, n_columns : int
     """
     df = [1] * len(lists) + [max(int(frame[f].nunique(dropna=True)) - 1, 1) for f in factors]
-    n_cells = 2 ** len(lists) * int(np.prod([d + 1 for d in df[len(lists):]], dtype=float))
+    n_cells = 2 ** len(lists) * int(np.prod([d + 1 for d in df[len(lists) :]], dtype=float))
     cols = 1 + sum(df)
     k = len(df)
     # sums of products of degrees of freedom over pairs (and triples), exact in integers
-    e1, e2, e3 = sum(df), sum(d * d for d in df), sum(d ** 3 for d in df)
+    e1, e2, e3 = sum(df), sum(d * d for d in df), sum(d**3 for d in df)
     cols += (e1 * e1 - e2) // 2
     if select and k >= 3:
-        cols += (e1 ** 3 - 3 * e1 * e2 + 2 * e3) // 6
+        cols += (e1**3 - 3 * e1 * e2 + 2 * e3) // 6
     return n_cells, cols
 
 
@@ -225,11 +243,12 @@ def estimated_fits(n_variables: int, select: str | None, n_start_terms: int | No
 
 def estimated_seconds(n_cells: int, n_columns: int, n_fits: int) -> float:
     """Rough run time: ``n_fits`` fits of ``n_cells`` x ``n_columns`` (see :data:`SECONDS_PER_CELL_COL2`)."""
-    return n_fits * n_cells * n_columns ** 2 * SECONDS_PER_CELL_COL2
+    return n_fits * n_cells * n_columns**2 * SECONDS_PER_CELL_COL2
 
 
-def check_request_size(frame: pd.DataFrame, lists: list[str], factors: list[str], select: str | None = None,
-                       terms: str | None = None) -> None:
+def check_request_size(
+    frame: pd.DataFrame, lists: list[str], factors: list[str], select: str | None = None, terms: str | None = None
+) -> None:
     """Refuse, before anything is built, a request that is too big.
 
     Limits: :data:`MAX_LISTS` lists, a design of :data:`MAX_DESIGN_BYTES`,
@@ -245,13 +264,15 @@ def check_request_size(frame: pd.DataFrame, lists: list[str], factors: list[str]
     if len(lists) > MAX_LISTS:
         raise UsageError(
             f"{len(lists)} lists ({', '.join(lists)}) is more than the limit of {MAX_LISTS}: the table would "
-            f"have 2^{len(lists)} = {n_cells:,} cells and its design about {size / 2 ** 30:,.1f} GiB; merge "
-            f"small lists into one (or leave them out), or name fewer with --lists")
+            f"have 2^{len(lists)} = {n_cells:,} cells and its design about {size / 2**30:,.1f} GiB; merge "
+            f"small lists into one (or leave them out), or name fewer with --lists"
+        )
     if size > MAX_DESIGN_BYTES:
         raise UsageError(
-            f"the design would have {n_cells:,} cells x {cols:,} columns, about {size / 2 ** 30:,.1f} GiB, "
-            f"more than the limit of {MAX_DESIGN_BYTES / 2 ** 30:,.0f} GiB; merge small lists, use fewer "
-            f"covariates or covariate levels{', or leave out --select' if select else ''}")
+            f"the design would have {n_cells:,} cells x {cols:,} columns, about {size / 2**30:,.1f} GiB, "
+            f"more than the limit of {MAX_DESIGN_BYTES / 2**30:,.0f} GiB; merge small lists, use fewer "
+            f"covariates or covariate levels{', or leave out --select' if select else ''}"
+        )
     n_start = None
     if terms:
         from ..engine.design import parse_terms
@@ -267,7 +288,8 @@ def check_request_size(frame: pd.DataFrame, lists: list[str], factors: list[str]
             f"--select {select} on {len(lists)} lists and {len(factors)} covariate(s) would fit up to "
             f"{n_fits:,} models on {n_cells:,} cells, roughly {seconds / 60:,.0f} minutes (a rough estimate; "
             f"the limit is {MAX_SECONDS // 60} minutes); merge small lists, use fewer covariates, or start "
-            f"backward-aic from a smaller model with --terms")
+            f"backward-aic from a smaller model with --terms"
+        )
 
 
 def _is_binary(series: pd.Series) -> bool:
@@ -298,7 +320,8 @@ def split_columns(frame: pd.DataFrame, lists_opt: str | None, source: str) -> tu
                 raise UsageError(
                     f"{_where(source, row, rows, c)}: column {c!r} looks like a list (0/1) but holds "
                     f"{_plain(frame[c].iloc[row])}; a list column holds only 0 and 1. Correct the value, "
-                    f"or name the lists with --lists if {c!r} is a covariate")
+                    f"or name the lists with --lists if {c!r} is a covariate"
+                )
     if len(lists) < 2:
         raise UsageError(f"{source}: MSE needs at least two list columns (0/1); found {lists}")
     factors = [c for c in others if c not in lists]
@@ -349,10 +372,17 @@ def main(args: argparse.Namespace) -> int:
     else:
         fit = fit_model(design, terms)
     result = {
-        "n_obs": int(round(fit.n_obs)), "n_hat": _num(fit.n_hat), "terms": list(terms),
-        "loglik": _num(fit.llf), "aic": _num(fit.aic), "bic": _num(fit.bic),
-        "deviance": _num(fit.deviance), "df": int(fit.df_resid), "status": fit.status,
-        "by": {}, "interval": None,
+        "n_obs": int(round(fit.n_obs)),
+        "n_hat": _num(fit.n_hat),
+        "terms": list(terms),
+        "loglik": _num(fit.llf),
+        "aic": _num(fit.aic),
+        "bic": _num(fit.bic),
+        "deviance": _num(fit.deviance),
+        "df": int(fit.df_resid),
+        "status": fit.status,
+        "by": {},
+        "interval": None,
     }
     if selected is not None:
         result["terms"] = list(fit.terms)
@@ -369,13 +399,18 @@ def main(args: argparse.Namespace) -> int:
         boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
         iv = boot.interval(LEVEL).set_index("group")
         result["interval"] = {
-            "lower": _num(iv.loc["total", "lower"]), "upper": _num(iv.loc["total", "upper"]),
-            "level": LEVEL, "method": "parametric bootstrap, percentile",
-            "n_boot": boot.n_boot, "n_failed": boot.n_failed,
+            "lower": _num(iv.loc["total", "lower"]),
+            "upper": _num(iv.loc["total", "upper"]),
+            "level": LEVEL,
+            "method": "parametric bootstrap, percentile",
+            "n_boot": boot.n_boot,
+            "n_failed": boot.n_failed,
         }
         for label in result["by"]:
-            result["by"][label]["interval"] = {"lower": _num(iv.loc[label, "lower"]),
-                                               "upper": _num(iv.loc[label, "upper"])}
+            result["by"][label]["interval"] = {
+                "lower": _num(iv.loc[label, "lower"]),
+                "upper": _num(iv.loc[label, "upper"]),
+            }
     if args.json:
         print(json.dumps(result))
     else:
@@ -420,20 +455,29 @@ def run_select(design: Design, method: str, start: tuple[str, ...] | None):
         fit, added = fwd.fit, fwd.path
         refused += [dict(r, type="forward") for r in fwd.refused]
         fits, checks = fits + fwd.counter.fits, checks + fwd.counter.checks
-    return fit, {"method": method, "removed": removed, "added": added, "refused": refused,
-                 "fits": fits, "checks": checks}
+    return fit, {
+        "method": method,
+        "removed": removed,
+        "added": added,
+        "refused": refused,
+        "fits": fits,
+        "checks": checks,
+    }
 
 
 def render(result: dict, source: str, lists: list[str], factors: list[str], by: list[str]) -> str:
     """The readable report of ``mse estimate``."""
+
     def f(x, nd=1):
         return "-" if x is None else f"{x:,.{nd}f}"
 
-    lines = [f"MSE estimate from {source}",
-             f"  lists:      {' '.join(lists)}",
-             f"  covariates: {' '.join(factors) if factors else '(none)'}",
-             f"  model:      main effects{' + ' + ' + '.join(result['terms']) if result['terms'] else ' only'}",
-             f"  status:     {result['status']}"]
+    lines = [
+        f"MSE estimate from {source}",
+        f"  lists:      {' '.join(lists)}",
+        f"  covariates: {' '.join(factors) if factors else '(none)'}",
+        f"  model:      main effects{' + ' + ' + '.join(result['terms']) if result['terms'] else ' only'}",
+        f"  status:     {result['status']}",
+    ]
     sel = result.get("selection")
     if sel:
         lines.append(f"  selection:  {sel['method']} ({sel['fits']} fits, {sel['checks']} existence checks)")
@@ -446,16 +490,18 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
     if result["status"] != "ok":
         lines.append(f"  {result.get('message', '')}")
         lines.append("  no estimate is reported for this model")
-    lines += ["",
-              f"  observed (n_obs)   {result['n_obs']:,}",
-              f"  estimated (N-hat)  {f(result['n_hat'])}"]
+    lines += ["", f"  observed (n_obs)   {result['n_obs']:,}", f"  estimated (N-hat)  {f(result['n_hat'])}"]
     iv = result["interval"]
     if iv:
-        lines.append(f"  95% interval       {f(iv['lower'])} - {f(iv['upper'])}  "
-                     f"({iv['method']}, {iv['n_boot'] - iv['n_failed']} of {iv['n_boot']} replicates usable)")
-    lines += [f"  log-likelihood     {f(result['loglik'], 3)}",
-              f"  deviance           {f(result['deviance'], 3)} on {result['df']} df",
-              f"  AIC / BIC          {f(result['aic'], 3)} / {f(result['bic'], 3)}"]
+        lines.append(
+            f"  95% interval       {f(iv['lower'])} - {f(iv['upper'])}  "
+            f"({iv['method']}, {iv['n_boot'] - iv['n_failed']} of {iv['n_boot']} replicates usable)"
+        )
+    lines += [
+        f"  log-likelihood     {f(result['loglik'], 3)}",
+        f"  deviance           {f(result['deviance'], 3)} on {result['df']} df",
+        f"  AIC / BIC          {f(result['aic'], 3)} / {f(result['bic'], 3)}",
+    ]
     if by:
         lines += ["", f"  by {','.join(by)}:", f"  {'group':<20}{'n_obs':>10}{'N-hat':>14}{'interval':>26}"]
         for label, g in result["by"].items():
@@ -463,4 +509,3 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
             ivs = f"{f(giv['lower'])} - {f(giv['upper'])}" if giv else ""
             lines.append(f"  {label:<20}{g['n_obs']:>10,}{f(g['n_hat']):>14}{ivs:>26}")
     return "\n".join(lines)
-

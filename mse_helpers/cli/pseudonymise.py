@@ -29,12 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mse pseudonymise``."""
     parser.add_argument("input", metavar="IN", help="reports file (CSV or .xlsx) with identifying person keys")
     parser.add_argument("output", metavar="OUT", help="file to write (.csv: UTF-8 with commas; .xlsx: a workbook)")
-    parser.add_argument("--key-file", required=True, metavar="K",
-                        help=f"file holding the secret (at least {MIN_KEY_BYTES} bytes), kept outside the "
-                             f"repository; use the same file every year so that keys link across years")
+    parser.add_argument(
+        "--key-file",
+        required=True,
+        metavar="K",
+        help=f"file holding the secret (at least {MIN_KEY_BYTES} bytes), kept outside the "
+        f"repository; use the same file every year so that keys link across years",
+    )
     parser.add_argument("--column", default="person_key", help="column to replace (default person_key)")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite an existing OUT, or hash keys that already look hashed")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite an existing OUT, or hash keys that already look hashed"
+    )
 
 
 def read_key(path: str | Path) -> bytes:
@@ -54,13 +59,17 @@ def read_key(path: str | Path) -> bytes:
     if not path.is_file():
         raise UsageError(f"--key-file {path}: no such file")
     if path.resolve().is_relative_to(PROJECT_ROOT.resolve()):
-        raise UsageError(f"--key-file {path}: the key file is inside the repository; keep it outside it "
-                         f"(anyone with the key and the data can recompute the keys)")
+        raise UsageError(
+            f"--key-file {path}: the key file is inside the repository; keep it outside it "
+            f"(anyone with the key and the data can recompute the keys)"
+        )
     key = path.read_bytes().rstrip(b"\r\n")
     if len(key.strip()) < MIN_KEY_BYTES:
-        raise UsageError(f"--key-file {path}: holds {len(key.strip())} byte(s) of secret; at least "
-                         f"{MIN_KEY_BYTES} are needed (e.g. python -c \"import secrets; "
-                         f"print(secrets.token_hex(32))\" > {path.name})")
+        raise UsageError(
+            f"--key-file {path}: holds {len(key.strip())} byte(s) of secret; at least "
+            f'{MIN_KEY_BYTES} are needed (e.g. python -c "import secrets; '
+            f'print(secrets.token_hex(32))" > {path.name})'
+        )
     return key
 
 
@@ -109,19 +118,27 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(InputError([Violation(str(source), 1, column, "required column is missing")])))
     empty = [int(r) for r in frame.index[frame[column] == ""]]
     if empty:
-        raise UsageError(f"{source}, column {column}: empty in {_rows_text(empty)}; every report needs the "
-                         f"person's identifying key (an empty one would make all of them one person)")
+        raise UsageError(
+            f"{source}, column {column}: empty in {_rows_text(empty)}; every report needs the "
+            f"person's identifying key (an empty one would make all of them one person)"
+        )
     hashed = frame[column].str.fullmatch(r"[0-9a-f]{64}")
     if hashed.all() and not args.force:
-        raise UsageError(f"{source}, column {column}: every value already looks like an HMAC-SHA-256 key; "
-                         f"use --force to hash them again")
+        raise UsageError(
+            f"{source}, column {column}: every value already looks like an HMAC-SHA-256 key; "
+            f"use --force to hash them again"
+        )
     persons = frame[column].nunique()
     frame[column] = pseudonymise(frame[column], key)
     _write(frame, target)
     fmt = frame.attrs.get("format")
     read_as = f" (read as {fmt.describe()})" if fmt is not None else ""
-    print(f"mse pseudonymise: wrote {target}: {len(frame)} rows, {persons} distinct {column} value(s) replaced by "
-          f"HMAC-SHA-256 keys{read_as}")
-    print(f"mse pseudonymise: keep {key_file} secret and outside the repository; the same key file gives the "
-          f"same keys next year")
+    print(
+        f"mse pseudonymise: wrote {target}: {len(frame)} rows, {persons} distinct {column} value(s) replaced by "
+        f"HMAC-SHA-256 keys{read_as}"
+    )
+    print(
+        f"mse pseudonymise: keep {key_file} secret and outside the repository; the same key file gives the "
+        f"same keys next year"
+    )
     return 0

@@ -8,22 +8,40 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import UsageError
 from ..runner.params import ParameterError, default_reports_dir, load_params, parse_set
+from . import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mse run``."""
-    parser.add_argument("--params", metavar="FILE", help="YAML file with the parameters to change (the rest come "
-                        "from the bundled defaults, data/defaults.yaml), or 'synthetic': the bundled synthetic data "
-                        "with their truth (data/synthetic.yaml). Without it: the bundled synthetic data, no truth")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                        help="override one parameter, e.g. --set m=5 --set years=2016-2019 (repeatable)")
-    parser.add_argument("--reports", metavar="DIR", default=str(default_reports_dir()),
-                        help="folder for run folders and index.html (default: the project's reports/ in a "
-                        "checkout, else reports/ in the current folder)")
-    parser.add_argument("--cell-timeout", metavar="SECONDS", type=int, default=1800,
-                        help="seconds one notebook cell may take before the run fails (default 1800)")
+    parser.add_argument(
+        "--params",
+        metavar="FILE",
+        help="YAML file with the parameters to change (the rest come "
+        "from the bundled defaults, data/defaults.yaml), or 'synthetic': the bundled synthetic data "
+        "with their truth (data/synthetic.yaml). Without it: the bundled synthetic data, no truth",
+    )
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one parameter, e.g. --set m=5 --set years=2016-2019 (repeatable)",
+    )
+    parser.add_argument(
+        "--reports",
+        metavar="DIR",
+        default=str(default_reports_dir()),
+        help="folder for run folders and index.html (default: the project's reports/ in a "
+        "checkout, else reports/ in the current folder)",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        metavar="SECONDS",
+        type=int,
+        default=1800,
+        help="seconds one notebook cell may take before the run fails (default 1800)",
+    )
 
 
 #: Fewest registers ``mse run`` models (issue: two registers gave N-hat 9,152 with no spread).
@@ -66,10 +84,12 @@ def check_inputs(p) -> None:
 def _check_registers(p) -> list[str]:
     if len(p.registers) >= MIN_REGISTERS:
         return []
-    return [f"parameter registers: {len(p.registers)} register(s) {' '.join(p.registers)}; at least "
-            f"{MIN_REGISTERS} are needed: with two registers the model cannot estimate how they depend on each "
-            f"other (the interaction terms are not identified), and three is the literature's minimum for "
-            f"modelling that dependence"]
+    return [
+        f"parameter registers: {len(p.registers)} register(s) {' '.join(p.registers)}; at least "
+        f"{MIN_REGISTERS} are needed: with two registers the model cannot estimate how they depend on each "
+        f"other (the interaction terms are not identified), and three is the literature's minimum for "
+        f"modelling that dependence"
+    ]
 
 
 def _check_prepare(p):
@@ -104,9 +124,11 @@ def _check_truth(p, years) -> list[str]:
     have = sorted({str(y) for y in truth["year"]})
     missing = [str(y) for y in years if str(y) not in have]
     if missing:
-        return [f"truth file {p.truth}, column year: no rows for the analysed year(s) {', '.join(missing)}; "
-                f"it has {', '.join(have)}. A truth file (synthetic data only) must cover every analysed "
-                f"year; set truth: null for real data"]
+        return [
+            f"truth file {p.truth}, column year: no rows for the analysed year(s) {', '.join(missing)}; "
+            f"it has {', '.join(have)}. A truth file (synthetic data only) must cover every analysed "
+            f"year; set truth: null for real data"
+        ]
     return []
 
 
@@ -177,8 +199,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..runner.pipeline import OutputLocationError, RunInterrupted, StopSignals, check_reports_location, \
-        run_pipeline
+    from ..runner.pipeline import OutputLocationError, RunInterrupted, StopSignals, check_reports_location, run_pipeline
 
     if args.cell_timeout < 1:
         raise UsageError("--cell-timeout: must be at least 1 second")
@@ -195,8 +216,9 @@ def _main(args: argparse.Namespace) -> int:
         except OutputLocationError as exc:
             raise UsageError(f"--reports: {exc}") from None
         except RunInterrupted as exc:
-            print(f"mse run: stopped by {exc.name} while checking the inputs; nothing was run or written",
-                  file=sys.stderr)
+            print(
+                f"mse run: stopped by {exc.name} while checking the inputs; nothing was run or written", file=sys.stderr
+            )
             return exc.exit_code
         with _progress_to_stdout():
             try:
@@ -204,16 +226,24 @@ def _main(args: argparse.Namespace) -> int:
             except OutputLocationError as exc:  # changed since the check above
                 raise UsageError(f"--reports: {exc}") from None
     if result.index_error:
-        print(f"mse run: warning: {result.index_error}; the run itself is {result.status} "
-              f"(see {result.run_dir / 'manifest.json'})", file=sys.stderr)
+        print(
+            f"mse run: warning: {result.index_error}; the run itself is {result.status} "
+            f"(see {result.run_dir / 'manifest.json'})",
+            file=sys.stderr,
+        )
     if result.interrupted:
-        print(f"mse run: stopped by {result.interrupted.name}: the run folder {result.run_dir} is marked failed",
-              file=sys.stderr)
+        print(
+            f"mse run: stopped by {result.interrupted.name}: the run folder {result.run_dir} is marked failed",
+            file=sys.stderr,
+        )
         return result.interrupted.exit_code
     if result.failure:
         print(f"mse run: FAILED: {result.failure}", file=sys.stderr)
-        print(f"mse run: the run folder {result.run_dir} is marked failed; "
-              f"see {result.run_dir / 'html_code'} for the notebook with the error", file=sys.stderr)
+        print(
+            f"mse run: the run folder {result.run_dir} is marked failed; "
+            f"see {result.run_dir / 'html_code'} for the notebook with the error",
+            file=sys.stderr,
+        )
         return 1
     print(f"mse run: done: {result.run_dir}")
     print(f"mse run: reports: {result.run_dir / 'index.html'}; all runs: {result.run_dir.parent / 'index.html'}")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import UsageError
 from ..runner.params import parse_years_text
+from . import UsageError
 
 DEFAULT_SEED = 20161231  # the seed of the bundled data (data/defaults.yaml's master seed)
 
@@ -36,14 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mse simulate``."""
     parser.add_argument("--years", default="2016-2019", help="years to simulate, e.g. 2016-2019 or 2020")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"master seed (default {DEFAULT_SEED})")
-    parser.add_argument("--out", required=True, help="folder for reports.csv, aggregates.csv, truth.csv, register_map.csv")
-    parser.add_argument("--append", action="store_true",
-                        help="add the years to the files already in --out (rows of these years are replaced)")
-    parser.add_argument("--generator", choices=("simulator", "second"), default="simulator",
-                        help="simulator: the log-linear generator of the bundled data (default); second: an "
-                             "independent generator the log-linear model does not describe exactly")
-    parser.add_argument("--calibration", action="store_true",
-                        help="also print the target-versus-generated table (Markdown)")
+    parser.add_argument(
+        "--out", required=True, help="folder for reports.csv, aggregates.csv, truth.csv, register_map.csv"
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the years to the files already in --out (rows of these years are replaced)",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("simulator", "second"),
+        default="simulator",
+        help="simulator: the log-linear generator of the bundled data (default); second: an "
+        "independent generator the log-linear model does not describe exactly",
+    )
+    parser.add_argument(
+        "--calibration", action="store_true", help="also print the target-versus-generated table (Markdown)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,8 +75,10 @@ def main(args: argparse.Namespace) -> int:
     paths = simulate.write_data(data, args.out, append=args.append)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
-    print(f"years {years[0]}-{years[-1]}: {len(data.reports)} reports, "
-          f"{int(data.aggregates['total'].sum()) if len(data.aggregates) else 0} persons in aggregates")
+    print(
+        f"years {years[0]}-{years[-1]}: {len(data.reports)} reports, "
+        f"{int(data.aggregates['total'].sum()) if len(data.aggregates) else 0} persons in aggregates"
+    )
     if args.calibration:
         print(simulate.calibration_markdown(simulate.calibration_table(data)))
     return 0

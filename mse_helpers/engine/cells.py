@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..codes import COVARIATES, YEAR
 
+
 def factor_levels(name: str, values: pd.Series) -> tuple:
     """Levels of one factor, in the order that makes the first one the baseline.
 
@@ -51,7 +52,8 @@ def _check_binary(frame: pd.DataFrame, lists: Sequence[str], what: str) -> None:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ValueError(
                 f"{what}: list column {col!r} must be 0 or 1 in every row; "
-                f"data row {row + 1} has {values.iloc[row]!r} ({int(bad.sum())} bad row(s))")
+                f"data row {row + 1} has {values.iloc[row]!r} ({int(bad.sum())} bad row(s))"
+            )
 
 
 def _check_no_missing(frame: pd.DataFrame, factors: Sequence[str], what: str) -> None:
@@ -61,11 +63,11 @@ def _check_no_missing(frame: pd.DataFrame, factors: Sequence[str], what: str) ->
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ValueError(
                 f"{what}: factor column {col!r} is missing in {int(bad.sum())} row(s), first data row {row + 1}; "
-                "the log-linear model needs completed data (impute first)")
+                "the log-linear model needs completed data (impute first)"
+            )
 
 
-def _full_grid(lists: Sequence[str], factors: Sequence[str],
-               levels: dict[str, tuple]) -> pd.DataFrame:
+def _full_grid(lists: Sequence[str], factors: Sequence[str], levels: dict[str, tuple]) -> pd.DataFrame:
     """Every cell: factors vary slowest, lists fastest (list 0 = all-zero first)."""
     names = list(factors) + list(lists)
     axes = [levels[f] for f in factors] + [(0, 1)] * len(lists)
@@ -78,8 +80,14 @@ def _full_grid(lists: Sequence[str], factors: Sequence[str],
     return grid[list(lists) + list(factors)]
 
 
-def cell_codes(frame: pd.DataFrame, variables: Sequence[str], levels: dict[str, Sequence], *,
-               source: str = "table", columns: dict[str, str] | None = None) -> np.ndarray:
+def cell_codes(
+    frame: pd.DataFrame,
+    variables: Sequence[str],
+    levels: dict[str, Sequence],
+    *,
+    source: str = "table",
+    columns: dict[str, str] | None = None,
+) -> np.ndarray:
     """One integer cell code per row: THE cell-key builder of the package.
 
     The code is the row's position in the product of the variables' levels
@@ -121,8 +129,10 @@ def cell_codes(frame: pd.DataFrame, variables: Sequence[str], levels: dict[str, 
         missing = values.isna().to_numpy()
         if missing.any():
             row = int(np.flatnonzero(missing)[0]) + 1
-            raise ValueError(f"{source}: column {col!r} is missing in data row {row} "
-                             f"({int(missing.sum())} row(s)); every row needs a value")
+            raise ValueError(
+                f"{source}: column {col!r} is missing in data row {row} "
+                f"({int(missing.sum())} row(s)); every row needs a value"
+            )
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             idx = values.map({level: i for i, level in enumerate(lv)})
         else:
@@ -130,8 +140,9 @@ def cell_codes(frame: pd.DataFrame, variables: Sequence[str], levels: dict[str, 
         bad = idx.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
-            raise ValueError(f"{source}: column {col!r} has {values.iloc[row - 1]!r} in data row {row}, "
-                             f"not one of {list(lv)}")
+            raise ValueError(
+                f"{source}: column {col!r} has {values.iloc[row - 1]!r} in data row {row}, not one of {list(lv)}"
+            )
         codes = codes * len(lv) + idx.to_numpy(dtype=np.int64)
     return codes
 
@@ -147,8 +158,10 @@ def check_on_a_list(on_no_list: np.ndarray, source: str) -> None:
         Name used in the message, which gives the first data row.
     """
     if on_no_list.any():
-        raise ValueError(f"{source}: {int(on_no_list.sum())} row(s) are on no list (first data row "
-                         f"{int(np.flatnonzero(on_no_list)[0]) + 1}); every registered person is on at least one")
+        raise ValueError(
+            f"{source}: {int(on_no_list.sum())} row(s) are on no list (first data row "
+            f"{int(np.flatnonzero(on_no_list)[0]) + 1}); every registered person is on at least one"
+        )
 
 
 def pattern_labels(n: int) -> np.ndarray:
@@ -160,9 +173,14 @@ def pattern_labels(n: int) -> np.ndarray:
     return np.array(["".join(p) for p in itertools.product("01", repeat=n)], dtype=object)
 
 
-def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (),
-                   count: str = "count", levels: dict[str, Sequence] | None = None,
-                   source: str = "count table") -> pd.DataFrame:
+def complete_table(
+    counts: pd.DataFrame,
+    lists: Sequence[str],
+    factors: Sequence[str] = (),
+    count: str = "count",
+    levels: dict[str, Sequence] | None = None,
+    source: str = "count table",
+) -> pd.DataFrame:
     """Complete an aggregated table of histories to every cell, zeros included.
 
     Parameters
@@ -206,18 +224,24 @@ def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence
     bad = y.isna() | (y < 0) | (y != np.floor(y))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{source}: column {count!r} must be a whole number >= 0; "
-                         f"data row {row + 1} has {counts[count].iloc[row]!r}")
+        raise ValueError(
+            f"{source}: column {count!r} must be a whole number >= 0; "
+            f"data row {row + 1} has {counts[count].iloc[row]!r}"
+        )
     listsum = counts[lists].astype(np.int64).sum(axis=1).to_numpy()
     zero_rows = np.flatnonzero(listsum == 0)
     if zero_rows.size:
-        raise ValueError(f"{source}: data row(s) {(zero_rows + 1).tolist()[:10]} have every list 0; "
-                         "that history is unobserved by definition (it is what MSE estimates)")
+        raise ValueError(
+            f"{source}: data row(s) {(zero_rows + 1).tolist()[:10]} have every list 0; "
+            "that history is unobserved by definition (it is what MSE estimates)"
+        )
     key = lists + factors
     dup = counts.duplicated(subset=key, keep=False).to_numpy()
     if dup.any():
-        raise ValueError(f"{source}: history repeated in data rows {(np.flatnonzero(dup) + 1).tolist()[:10]}; "
-                         "give each combination of lists and factors once")
+        raise ValueError(
+            f"{source}: history repeated in data rows {(np.flatnonzero(dup) + 1).tolist()[:10]}; "
+            "give each combination of lists and factors once"
+        )
     lv = {f: tuple(levels[f]) if levels and f in levels else factor_levels(f, counts[f]) for f in factors}
     for f in factors:
         extra = set(pd.unique(counts[f])) - set(lv[f])
@@ -243,8 +267,9 @@ def complete_table(counts: pd.DataFrame, lists: Sequence[str], factors: Sequence
     return out
 
 
-def count_table(persons: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (),
-                levels: dict[str, Sequence] | None = None) -> pd.DataFrame:
+def count_table(
+    persons: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (), levels: dict[str, Sequence] | None = None
+) -> pd.DataFrame:
     """Cross-classify persons into the full table of lists x factors.
 
     Parameters
@@ -280,8 +305,9 @@ def count_table(persons: pd.DataFrame, lists: Sequence[str], factors: Sequence[s
     return complete_table(agg, lists, factors, levels=levels, source="persons")
 
 
-def dataset_table(persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
-                  years: Sequence[int]) -> pd.DataFrame:
+def dataset_table(
+    persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str], years: Sequence[int]
+) -> pd.DataFrame:
     """The count table of one completed person-level data set (docs/method.md 5).
 
     Lists are the registers, factors the covariates and the year as factor
@@ -310,4 +336,3 @@ def dataset_table(persons: pd.DataFrame, registers: Sequence[str], covariates: S
     levels[YEAR] = tuple(int(y) for y in years)
     frame = frame.assign(**{YEAR: frame[YEAR].astype(int)})
     return count_table(frame, list(registers), list(covariates) + [YEAR], levels=levels)
-

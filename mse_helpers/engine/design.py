@@ -26,8 +26,10 @@ INTERCEPT = "(Intercept)"
 
 # --- terms ---------------------------------------------------------------------
 
-def parse_terms(spec: str | Sequence[str] | None, variables: Sequence[str],
-                candidates: Sequence[str] | None = None) -> tuple[str, ...]:
+
+def parse_terms(
+    spec: str | Sequence[str] | None, variables: Sequence[str], candidates: Sequence[str] | None = None
+) -> tuple[str, ...]:
     """Turn a term specification into canonical interaction-term names.
 
     Parameters
@@ -83,8 +85,10 @@ def parse_terms(spec: str | Sequence[str] | None, variables: Sequence[str],
         cand = set(candidates)
         missing = [t for t in out if t not in cand]
         if missing:
-            raise ValueError(f"term(s) {missing} are not in the design; build the Design with "
-                             "three_factor=... to include three-factor terms")
+            raise ValueError(
+                f"term(s) {missing} are not in the design; build the Design with "
+                "three_factor=... to include three-factor terms"
+            )
     return out
 
 
@@ -95,6 +99,7 @@ def _unknown(vs: list[str], order: dict[str, int], part: str) -> None:
 
 
 # --- design --------------------------------------------------------------------
+
 
 class Design:
     """The model matrix of every candidate term for one complete table.
@@ -148,8 +153,15 @@ class Design:
         Stratum of each observed cell.
     """
 
-    def __init__(self, table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str] = (),
-                 three_factor: None | str | Sequence[str] = None, count: str = "count", lattice: bool = False):
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        lists: Sequence[str],
+        factors: Sequence[str] = (),
+        three_factor: None | str | Sequence[str] = None,
+        count: str = "count",
+        lattice: bool = False,
+    ):
         self.lists = tuple(lists)
         self.factors = tuple(factors)
         self.variables = self.lists + self.factors
@@ -163,8 +175,10 @@ class Design:
                 raise ValueError(f"Design: factor {f!r} has a single level {self.levels[f]}; drop it")
         n_cells = int(np.prod([len(self.levels[v]) for v in self.variables]))
         if len(table) != n_cells or table.duplicated(subset=list(self.variables)).any():
-            raise ValueError(f"Design: the table must hold every cell exactly once ({n_cells} cells), "
-                             f"got {len(table)} rows; build it with complete_table or count_table")
+            raise ValueError(
+                f"Design: the table must hold every cell exactly once ({n_cells} cells), "
+                f"got {len(table)} rows; build it with complete_table or count_table"
+            )
         self.table = table.reset_index(drop=True)
         self.count = count
         # one indicator matrix per variable (cells x (levels-1)); products make terms
@@ -257,8 +271,9 @@ class Design:
         K = len(self.levels[multi[0]]) if multi else 1
         cell_k = np.zeros(len(self.table), dtype=np.int64)
         if multi:
-            cell_k = self.table[multi[0]].map({lv: i for i, lv in enumerate(self.levels[multi[0]])}).to_numpy(
-                dtype=np.int64)
+            cell_k = (
+                self.table[multi[0]].map({lv: i for i, lv in enumerate(self.levels[multi[0]])}).to_numpy(dtype=np.int64)
+            )
         cell_b = np.zeros(len(self.table), dtype=np.int64)
         for v in binary:
             cell_b |= np.where(self.table[v].to_numpy() == self.levels[v][1], bit[v], 0)
@@ -273,8 +288,15 @@ class Design:
         obs = self.observed
         n_bits = len(binary)
         Zh, Zl = _zeta_matrix(n_bits // 2), _zeta_matrix(n_bits - n_bits // 2)
-        return dict(K=K, N=1 << n_bits, flat_obs=cell_k[obs] * (1 << n_bits) + cell_b[obs], mask=mask,
-                    level=level, sub=(Zh, Zl), sup=(np.ascontiguousarray(Zh.T), np.ascontiguousarray(Zl.T)))
+        return dict(
+            K=K,
+            N=1 << n_bits,
+            flat_obs=cell_k[obs] * (1 << n_bits) + cell_b[obs],
+            mask=mask,
+            level=level,
+            sub=(Zh, Zl),
+            sup=(np.ascontiguousarray(Zh.T), np.ascontiguousarray(Zl.T)),
+        )
 
     def lattice_model(self, cols: np.ndarray) -> "_LatticeModel":
         """The lattice form of a model (cached, like :meth:`model_matrices`)."""
@@ -347,9 +369,16 @@ class Design:
             g_of_col[c] = jl[0] + 1 if jl else 0
         base_rows = np.flatnonzero(k_cell == 0)[np.argsort(b_cell[k_cell == 0])]
         obs = self.observed
-        self._split = dict(J=J, K=K, nb=nb, k_obs=k_cell[obs], b_obs=b_cell[obs],
-                           F=np.asarray(self.X[base_rows], dtype=np.float32),
-                           f_of_col=f_of_col, g_of_col=g_of_col)
+        self._split = dict(
+            J=J,
+            K=K,
+            nb=nb,
+            k_obs=k_cell[obs],
+            b_obs=b_cell[obs],
+            F=np.asarray(self.X[base_rows], dtype=np.float32),
+            f_of_col=f_of_col,
+            g_of_col=g_of_col,
+        )
 
     def info_plan(self, cols: np.ndarray) -> "_InfoPlan | None":
         """Cached plan for the fast information matrix of a model (or None)."""
@@ -380,8 +409,10 @@ class Design:
         blocks = [self.blocks[INTERCEPT]] + [self.blocks[v] for v in self.variables]
         for t in terms:
             if t not in self.blocks:
-                raise ValueError(f"term {t!r} is not in the design (candidates: two-factor terms"
-                                 f"{' and the three-factor terms asked for' if len(self.candidate_terms) else ''})")
+                raise ValueError(
+                    f"term {t!r} is not in the design (candidates: two-factor terms"
+                    f"{' and the three-factor terms asked for' if len(self.candidate_terms) else ''})"
+                )
             blocks.append(self.blocks[t])
         return np.concatenate(blocks)
 
@@ -406,8 +437,9 @@ class Design:
             return self._lf
         return float(gammaln(y + 1.0).sum())
 
-    def observed_counts(self, persons: pd.DataFrame, *, source: str = "persons",
-                        columns: dict[str, str] | None = None) -> np.ndarray:
+    def observed_counts(
+        self, persons: pd.DataFrame, *, source: str = "persons", columns: dict[str, str] | None = None
+    ) -> np.ndarray:
         """Observed-cell counts of person-level rows, in this design's cell order.
 
         The same numbers as building the rows' own table with
@@ -450,7 +482,6 @@ class Design:
         if (y < 0).any() or not np.isfinite(y).all():
             raise ValueError("counts: must be finite and >= 0")
         return y
-
 
 
 class _ModelMatrix:
@@ -496,7 +527,6 @@ class _ModelMatrix:
         return self._x32
 
 
-
 class _InfoPlan:
     """How to assemble ``X' diag(mu) X`` of one model from small products.
 
@@ -527,8 +557,9 @@ class _InfoPlan:
         m_row = np.where(c_g > 0, a_f, c_f)  # the F row: the other column's part
         m_col = np.where(c_g > 0, jf[None, :], jf[:, None])
         lvl = np.maximum(a_g, c_g)
-        idx = np.where((a_g == 0) & (c_g == 0), a_f * q + c_f,
-                       size_s + m_row * (self.K - 1) * qj + (lvl - 1) * qj + m_col)
+        idx = np.where(
+            (a_g == 0) & (c_g == 0), a_f * q + c_f, size_s + m_row * (self.K - 1) * qj + (lvl - 1) * qj + m_col
+        )
         self.idx = np.where((a_g > 0) & (c_g > 0) & (a_g != c_g), zero, idx)
         self.has_j = fj.size > 0
 

@@ -95,8 +95,9 @@ def _stratum_levels(strata: pd.DataFrame, name: str) -> tuple[str, ...]:
     return tuple(str(v) for v in factor_levels(name, strata[name]))
 
 
-def _group_rows(strata: pd.DataFrame, year_levels: list[tuple[str, np.ndarray]],
-                groupings: Sequence[Sequence[str]]) -> GroupMatrix:
+def _group_rows(
+    strata: pd.DataFrame, year_levels: list[tuple[str, np.ndarray]], groupings: Sequence[Sequence[str]]
+) -> GroupMatrix:
     """Every (year label, grouping, combination of the grouping's levels) as a row."""
     columns = sorted({c for g in groupings for c in g})
     values = {c: strata[c].astype(str).to_numpy() for c in columns}
@@ -114,8 +115,13 @@ def _group_rows(strata: pd.DataFrame, year_levels: list[tuple[str, np.ndarray]],
     return GroupMatrix(year=tuple(years_out), group=tuple(groups_out), matrix=np.vstack(rows))
 
 
-def group_matrix(strata: pd.DataFrame, covariates: Sequence[str], year: str | None = YEAR,
-                 pairs: bool = True, single_year: str | None = None) -> GroupMatrix:
+def group_matrix(
+    strata: pd.DataFrame,
+    covariates: Sequence[str],
+    year: str | None = YEAR,
+    pairs: bool = True,
+    single_year: str | None = None,
+) -> GroupMatrix:
     """Every report group (docs/method.md 5, 8) as rows of a group-by-stratum matrix.
 
     Order: all years together first, then each year; within each, the total,
@@ -164,8 +170,9 @@ def by_groups(strata: pd.DataFrame, by: Sequence[str]) -> GroupMatrix:
     return _group_rows(strata, [("all", np.ones(len(strata), dtype=bool))], groupings)
 
 
-def n_hat_groups(fit: Fit, year: str | None = YEAR, covariates: Sequence[str] | None = None,
-                 pairs: bool = True) -> pd.DataFrame:
+def n_hat_groups(
+    fit: Fit, year: str | None = YEAR, covariates: Sequence[str] | None = None, pairs: bool = True
+) -> pd.DataFrame:
     """N-hat for every reporting group: total, per year, per covariate level and
     per pair of covariate levels within year (docs/method.md 5, 8; :func:`group_matrix`).
 

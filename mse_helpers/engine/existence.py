@@ -192,16 +192,27 @@ def recession_direction_lp(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndar
         return 0.0, np.zeros(p)
     Xz, Xp = X[zero], X[~zero]
     nz = Xz.shape[0]
-    res = linprog(Xz.sum(axis=0), A_ub=np.vstack([Xz, -Xz]), b_ub=np.r_[np.zeros(nz), np.ones(nz)],
-                  A_eq=Xp if Xp.shape[0] else None, b_eq=np.zeros(Xp.shape[0]) if Xp.shape[0] else None,
-                  bounds=[(None, None)] * p, method="highs")
+    res = linprog(
+        Xz.sum(axis=0),
+        A_ub=np.vstack([Xz, -Xz]),
+        b_ub=np.r_[np.zeros(nz), np.ones(nz)],
+        A_eq=Xp if Xp.shape[0] else None,
+        b_eq=np.zeros(Xp.shape[0]) if Xp.shape[0] else None,
+        bounds=[(None, None)] * p,
+        method="highs",
+    )
     if res.status != 0:  # d = 0 is always feasible and the objective bounded
         raise RuntimeError(f"existence LP failed: {res.message}")
     return float(-res.fun), np.asarray(res.x)
 
 
-def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | None = None,
-                    explain: bool = True, method: str = "direction") -> Existence:
+def check_existence(
+    design: Design,
+    terms: Sequence[str],
+    counts: np.ndarray | None = None,
+    explain: bool = True,
+    method: str = "direction",
+) -> Existence:
     """Rank test and Fienberg-Rinaldo LP for one model.
 
     Parameters
@@ -229,9 +240,14 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
     if dep.size:
         blamed = tuple(dict.fromkeys(col_terms[j] for j in dep))
         names = [design.column_names[cols[j]] for j in dep]
-        return Existence(FitStatus.NOT_IDENTIFIABLE, float("nan"), int(dep.size), blamed,
-                         f"not identifiable: design column(s) {names} of term(s) {list(blamed)} are linear "
-                         "combinations of earlier columns on the observed cells")
+        return Existence(
+            FitStatus.NOT_IDENTIFIABLE,
+            float("nan"),
+            int(dep.size),
+            blamed,
+            f"not identifiable: design column(s) {names} of term(s) {list(blamed)} are linear "
+            "combinations of earlier columns on the observed cells",
+        )
     if np.all(y > 0):
         return Existence(FitStatus.OK, float("inf"), 0, (), "")
     if method == "fienberg-rinaldo":
@@ -256,8 +272,9 @@ def check_existence(design: Design, terms: Sequence[str], counts: np.ndarray | N
     if blamed:
         msg = f"MLE does not exist: term(s) {list(blamed)} ({how})"
     else:
-        msg = ("MLE does not exist: some fitted cells are forced to 0 by the sampling zeros"
-               + ("" if explain else " (responsible terms not searched)"))
+        msg = "MLE does not exist: some fitted cells are forced to 0 by the sampling zeros" + (
+            "" if explain else " (responsible terms not searched)"
+        )
     return Existence(FitStatus.NO_MLE, value, 0, blamed, msg)
 
 
@@ -312,8 +329,13 @@ def existence_screen(X: np.ndarray, y: np.ndarray, gram=None) -> bool | None:
     if not null.any():
         return True
     A = X[~pos] @ V[:, null]  # x_i'd for the zero cells, d = N z
-    res = linprog(A.sum(axis=0), A_ub=np.vstack([A, -A]), b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
-                  bounds=[(None, None)] * A.shape[1], method="highs")
+    res = linprog(
+        A.sum(axis=0),
+        A_ub=np.vstack([A, -A]),
+        b_ub=np.r_[np.zeros(len(A)), np.ones(len(A))],
+        bounds=[(None, None)] * A.shape[1],
+        method="highs",
+    )
     if res.status != 0:
         return None
     return bool(-res.fun < DIRECTION_TOL)

@@ -26,6 +26,7 @@ from .design import Design, _InfoPlan, _ModelMatrix
 from .existence import check_existence
 from .status import FitStatus
 
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Fit:
     """One fitted log-linear model (or the reason it was not fitted), built complete by :func:`fit_model`.
@@ -151,7 +152,6 @@ def _xlogy(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return out
 
 
-
 def _start_values(M: _ModelMatrix, y: np.ndarray, plan: "_InfoPlan | None" = None) -> np.ndarray:
     """Cold start: one weighted least-squares step from ``mu = y + 0.1``.
 
@@ -173,7 +173,6 @@ def _start_values(M: _ModelMatrix, y: np.ndarray, plan: "_InfoPlan | None" = Non
     # one refinement in double precision, so single-precision rounding in the
     # factor does not leave a poor start
     return beta + _chol_solve(factor, M.tdot(mu * (z - M.dot(beta))))
-
 
 
 def _chol(H: np.ndarray) -> np.ndarray:
@@ -215,8 +214,9 @@ def _hessian_factor(M: _ModelMatrix, mu: np.ndarray, plan: "_InfoPlan | None" = 
         return _chol(A64.T @ A64)
 
 
-def _newton(M: _ModelMatrix, y: np.ndarray, beta: np.ndarray, tol: float, max_iter: int,
-            plan: "_InfoPlan | None" = None) -> tuple[np.ndarray, np.ndarray, int, bool]:
+def _newton(
+    M: _ModelMatrix, y: np.ndarray, beta: np.ndarray, tol: float, max_iter: int, plan: "_InfoPlan | None" = None
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Newton-Raphson on the Poisson log-likelihood with step halving.
 
     Stops when the largest change of a coefficient in the Newton step is below
@@ -270,9 +270,16 @@ def _newton(M: _ModelMatrix, y: np.ndarray, beta: np.ndarray, tol: float, max_it
     return beta, mu, max_iter, False
 
 
-def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: np.ndarray | None = None,
-              start: pd.Series | dict | None = None, check: bool = True, explain: bool = True,
-              tol: float = 1e-10, max_iter: int = 100) -> Fit:
+def fit_model(
+    design: Design,
+    terms: str | Sequence[str] | None = None,
+    counts: np.ndarray | None = None,
+    start: pd.Series | dict | None = None,
+    check: bool = True,
+    explain: bool = True,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+) -> Fit:
     """Fit one log-linear model: main effects plus ``terms``.
 
     Parameters
@@ -309,8 +316,15 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
     if check:
         ex = check_existence(design, terms, counts=y, explain=explain)
         if ex.status != FitStatus.OK:
-            return Fit(design=design, terms=terms, y=y, cols=cols, status=ex.status, message=ex.message,
-                       responsible=ex.responsible)
+            return Fit(
+                design=design,
+                terms=terms,
+                y=y,
+                cols=cols,
+                status=ex.status,
+                message=ex.message,
+                responsible=ex.responsible,
+            )
     if design.uses_lattice:
         M = plan = design.lattice_model(cols)
     else:
@@ -322,13 +336,31 @@ def fit_model(design: Design, terms: str | Sequence[str] | None = None, counts: 
         beta0 = _match_start(design, cols, start)
     beta, mu, n_iter, converged = _newton(M, y, beta0, tol, max_iter, plan)
     if not converged:
-        return Fit(design=design, terms=terms, y=y, cols=cols, status=FitStatus.NOT_CONVERGED, n_iter=n_iter,
-                   message=(f"Newton-Raphson did not converge in {n_iter} iterations; "
-                            "no estimate is reported (check the existence of the MLE)"))
-    return Fit(design=design, terms=terms, y=y, cols=cols, status=FitStatus.OK,
-               beta=beta, fitted=mu,
-               m0=np.exp(design.X_unobs[:, cols] @ beta), llf=poisson_loglik(y, mu, design.log_factorial(y)),
-               deviance=poisson_deviance(y, mu), n_iter=n_iter)
+        return Fit(
+            design=design,
+            terms=terms,
+            y=y,
+            cols=cols,
+            status=FitStatus.NOT_CONVERGED,
+            n_iter=n_iter,
+            message=(
+                f"Newton-Raphson did not converge in {n_iter} iterations; "
+                "no estimate is reported (check the existence of the MLE)"
+            ),
+        )
+    return Fit(
+        design=design,
+        terms=terms,
+        y=y,
+        cols=cols,
+        status=FitStatus.OK,
+        beta=beta,
+        fitted=mu,
+        m0=np.exp(design.X_unobs[:, cols] @ beta),
+        llf=poisson_loglik(y, mu, design.log_factorial(y)),
+        deviance=poisson_deviance(y, mu),
+        n_iter=n_iter,
+    )
 
 
 def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> np.ndarray:
@@ -363,4 +395,3 @@ def refit(fit: Fit, counts: np.ndarray, check: bool = True, explain: bool = Fals
     """
     start = fit.params if fit.ok else None
     return fit_model(fit.design, fit.terms, counts=counts, start=start, check=check, explain=explain)
-

@@ -68,12 +68,20 @@ def rubin(q: Sequence[float], w: Sequence[float], level: float = 0.95) -> dict[s
         df = np.inf
     crit = stats.t.ppf(0.5 + level / 2, df) if np.isfinite(df) else stats.norm.ppf(0.5 + level / 2)
     half = crit * np.sqrt(t)
-    return {"estimate": qbar, "var_within": wbar, "var_between": b, "var_total": t,
-            "df": df, "lower": qbar - half, "upper": qbar + half}
+    return {
+        "estimate": qbar,
+        "var_within": wbar,
+        "var_between": b,
+        "var_total": t,
+        "df": df,
+        "lower": qbar - half,
+        "upper": qbar + half,
+    }
 
 
-def pool_estimates(per_model: pd.DataFrame, by: Sequence[str], interval: str = "rubin-t",
-                   level: float = 0.95) -> pd.DataFrame:
+def pool_estimates(
+    per_model: pd.DataFrame, by: Sequence[str], interval: str = "rubin-t", level: float = 0.95
+) -> pd.DataFrame:
     """Pool per-model group estimates into one row per group.
 
     Parameters
@@ -121,14 +129,25 @@ def pool_estimates(per_model: pd.DataFrame, by: Sequence[str], interval: str = "
         key = key if isinstance(key, tuple) else (key,)
         res = rubin(g["n_hat"], g["var_within"], level)
         n_obs = g["n_obs"].mean()
-        row = dict(zip(by, key), n_models=len(g), n_obs=n_obs, n_hat=res["estimate"],
-                   var_within=res["var_within"], var_between=res["var_between"],
-                   var_total=res["var_total"], df=res["df"], lower=res["lower"], upper=res["upper"])
+        row = dict(
+            zip(by, key),
+            n_models=len(g),
+            n_obs=n_obs,
+            n_hat=res["estimate"],
+            var_within=res["var_within"],
+            var_between=res["var_between"],
+            var_total=res["var_total"],
+            df=res["df"],
+            lower=res["lower"],
+            upper=res["upper"],
+        )
         lr = _log_dark(g, level) if "var_within_log" in g.columns else None
         if interval == "log-scale":
             if lr is None:
-                raise ValueError(f"log-scale interval: a model estimates no dark number (or no finite "
-                                 f"within variance of its log) for group {key}")
+                raise ValueError(
+                    f"log-scale interval: a model estimates no dark number (or no finite "
+                    f"within variance of its log) for group {key}"
+                )
             row["lower"] = n_obs + np.exp(lr["lower"])
             row["upper"] = n_obs + np.exp(lr["upper"])
             row["df"] = lr["df"]

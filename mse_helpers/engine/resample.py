@@ -108,8 +108,7 @@ class Bootstrap:
         return out
 
 
-def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None
-                    ) -> tuple[Fit | None, FitStatus, bool]:
+def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None) -> tuple[Fit | None, FitStatus, bool]:
     """Refit ``fit``'s model on replicate counts, after an exact existence decision.
 
     Existence is decided by :func:`existence.mle_exists`; then a warm refit
@@ -174,12 +173,10 @@ def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups
     if not fit.ok:
         raise ValueError(f"parametric bootstrap: the model is not usable (status {fit.status})")
     if n_boot < MIN_REPLICATES:
-        raise ValueError(f"bootstrap: at least {MIN_REPLICATES} replicates are needed for a variance, "
-                         f"got {n_boot}")
+        raise ValueError(f"bootstrap: at least {MIN_REPLICATES} replicates are needed for a variance, got {n_boot}")
     design = fit.design
     if groups.matrix.shape[1] != design.n_strata:
-        raise ValueError(f"groups: matrix has {groups.matrix.shape[1]} strata columns, "
-                         f"the table has {design.n_strata}")
+        raise ValueError(f"groups: matrix has {groups.matrix.shape[1]} strata columns, the table has {design.n_strata}")
     obs_s = np.empty((n_boot, design.n_strata))
     dark_s = np.empty((n_boot, design.n_strata))
     ok = np.zeros(n_boot, dtype=bool)
@@ -199,6 +196,13 @@ def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups
         dark_s[b] = rf.m0
     dark_g = groups.sums(dark_s[ok])
     n_obs = groups.sums(design.n_obs_by_stratum(fit.y))
-    return Bootstrap(groups=groups, n_obs=n_obs, n_hat=n_obs + groups.sums(fit.m0),
-                     replicates=groups.sums(obs_s[ok]) + dark_g, dark=dark_g, n_boot=n_boot,
-                     failed_status=failed, n_lp_checks=n_lp)
+    return Bootstrap(
+        groups=groups,
+        n_obs=n_obs,
+        n_hat=n_obs + groups.sums(fit.m0),
+        replicates=groups.sums(obs_s[ok]) + dark_g,
+        dark=dark_g,
+        n_boot=n_boot,
+        failed_status=failed,
+        n_lp_checks=n_lp,
+    )

@@ -21,12 +21,21 @@ log = logging.getLogger(__name__)
 #: Names of the Chromium executable, tried in order (``MSE_CHROMIUM`` overrides).
 CHROMIUM_NAMES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
-INSTALL_HINT = ("headless Chromium is not installed: install it (Debian/Ubuntu: "
-                "'sudo apt-get update && sudo apt-get install -y chromium'), or set MSE_CHROMIUM to its path")
+INSTALL_HINT = (
+    "headless Chromium is not installed: install it (Debian/Ubuntu: "
+    "'sudo apt-get update && sudo apt-get install -y chromium'), or set MSE_CHROMIUM to its path"
+)
 
 #: Flags of every Chromium call (no GPU or sandbox in containers and CI; no first-run dialogs).
-FLAGS: tuple[str, ...] = ("--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                          "--no-first-run", "--no-default-browser-check", "--disable-extensions")
+FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+)
 
 
 def find_chromium() -> str | None:
@@ -61,8 +70,13 @@ def publication_pages(run_dir: Path) -> list[Path]:
 def _run(cmd: list[str], timeout: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mse-chromium-") as profile:
         # a private profile: no user settings, nothing left behind
-        subprocess.run(cmd + [f"--user-data-dir={profile}"], check=True, timeout=timeout,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            cmd + [f"--user-data-dir={profile}"],
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def write_pdf(run_dir: Path, *, chromium: str | None = None, timeout: int = 300) -> Path:
@@ -108,8 +122,17 @@ def write_pdf(run_dir: Path, *, chromium: str | None = None, timeout: int = 300)
     return out
 
 
-def screenshot(page: Path, out: Path, *, width: int = 1280, height: int = 900, full: bool = False,
-               chromium: str | None = None, timeout: int = 120, max_height: int = 16000) -> tuple[Path, int]:
+def screenshot(
+    page: Path,
+    out: Path,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    full: bool = False,
+    chromium: str | None = None,
+    timeout: int = 120,
+    max_height: int = 16000,
+) -> tuple[Path, int]:
     """A PNG of one page as headless Chromium renders it.
 
     Parameters
@@ -140,8 +163,9 @@ def screenshot(page: Path, out: Path, *, width: int = 1280, height: int = 900, f
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     h = max_height if full else height
-    _run([chromium, *FLAGS, f"--window-size={width},{h}", f"--screenshot={out}", Path(page).resolve().as_uri()],
-         timeout)
+    _run(
+        [chromium, *FLAGS, f"--window-size={width},{h}", f"--screenshot={out}", Path(page).resolve().as_uri()], timeout
+    )
     if not full:
         return out, height
     return out, _trim_blank_bottom(out)
@@ -188,9 +212,21 @@ def print_overflow(page: Path, *, chromium: str | None = None, timeout: int = 12
         doc = Path(tmp) / "probe.html"
         doc.write_text(text.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
         with tempfile.TemporaryDirectory(prefix="mse-chromium-") as profile:
-            dom = subprocess.run([chromium, *FLAGS, f"--window-size={PRINT_WIDTH_PX},1000",
-                                  "--virtual-time-budget=5000", "--dump-dom", f"--user-data-dir={profile}",
-                                  doc.as_uri()], capture_output=True, text=True, timeout=timeout, check=True).stdout
+            dom = subprocess.run(
+                [
+                    chromium,
+                    *FLAGS,
+                    f"--window-size={PRINT_WIDTH_PX},1000",
+                    "--virtual-time-budget=5000",
+                    "--dump-dom",
+                    f"--user-data-dir={profile}",
+                    doc.as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            ).stdout
     import html as _html
     import re
 

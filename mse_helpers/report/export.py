@@ -19,8 +19,16 @@ from . import tables
 from .format import header
 
 #: Columns of ``results/sensitivity.csv``.
-SENSITIVITY_COLUMNS: tuple[str, ...] = ("analysis", "type", "year", "n_datasets", "n_obs_mean",
-                                        "n_hat_mean", "n_hat_min", "n_hat_max")
+SENSITIVITY_COLUMNS: tuple[str, ...] = (
+    "analysis",
+    "type",
+    "year",
+    "n_datasets",
+    "n_obs_mean",
+    "n_hat_mean",
+    "n_hat_min",
+    "n_hat_max",
+)
 
 #: Excel number formats of the published columns.
 _COUNT_FORMAT = "#,##0"
@@ -49,13 +57,21 @@ def sensitivity_summary(sensitivity: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"sensitivity: missing column(s) {', '.join(missing)}")
     s = sensitivity.assign(year=sensitivity["year"].astype(str))
     g = s.groupby(["analysis", "type", "year"], sort=False)
-    out = g.agg(n_datasets=("dataset", "nunique"), n_obs_mean=("n_obs", "mean"), n_hat_mean=("n_hat", "mean"),
-                n_hat_min=("n_hat", "min"), n_hat_max=("n_hat", "max")).reset_index()
+    out = g.agg(
+        n_datasets=("dataset", "nunique"),
+        n_obs_mean=("n_obs", "mean"),
+        n_hat_mean=("n_hat", "mean"),
+        n_hat_min=("n_hat", "min"),
+        n_hat_max=("n_hat", "max"),
+    ).reset_index()
     analyses = ["main"] + [a for a in dict.fromkeys(out["analysis"]) if a != "main"]
     out["_a"] = out["analysis"].map(analyses.index)
     out["_y"] = [(y == "total", y) for y in out["year"]]
-    return out.sort_values(["_a", "type", "_y"]).drop(columns=["_a", "_y"]).reset_index(drop=True)[
-        list(SENSITIVITY_COLUMNS)]
+    return (
+        out.sort_values(["_a", "type", "_y"])
+        .drop(columns=["_a", "_y"])
+        .reset_index(drop=True)[list(SENSITIVITY_COLUMNS)]
+    )
 
 
 def write_sensitivity(sensitivity: pd.DataFrame, results_dir: Path) -> Path:
@@ -93,12 +109,18 @@ def publication_sheets(estimates: pd.DataFrame) -> dict[str, tuple[str, pd.DataF
     """
     from ..codes import COVARIATE_NAMES
 
-    sheets = {"Table 6": ("Table 6: observed and estimated number of victims per year",
-                          _sheet_frame(tables.table6(estimates)))}
+    sheets = {
+        "Table 6": (
+            "Table 6: observed and estimated number of victims per year",
+            _sheet_frame(tables.table6(estimates)),
+        )
+    }
     for c in tables.result_covariates(estimates):
         k = tables.STUDY_TABLE[c]
-        sheets[f"Table {k}"] = (f"Table {k}: by {COVARIATE_NAMES[c]}",
-                                _sheet_frame(tables.covariate_table(estimates, c)))
+        sheets[f"Table {k}"] = (
+            f"Table {k}: by {COVARIATE_NAMES[c]}",
+            _sheet_frame(tables.covariate_table(estimates, c)),
+        )
     for k, (title, table) in enumerate(tables.annex_g_tables(estimates).items(), 1):
         sheets[f"Annex G {k}"] = (title, _sheet_frame(table))
     return sheets
@@ -133,9 +155,9 @@ def write_tables_xlsx(estimates: pd.DataFrame, path: Path) -> Path:
     for name, (title, frame) in publication_sheets(estimates).items():
         ws = wb.create_sheet(name)
         ws.cell(row=1, column=1, value=title).font = Font(bold=True, size=12)
-        ws.cell(row=2, column=1, value=tables.ROUNDING_RULE.replace("results/estimates.csv",
-                                                                    "estimates.csv")).font = Font(italic=True,
-                                                                                                  size=9)
+        ws.cell(
+            row=2, column=1, value=tables.ROUNDING_RULE.replace("results/estimates.csv", "estimates.csv")
+        ).font = Font(italic=True, size=9)
         for j, col in enumerate(frame.columns, 1):
             cell = ws.cell(row=4, column=j, value=str(col))
             cell.font = Font(bold=True)
@@ -150,8 +172,9 @@ def write_tables_xlsx(estimates: pd.DataFrame, path: Path) -> Path:
                 elif isinstance(value, (int, float)):
                     cell.number_format = _COUNT_FORMAT
         for j, col in enumerate(frame.columns, 1):
-            width = max([len(str(col))] + [len(f"{v:,}" if isinstance(v, (int, np.integer)) else str(v))
-                                           for v in frame[col]])
+            width = max(
+                [len(str(col))] + [len(f"{v:,}" if isinstance(v, (int, np.integer)) else str(v)) for v in frame[col]]
+            )
             ws.column_dimensions[get_column_letter(j)].width = min(60, width + 3)
         ws.freeze_panes = "A5"
     path.parent.mkdir(parents=True, exist_ok=True)

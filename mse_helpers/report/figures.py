@@ -7,13 +7,13 @@ global figure manager), so a notebook only displays the figure and never needs
 
 from __future__ import annotations
 
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from . import tables
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS
+from . import tables
 
 
 def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -53,8 +53,10 @@ def overlap_upset(persons: pd.DataFrame, year: int, max_combinations: int = 20) 
         ax_bar.text(xi, v, str(int(v)), ha="center", va="bottom", fontsize=7)
     ax_bar.set_ylabel("persons")
     rest = int(combos.iloc[max_combinations:].sum())
-    ax_bar.set_title(f"{year}: persons per register combination"
-                     + (f" ({rest} persons in {len(combos) - len(shown)} smaller combinations not shown)" if rest else ""))
+    ax_bar.set_title(
+        f"{year}: persons per register combination"
+        + (f" ({rest} persons in {len(combos) - len(shown)} smaller combinations not shown)" if rest else "")
+    )
     for yi, g in enumerate(regs):
         member = np.array([g in c.split("+") for c in shown.index])
         ax_dot.scatter(x[~member], np.full((~member).sum(), yi), color="0.85", s=30)
@@ -122,8 +124,9 @@ def _interval_name(est: pd.DataFrame) -> str:
 
 
 def _band(ax, rows: pd.DataFrame, color, label: str | None) -> None:
-    ax.fill_between(rows["x"], rows["lower"].astype(float), rows["upper"].astype(float),
-                    color=color, alpha=0.2, lw=0, label=label)
+    ax.fill_between(
+        rows["x"], rows["lower"].astype(float), rows["upper"].astype(float), color=color, alpha=0.2, lw=0, label=label
+    )
 
 
 def _year_axis(ax, years) -> None:
@@ -190,13 +193,12 @@ def figure5(estimates: pd.DataFrame, covariates=None) -> Figure:
             rows = _group_rows(est, f"{c}={level}")
             color = f"C{k}"
             _band(ax, rows, color, None)
-            ax.plot(rows["x"], rows["n_hat"], color=color, marker="o", lw=2,
-                    label=f"{LEVEL_NAMES[c][level]} ({level})")
+            ax.plot(rows["x"], rows["n_hat"], color=color, marker="o", lw=2, label=f"{LEVEL_NAMES[c][level]} ({level})")
         _year_axis(ax, rows["x"])
         ax.set_ylabel("estimated victims")
         ax.set_title(COVARIATE_NAMES[c])
         ax.legend(fontsize=8, loc="upper left")
-    for ax in list(axes.flat)[len(covs):]:
+    for ax in list(axes.flat)[len(covs) :]:
         ax.remove()
     fig.suptitle(f"Estimated victims per year by covariate (shaded: {_interval_name(est)})", fontsize=10)
     fig.tight_layout()
@@ -238,16 +240,38 @@ def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> Figure:
         pub = earlier[earlier["group"] == g]
         single = pub[pub["first_year"] == pub["last_year"]].sort_values("first_year")
         if len(single):
-            err = np.vstack([(single["n_hat"] - single["lower"]).fillna(0), (single["upper"] - single["n_hat"]).fillna(0)])
-            ax.errorbar(single["first_year"], single["n_hat"], yerr=err, fmt="s", color=PUBLISHED_COLOR,
-                        capsize=4, label="published estimate (not this run)")
+            err = np.vstack(
+                [(single["n_hat"] - single["lower"]).fillna(0), (single["upper"] - single["n_hat"]).fillna(0)]
+            )
+            ax.errorbar(
+                single["first_year"],
+                single["n_hat"],
+                yerr=err,
+                fmt="s",
+                color=PUBLISHED_COLOR,
+                capsize=4,
+                label="published estimate (not this run)",
+            )
         for k, r in enumerate(pub[pub["first_year"] < pub["last_year"]].itertuples()):
             x = [r.first_year - 0.4, r.last_year + 0.4]
-            ax.plot(x, [r.n_hat, r.n_hat], color=PUBLISHED_COLOR, lw=2.5, ls="--",
-                    label=f"published yearly average {r.year}" if k == 0 else None)
+            ax.plot(
+                x,
+                [r.n_hat, r.n_hat],
+                color=PUBLISHED_COLOR,
+                lw=2.5,
+                ls="--",
+                label=f"published yearly average {r.year}" if k == 0 else None,
+            )
             if np.isfinite(r.lower) and np.isfinite(r.upper):
-                ax.fill_between(x, r.lower, r.upper, color=PUBLISHED_COLOR, alpha=0.15, lw=0,
-                                label=f"published range {r.year}" if k == 0 else None)
+                ax.fill_between(
+                    x,
+                    r.lower,
+                    r.upper,
+                    color=PUBLISHED_COLOR,
+                    alpha=0.15,
+                    lw=0,
+                    label=f"published range {r.year}" if k == 0 else None,
+                )
         years = sorted(set(rows["x"]) | set(pub["first_year"]) | set(pub["last_year"]))
         ax.set_xticks(range(min(years), max(years) + 1))
         ax.set_xlabel("year")
@@ -255,8 +279,9 @@ def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> Figure:
         ax.set_ylabel("victims")
         ax.set_title("all victims" if g == "total" else tables.group_name(g))
         ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle("Long series: this run and earlier published estimates (orange: published, not re-estimated)",
-                 fontsize=10)
+    fig.suptitle(
+        "Long series: this run and earlier published estimates (orange: published, not re-estimated)", fontsize=10
+    )
     fig.tight_layout()
     return fig
 

@@ -66,8 +66,16 @@ HEADERS: dict[str, str] = {
 }
 
 #: Columns that are always counts of persons (a mean over the imputations is shown to whole persons).
-COUNT_COLUMNS: tuple[str, ...] = ("n_obs", "n_true", "n_registered", "records", "persons", "n_persons",
-                                  "n_partial", "n_datasets")
+COUNT_COLUMNS: tuple[str, ...] = (
+    "n_obs",
+    "n_true",
+    "n_registered",
+    "records",
+    "persons",
+    "n_persons",
+    "n_partial",
+    "n_datasets",
+)
 
 #: Columns that are labels or identifiers, never counts: shown without thousands separators (2016, not 2,016).
 ID_COLUMNS: tuple[str, ...] = ("year", "dataset", "model", "rank", "step")
@@ -141,12 +149,13 @@ def _is_whole(series: pd.Series) -> bool:
 def _flat(frame: pd.DataFrame, index: bool) -> pd.DataFrame:
     """The frame with meaningful index levels as ordinary columns and a plain 0..N index."""
     out = frame.copy()
-    out.columns = [" ".join(str(c) for c in col if str(c)) if isinstance(col, tuple) else col
-                   for col in out.columns]
+    out.columns = [" ".join(str(c) for c in col if str(c)) if isinstance(col, tuple) else col for col in out.columns]
     unnamed = all(n is None for n in out.index.names)
     if index and not (unnamed and isinstance(out.index, pd.RangeIndex)):
-        names = [n if n is not None else ("" if out.index.nlevels == 1 else f"level {k}")
-                 for k, n in enumerate(out.index.names)]
+        names = [
+            n if n is not None else ("" if out.index.nlevels == 1 else f"level {k}")
+            for k, n in enumerate(out.index.names)
+        ]
         out.index = out.index.set_names(names)
         out = out.reset_index()
     else:
@@ -154,10 +163,19 @@ def _flat(frame: pd.DataFrame, index: bool) -> pd.DataFrame:
     return out
 
 
-def publish(frame: pd.DataFrame, *, caption: str | None = None, index: bool = True,
-            counts: Sequence[str] = (), estimates: Sequence[str] = (), decimals: Mapping[str, int] | None = None,
-            terms: Sequence[str] = ("terms", "added", "term"), percent: Sequence[str] = (),
-            default_decimals: int = 1, headers: Mapping[str, str] | None = None) -> Styler:
+def publish(
+    frame: pd.DataFrame,
+    *,
+    caption: str | None = None,
+    index: bool = True,
+    counts: Sequence[str] = (),
+    estimates: Sequence[str] = (),
+    decimals: Mapping[str, int] | None = None,
+    terms: Sequence[str] = ("terms", "added", "term"),
+    percent: Sequence[str] = (),
+    default_decimals: int = 1,
+    headers: Mapping[str, str] | None = None,
+) -> Styler:
     """A DataFrame as a publication table (a ``Styler``; the values are not changed).
 
     Parameters
@@ -195,9 +213,15 @@ def publish(frame: pd.DataFrame, *, caption: str | None = None, index: bool = Tr
     for col in flat.columns:
         s = flat[col]
         if col in ID_COLUMNS:
-            formats[col] = lambda v: _EN_DASH if v is None or (not isinstance(v, str) and pd.isna(v)) else (
-                f"{int(v)}" if isinstance(v, (int, float, np.integer, np.floating)) and float(v).is_integer()
-                else str(v))
+            formats[col] = lambda v: (
+                _EN_DASH
+                if v is None or (not isinstance(v, str) and pd.isna(v))
+                else (
+                    f"{int(v)}"
+                    if isinstance(v, (int, float, np.integer, np.floating)) and float(v).is_integer()
+                    else str(v)
+                )
+            )
         elif col in terms:
             formats[col] = terms_text if col != "term" else (lambda v: term_text(v) if isinstance(v, str) else v)
         elif col in estimates:
@@ -212,15 +236,26 @@ def publish(frame: pd.DataFrame, *, caption: str | None = None, index: bool = Tr
             k = decimals.get(col, default_decimals)
             formats[col] = (lambda k: lambda v: _EN_DASH if pd.isna(v) else f"{float(v):,.{k}f}")(k)
         else:
-            formats[col] = lambda v: _EN_DASH if v is None or (not isinstance(v, str) and pd.isna(v)) else (
-                "; ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            formats[col] = lambda v: (
+                _EN_DASH
+                if v is None or (not isinstance(v, str) and pd.isna(v))
+                else ("; ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            )
     names = {**{c: header(c) for c in flat.columns}, **(headers or {})}
-    styler = (flat.style.format(formats)
-              .hide(axis="index")
-              .relabel_index([names.get(c, header(c)) for c in flat.columns], axis="columns")
-              .set_table_attributes('class="pub"'))
-    numeric = [c for c in flat.columns if pd.api.types.is_numeric_dtype(flat[c])
-               and not pd.api.types.is_bool_dtype(flat[c]) and c not in terms and c not in ID_COLUMNS]
+    styler = (
+        flat.style.format(formats)
+        .hide(axis="index")
+        .relabel_index([names.get(c, header(c)) for c in flat.columns], axis="columns")
+        .set_table_attributes('class="pub"')
+    )
+    numeric = [
+        c
+        for c in flat.columns
+        if pd.api.types.is_numeric_dtype(flat[c])
+        and not pd.api.types.is_bool_dtype(flat[c])
+        and c not in terms
+        and c not in ID_COLUMNS
+    ]
     if numeric:
         styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
     if caption:
@@ -254,13 +289,16 @@ def estimate_frame(table: pd.DataFrame) -> pd.DataFrame:
     out["registered"] = [count_text(v) for v in flat["n_obs"]]
     out["estimated"] = [estimate_text(v) for v in flat["N-hat"]]
     out["95% interval"] = [interval_text(lo, up) for lo, up in zip(flat["lower 95%"], flat["upper 95%"])]
-    out["ratio"] = [_EN_DASH if pd.isna(v) else f"{float(tables._round_half_away(np.array(v, dtype=float), 0.1)):.1f}"
-                    for v in flat["ratio"]]
+    out["ratio"] = [
+        _EN_DASH if pd.isna(v) else f"{float(tables._round_half_away(np.array(v, dtype=float), 0.1)):.1f}"
+        for v in flat["ratio"]
+    ]
     if "dark" in flat.columns:  # the dark number N-hat - n_obs, when estimates.csv has it
         out["not registered"] = [estimate_text(v) for v in flat["dark"]]
         if {"dark lower 95%", "dark upper 95%"} <= set(flat.columns):
-            out["95% interval (not registered)"] = [interval_text(lo, up) for lo, up in
-                                                    zip(flat["dark lower 95%"], flat["dark upper 95%"])]
+            out["95% interval (not registered)"] = [
+                interval_text(lo, up) for lo, up in zip(flat["dark lower 95%"], flat["dark upper 95%"])
+            ]
     return out
 
 
@@ -271,15 +309,22 @@ def estimate_table(table: pd.DataFrame, *, caption: str | None = None) -> Styler
     once, on the first of its rows.
     """
     shown = estimate_frame(table)
-    numbers = [c for c in ("registered", "estimated", "95% interval", "ratio", "not registered",
-                           "95% interval (not registered)") if c in shown.columns]
+    numbers = [
+        c
+        for c in ("registered", "estimated", "95% interval", "ratio", "not registered", "95% interval (not registered)")
+        if c in shown.columns
+    ]
     labels = [c for c in shown.columns if c not in numbers]
     for col in labels[:-1]:  # the last label (year) differs on every row
-        repeat = shown[col].eq(shown[col].shift()) & shown[labels[:labels.index(col)]].eq(
-            shown[labels[:labels.index(col)]].shift()).all(axis=1)
+        repeat = shown[col].eq(shown[col].shift()) & shown[labels[: labels.index(col)]].eq(
+            shown[labels[: labels.index(col)]].shift()
+        ).all(axis=1)
         shown.loc[repeat, col] = ""
-    styler = (shown.style.hide(axis="index").set_table_attributes('class="pub estimates"')
-              .set_properties(subset=numbers, **{"text-align": "right"}))
+    styler = (
+        shown.style.hide(axis="index")
+        .set_table_attributes('class="pub estimates"')
+        .set_properties(subset=numbers, **{"text-align": "right"})
+    )
     if caption:
         styler = styler.set_caption(caption)
     return styler
@@ -325,8 +370,10 @@ def details(summary: str, content: str, *, open_: bool = False) -> str:
     """
     import html as _html
 
-    return (f"<details class=\"mse-annex\"{' open' if open_ else ''}><summary>{_html.escape(summary)}</summary>"
-            f"{content}</details>")
+    return (
+        f'<details class="mse-annex"{" open" if open_ else ""}><summary>{_html.escape(summary)}</summary>'
+        f"{content}</details>"
+    )
 
 
 def to_html(table) -> str:

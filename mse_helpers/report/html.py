@@ -227,13 +227,15 @@ def toc_html(items: Sequence[tuple[int, str, str]]) -> str:
     """A table of contents (nested ordered list) from :func:`headings`; ``""`` when there are none."""
     if not items:
         return ""
-    out, open_sub = ["<nav class=\"mse-toc\" aria-label=\"contents\"><strong>Contents</strong><ol>"], False
+    out, open_sub = ['<nav class="mse-toc" aria-label="contents"><strong>Contents</strong><ol>'], False
     for level, hid, text in items:
         # "Figure 4: observed and ..." -> "Figure 4" in the contents (the full title on hover)
         short = re.match(r"(Tables? [\d-]+|Figure \d+|Annex [A-Z])\b", text) if level == 3 else None
         shown = short.group(1) if short else text
-        link = (f"<a href=\"#{html.escape(hid, quote=True)}\" title=\"{html.escape(text, quote=True)}\">"
-                f"{html.escape(shown)}</a>")
+        link = (
+            f'<a href="#{html.escape(hid, quote=True)}" title="{html.escape(text, quote=True)}">'
+            f"{html.escape(shown)}</a>"
+        )
         if level == 2:
             if open_sub:
                 out.append("</ol></li>")
@@ -258,17 +260,17 @@ def nav_html(ctx: PageContext) -> str:
     links = []
     for k, nb in enumerate(ctx.pages, 1):
         label = f"{k} {PAGE_TITLES.get(nb, nb)}"
-        cls = " class=\"current\" aria-current=\"page\"" if nb == ctx.notebook else ""
-        links.append(f"<a href=\"{html.escape(nb)}.html\"{cls}>{html.escape(label)}</a>")
-    links.append(f"<a href=\"{html.escape(ctx.index_href)}\">run index</a>")
-    run = f"<span class=\"mse-run\">run {html.escape(ctx.run_name)}</span>" if ctx.run_name else ""
-    return f"<nav class=\"mse-nav\" aria-label=\"report pages\">{run}{''.join(links)}</nav>"
+        cls = ' class="current" aria-current="page"' if nb == ctx.notebook else ""
+        links.append(f'<a href="{html.escape(nb)}.html"{cls}>{html.escape(label)}</a>')
+    links.append(f'<a href="{html.escape(ctx.index_href)}">run index</a>')
+    run = f'<span class="mse-run">run {html.escape(ctx.run_name)}</span>' if ctx.run_name else ""
+    return f'<nav class="mse-nav" aria-label="report pages">{run}{"".join(links)}</nav>'
 
 
 def banner_html(ctx: PageContext) -> str:
     """The exploratory-run banner, or ``""``."""
     text = ctx.banner
-    return f"<div class=\"mse-banner\" role=\"note\">{html.escape(text)}</div>" if text else ""
+    return f'<div class="mse-banner" role="note">{html.escape(text)}</div>' if text else ""
 
 
 def publish_page(page: str, ctx: PageContext) -> str:
@@ -322,6 +324,6 @@ def print_version(pages: Sequence[str]) -> str:
         if k:
             body = re.sub(r"<div class=\"mse-banner\".*?</div>", "", body, count=1, flags=re.S)
         body = re.sub(r"<details(\s[^>]*)?>", lambda m: f"<details{m.group(1) or ''} open>", body)
-        style = " style=\"break-before: page\"" if k else ""
-        bodies.append(f"<section class=\"mse-page\"{style}>{body}</section>")
+        style = ' style="break-before: page"' if k else ""
+        bodies.append(f'<section class="mse-page"{style}>{body}</section>')
     return head + "".join(bodies) + "</body></html>\n"

@@ -83,7 +83,7 @@ def trace_plot(traces: pd.DataFrame, ncols: int = 3) -> Figure:
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"share {coded_one_label(var)}", fontsize=8)
         ax.set_xticks(one.index)
-    for ax in axes[len(variables):]:
+    for ax in axes[len(variables) :]:
         ax.set_visible(False)
     if not variables:
         axes[0].text(0.5, 0.5, "no missing values: nothing imputed", ha="center", va="center")
@@ -113,8 +113,8 @@ def trace_stability(traces: pd.DataFrame) -> pd.DataFrame:
     for var, one in traces.groupby("variable", sort=False):
         wide = one.pivot(index="iteration", columns="dataset", values="mean").sort_index()
         n_it = len(wide)
-        half = wide.iloc[n_it // 2:]
-        first = wide.iloc[1: max(2, n_it // 2)]
+        half = wide.iloc[n_it // 2 :]
+        first = wide.iloc[1 : max(2, n_it // 2)]
         r_hat = np.nan
         n, m = half.shape
         if m > 1 and n > 1:
@@ -122,10 +122,18 @@ def trace_stability(traces: pd.DataFrame) -> pd.DataFrame:
             between = n * half.mean(axis=0).var(ddof=1)
             if within > 0:
                 r_hat = float(np.sqrt(((n - 1) / n * within + between / n) / within))
-        rows.append((variable_label(var), wide.iloc[0].mean(), wide.iloc[-1].mean(),
-                     half.to_numpy().mean() - first.to_numpy().mean(), r_hat))
-    return pd.DataFrame(rows, columns=["variable", "first_iteration_mean", "last_iteration_mean",
-                                       "drift", "r_hat"]).set_index("variable")
+        rows.append(
+            (
+                variable_label(var),
+                wide.iloc[0].mean(),
+                wide.iloc[-1].mean(),
+                half.to_numpy().mean() - first.to_numpy().mean(),
+                r_hat,
+            )
+        )
+    return pd.DataFrame(
+        rows, columns=["variable", "first_iteration_mean", "last_iteration_mean", "drift", "r_hat"]
+    ).set_index("variable")
 
 
 def register_frequency_table(frequencies: pd.DataFrame) -> pd.DataFrame:
@@ -168,7 +176,7 @@ def register_frequency_plot(frequencies: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
     for reg in table.columns:
-        line, = ax.plot(table.index, table[reg], marker="o", label=variable_label(reg))
+        (line,) = ax.plot(table.index, table[reg], marker="o", label=variable_label(reg))
         ax.fill_between(table.index, lo[reg], hi[reg], color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xticks(table.index)
     ax.set_xlabel("year")
@@ -199,20 +207,47 @@ def observed_vs_imputed(proportions: pd.DataFrame) -> pd.DataFrame:
         records with missing values differ), not a fault in themselves.
     """
     per_set = proportions.groupby(["variable", "dataset"], sort=False)[
-        ["n_observed", "n_observed_1", "n_imputed", "n_imputed_1"]].sum()
+        ["n_observed", "n_observed_1", "n_imputed", "n_imputed_1"]
+    ].sum()
     per_set = per_set[per_set["n_imputed"] > 0]
     rows = []
     for var, one in per_set.groupby(level="variable", sort=False):
         share_each = one["n_imputed_1"] / one["n_imputed"]
-        rows.append((variable_label(var), coded_one_label(var),
-                     one["n_observed"].mean(), one["n_observed_1"].sum() / one["n_observed"].sum(),
-                     one["n_imputed"].mean(), one["n_imputed_1"].sum() / one["n_imputed"].sum(),
-                     share_each.min(), share_each.max()))
-    out = pd.DataFrame(rows, columns=["variable", "share of", "n_observed", "observed_share", "n_imputed",
-                                      "imputed_share", "imputed_share_min", "imputed_share_max"])
-    return out.set_index("variable").round({"n_observed": 1, "n_imputed": 1, "observed_share": 3,
-                                            "imputed_share": 3, "imputed_share_min": 3,
-                                            "imputed_share_max": 3})
+        rows.append(
+            (
+                variable_label(var),
+                coded_one_label(var),
+                one["n_observed"].mean(),
+                one["n_observed_1"].sum() / one["n_observed"].sum(),
+                one["n_imputed"].mean(),
+                one["n_imputed_1"].sum() / one["n_imputed"].sum(),
+                share_each.min(),
+                share_each.max(),
+            )
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "variable",
+            "share of",
+            "n_observed",
+            "observed_share",
+            "n_imputed",
+            "imputed_share",
+            "imputed_share_min",
+            "imputed_share_max",
+        ],
+    )
+    return out.set_index("variable").round(
+        {
+            "n_observed": 1,
+            "n_imputed": 1,
+            "observed_share": 3,
+            "imputed_share": 3,
+            "imputed_share_min": 3,
+            "imputed_share_max": 3,
+        }
+    )
 
 
 def year_totals_table(year_totals: pd.DataFrame) -> pd.DataFrame:
@@ -231,6 +266,7 @@ def year_totals_table(year_totals: pd.DataFrame) -> pd.DataFrame:
     """
     out = year_totals.set_index("year").copy()
     upper = out["n_persons"] + out["n_partial"]
-    out["linked_away"] = [f"{a}-{b}" if a != b else f"{a}" for a, b in
-                          zip(upper - out["n_completed_max"], upper - out["n_completed_min"])]
+    out["linked_away"] = [
+        f"{a}-{b}" if a != b else f"{a}" for a, b in zip(upper - out["n_completed_max"], upper - out["n_completed_min"])
+    ]
     return out

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from matplotlib.figure import Figure
 import pandas as pd
+from matplotlib.figure import Figure
 
 from ..stages.selection import THREE_FACTOR, TWO_FACTOR, SelectedModel
 
@@ -35,9 +35,16 @@ def annex_f(models: Sequence[SelectedModel], years: Sequence[int]) -> pd.DataFra
     """
     rows = []
     for mdl in models:
-        row = {"dataset": mdl.dataset, "type": mdl.type, "terms": ";".join(mdl.terms),
-               "n_terms": len(mdl.terms), "aic": mdl.aic, "bic": mdl.bic,
-               "deviance": mdl.deviance, "df": mdl.df_resid}
+        row = {
+            "dataset": mdl.dataset,
+            "type": mdl.type,
+            "terms": ";".join(mdl.terms),
+            "n_terms": len(mdl.terms),
+            "aic": mdl.aic,
+            "bic": mdl.bic,
+            "deviance": mdl.deviance,
+            "df": mdl.df_resid,
+        }
         row.update({f"n_hat_{y}": mdl.n_hat[str(y)] for y in years})
         row["n_hat_total"] = mdl.n_hat["total"]
         rows.append(row)
@@ -115,11 +122,16 @@ def sensitivity_figure(sensitivity: pd.DataFrame) -> Figure:
     width = 0.8 / len(analyses)
     for ax, t in zip(axes, TYPES):
         for j, a in enumerate(analyses):
-            data = [s[(s["type"] == t) & (s["analysis"] == a) & (s["year"] == y)]["n_hat"].to_numpy()
-                    for y in years]
+            data = [s[(s["type"] == t) & (s["analysis"] == a) & (s["year"] == y)]["n_hat"].to_numpy() for y in years]
             pos = [i + (j - (len(analyses) - 1) / 2) * width for i in range(len(years))]
-            bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, manage_ticks=False,
-                            medianprops={"color": "black"})
+            bp = ax.boxplot(
+                data,
+                positions=pos,
+                widths=width * 0.9,
+                patch_artist=True,
+                manage_ticks=False,
+                medianprops={"color": "black"},
+            )
             for box in bp["boxes"]:
                 box.set_facecolor(f"C{j}")
             ax.plot([], [], color=f"C{j}", lw=6, label=a)
@@ -169,7 +181,8 @@ def term_words(term: str) -> str:
             continue
         names.append("the year" if c == "J" else f"{COVARIATE_NAMES.get(c, c)} ({c})")
     kind = {1: "main effect", 2: "interaction", 3: "three-factor interaction"}.get(
-        len(parts), f"{len(parts)}-factor interaction")
+        len(parts), f"{len(parts)}-factor interaction"
+    )
     return f"the {kind} of {words(names)}"
 
 
@@ -184,8 +197,9 @@ def reason_words(term: str, reason: str) -> str:
             return "because the two registers never overlap"
         return "because no registered person has that combination (its count is zero)"
     if "recession" in text or "infinity" in text:
-        return ("because the counts cannot pin it down: together with a term it needs, its coefficient "
-                "runs off to infinity")
+        return (
+            "because the counts cannot pin it down: together with a term it needs, its coefficient runs off to infinity"
+        )
     if "converge" in text:
         return "because the fit did not converge"
     return ""
@@ -222,8 +236,9 @@ def refused_text(refused: pd.DataFrame, m: int, sensitivity_m: int | None = None
             where = "in the screening of the three-factor terms (data set 0)"
         else:
             total = sensitivity_m if ("(" in kind and sensitivity_m) else m
-            model = kind.replace("(", "model, sensitivity analysis ").replace(")", "") if "(" in kind \
-                else f"{kind} model"
+            model = (
+                kind.replace("(", "model, sensitivity analysis ").replace(")", "") if "(" in kind else f"{kind} model"
+            )
             where = f"in {n} of {total} data sets ({model}{', removed from the starting model' if first else ''})"
         why = reason_words(term, g["reason"].iloc[0]) or f"because {STATUS_WORDS.get(status, 'its fit failed')}"
         lines.append(f"- {term_words(term)} ({term.replace(':', '×')}): refused {where} {why}.")

@@ -17,8 +17,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..runfolder import ESTIMATE_TABLE_COLUMNS, bundled_dir
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS, group_label
+from ..runfolder import ESTIMATE_TABLE_COLUMNS, bundled_dir
 
 UNKNOWN = "unknown"
 
@@ -86,8 +86,11 @@ def excluded_reports(summary: dict) -> pd.DataFrame:
     rows = summary.get("excluded_reports_per_organisation", [])
     if not rows:
         return pd.DataFrame(columns=["organisation"]).set_index("organisation")
-    return (pd.DataFrame(rows).pivot_table(index="organisation", columns="year", values="reports",
-                                           aggfunc="sum", fill_value=0).astype(int))
+    return (
+        pd.DataFrame(rows)
+        .pivot_table(index="organisation", columns="year", values="reports", aggfunc="sum", fill_value=0)
+        .astype(int)
+    )
 
 
 def register_sizes(persons: pd.DataFrame) -> pd.DataFrame:
@@ -165,8 +168,14 @@ def partial_records_table(partial: pd.DataFrame) -> pd.DataFrame:
     if partial.empty:
         return pd.DataFrame(columns=cols + ["records"])
     shown = partial[cols].astype("string").fillna("NA")
-    return shown.groupby(cols).size().rename("records").reset_index().sort_values(
-        ["year", "records"], ascending=[True, False]).reset_index(drop=True)
+    return (
+        shown.groupby(cols)
+        .size()
+        .rename("records")
+        .reset_index()
+        .sort_values(["year", "records"], ascending=[True, False])
+        .reset_index(drop=True)
+    )
 
 
 def register_overlap_table(persons: pd.DataFrame, register: str, years: Sequence[int] | None = None) -> pd.DataFrame:
@@ -281,8 +290,9 @@ def check_estimates(estimates: pd.DataFrame, name: str = "estimates") -> pd.Data
     """
     missing = [c for c in ESTIMATE_COLUMNS if c not in estimates.columns]
     if missing:
-        raise ValueError(f"{name}: missing column(s) {', '.join(missing)}; "
-                         f"the results tables need {', '.join(ESTIMATE_COLUMNS)}")
+        raise ValueError(
+            f"{name}: missing column(s) {', '.join(missing)}; the results tables need {', '.join(ESTIMATE_COLUMNS)}"
+        )
     out = estimates.copy()
     out["year"] = [_year_label(v) for v in out["year"]]
     out["group"] = out["group"].astype(str)
@@ -310,8 +320,10 @@ def parse_group(label: str) -> dict[str, str]:
     for part in label.split("&"):
         code, sep, level = part.partition("=")
         if not sep or code not in COVARIATES or level not in COVARIATES[code]:
-            raise ValueError(f"group {label!r}: expected 'total' or CODE=LEVEL parts joined by '&' "
-                             f"with codes and levels {COVARIATES}")
+            raise ValueError(
+                f"group {label!r}: expected 'total' or CODE=LEVEL parts joined by '&' "
+                f"with codes and levels {COVARIATES}"
+            )
         out[code] = level
     return out
 
@@ -420,8 +432,9 @@ def table6(estimates: pd.DataFrame, rounded: bool = True, all_years: bool = True
     return _display(rows, rounded)
 
 
-def covariate_table(estimates: pd.DataFrame, covariate: str, rounded: bool = True,
-                    all_years: bool = False) -> pd.DataFrame:
+def covariate_table(
+    estimates: pd.DataFrame, covariate: str, rounded: bool = True, all_years: bool = False
+) -> pd.DataFrame:
     """Tables 7-10: the Table 6 columns per year for each level of one covariate.
 
     Parameters
@@ -450,8 +463,9 @@ def covariate_table(estimates: pd.DataFrame, covariate: str, rounded: bool = Tru
     return pd.concat(parts, names=["level", "year"])
 
 
-def pair_table(estimates: pd.DataFrame, first: str, second: str, rounded: bool = True,
-               all_years: bool = False) -> pd.DataFrame:
+def pair_table(
+    estimates: pd.DataFrame, first: str, second: str, rounded: bool = True, all_years: bool = False
+) -> pd.DataFrame:
     """One Annex G table: the Table 6 columns per year for each pair of levels of two covariates.
 
     Parameters
@@ -471,8 +485,7 @@ def pair_table(estimates: pd.DataFrame, first: str, second: str, rounded: bool =
     est = check_estimates(estimates)
     order = list(COVARIATES)
     if first not in COVARIATES or second not in COVARIATES or order.index(first) >= order.index(second):
-        raise ValueError(f"pair ({first!r}, {second!r}): two different covariate codes in the order "
-                         f"{' '.join(order)}")
+        raise ValueError(f"pair ({first!r}, {second!r}): two different covariate codes in the order {' '.join(order)}")
     parts = {}
     for a in COVARIATES[first]:
         for b in COVARIATES[second]:
@@ -496,8 +509,7 @@ def annex_g_tables(estimates: pd.DataFrame, rounded: bool = True) -> dict[str, p
     covs = result_covariates(estimates)
     out = {}
     for k, (a, b) in enumerate(itertools.combinations(covs, 2), 1):
-        out[f"Annex G table {k}: {COVARIATE_NAMES[a]} by {COVARIATE_NAMES[b]}"] = \
-            pair_table(estimates, a, b, rounded)
+        out[f"Annex G table {k}: {COVARIATE_NAMES[a]} by {COVARIATE_NAMES[b]}"] = pair_table(estimates, a, b, rounded)
     return out
 
 
@@ -547,8 +559,7 @@ def read_truth(path) -> pd.DataFrame:
     truth = read_table(path)
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
-        raise ValueError(f"truth file {path}: missing column(s) {', '.join(missing)}; "
-                         f"needs {', '.join(TRUTH_COLUMNS)}")
+        raise ValueError(f"truth file {path}: missing column(s) {', '.join(missing)}; needs {', '.join(TRUTH_COLUMNS)}")
     for col in ("year", "n_true", "n_registered"):
         bad = pd.to_numeric(truth[col], errors="coerce").isna()
         if bad.any():
@@ -603,11 +614,12 @@ def validation_table(estimates: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFra
         full = per["year"].nunique() == len(years)
         sums = per[["n_true", "n_registered"]].sum()[full].reset_index().assign(year=ALL_YEARS)
         truth = pd.concat([truth, sums[cols]], ignore_index=True)
-    out = truth.merge(est[["year", "group", "n_obs", "n_hat", "lower", "upper"]],
-                      on=["year", "group"], how="left")
+    out = truth.merge(est[["year", "group", "n_obs", "n_hat", "lower", "upper"]], on=["year", "group"], how="left")
     has = out["n_hat"].notna()
-    out["covered"] = pd.array([bool(lo <= t <= up) if h else pd.NA for lo, t, up, h in
-                               zip(out["lower"], out["n_true"], out["upper"], has)], dtype="boolean")
+    out["covered"] = pd.array(
+        [bool(lo <= t <= up) if h else pd.NA for lo, t, up, h in zip(out["lower"], out["n_true"], out["upper"], has)],
+        dtype="boolean",
+    )
     out["relative_error"] = (out["n_hat"] - out["n_true"]) / out["n_true"]
     out["_y"] = [(y == ALL_YEARS, y) for y in out["year"]]
     out["_g"] = out["group"].map(group_sort_key)
@@ -628,10 +640,16 @@ def validation_summary(validation: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for year, g in v.groupby("year", sort=False):
         tot = g.loc[g["group"] == "total", "covered"]
-        rows.append({"year": year, "groups": len(g), "covered": int(g["covered"].sum()),
-                     "total_covered": bool(tot.iloc[0]) if len(tot) else pd.NA,
-                     "mean_relative_error": g["relative_error"].mean(),
-                     "mean_abs_relative_error": g["relative_error"].abs().mean()})
+        rows.append(
+            {
+                "year": year,
+                "groups": len(g),
+                "covered": int(g["covered"].sum()),
+                "total_covered": bool(tot.iloc[0]) if len(tot) else pd.NA,
+                "mean_relative_error": g["relative_error"].mean(),
+                "mean_abs_relative_error": g["relative_error"].abs().mean(),
+            }
+        )
     return pd.DataFrame(rows).set_index("year")
 
 
@@ -674,8 +692,9 @@ def read_earlier_estimates(path=None) -> pd.DataFrame:
     frame = read_table(path)  # encoding and separator detected; index = spreadsheet row
     missing = [c for c in EARLIER_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"earlier estimates file {path}: missing column(s) {', '.join(missing)}; "
-                         f"needs {', '.join(EARLIER_COLUMNS)}")
+        raise ValueError(
+            f"earlier estimates file {path}: missing column(s) {', '.join(missing)}; needs {', '.join(EARLIER_COLUMNS)}"
+        )
     first, last, num = [], [], {c: [] for c in ("n_hat", "lower", "upper")}
     for r, row in zip(frame.index, frame.itertuples(index=False)):
         where = f"earlier estimates file {path}: row {int(r)}, column"
@@ -698,15 +717,24 @@ def read_earlier_estimates(path=None) -> pd.DataFrame:
             except ValueError:
                 value = np.nan
             if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{where} {col}: {text!r} is not a positive number"
-                                 + (" (required)" if col == "n_hat" else " (or leave it empty)"))
+                raise ValueError(
+                    f"{where} {col}: {text!r} is not a positive number"
+                    + (" (required)" if col == "n_hat" else " (or leave it empty)")
+                )
             num[col].append(value)
         lo, n, up = num["lower"][-1], num["n_hat"][-1], num["upper"][-1]
         if (np.isfinite(lo) and lo > n) or (np.isfinite(up) and up < n):
             raise ValueError(f"{where} lower/upper: the interval {lo:g}-{up:g} does not contain n_hat {n:g}")
         if not row.source.strip():
             raise ValueError(f"{where} source: must name where the figure was published")
-    out = pd.DataFrame({"year": frame["year"].str.strip(), "group": frame["group"].str.strip(),
-                        **num, "source": frame["source"].str.strip(),
-                        "first_year": first, "last_year": last}).reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "year": frame["year"].str.strip(),
+            "group": frame["group"].str.strip(),
+            **num,
+            "source": frame["source"].str.strip(),
+            "first_year": first,
+            "last_year": last,
+        }
+    ).reset_index(drop=True)
     return out

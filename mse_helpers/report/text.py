@@ -13,8 +13,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import tables
 from ..codes import COVARIATE_NAMES, COVARIATES, EXCLUDE, REGISTER_NAMES, REGISTERS
+from . import tables
 
 INTERVAL_TEXT = {
     "rubin-t": (
@@ -60,8 +60,9 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     shown = frame.reset_index() if index else frame
     head = "| " + " | ".join(str(c) for c in shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
-    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
-            for row in shown.itertuples(index=False)]
+    body = [
+        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in shown.itertuples(index=False)
+    ]
     return "\n".join([head, rule] + body)
 
 
@@ -88,13 +89,19 @@ def headline(estimates: pd.DataFrame) -> str:
     t6 = tables.table6(estimates, rounded=False)
     est = tables.check_estimates(estimates)
     kinds = sorted(set(est["interval"].astype(str))) if "interval" in est.columns else []
-    lines = [f"Estimated number of victims (N-hat) with its 95% interval"
-             + (f" ({', '.join(kinds)})" if kinds else "") + ", the number registered (n_obs) and the "
-             "ratio N-hat / n_obs:", ""]
+    lines = [
+        "Estimated number of victims (N-hat) with its 95% interval"
+        + (f" ({', '.join(kinds)})" if kinds else "")
+        + ", the number registered (n_obs) and the "
+        "ratio N-hat / n_obs:",
+        "",
+    ]
     for year, r in t6.iterrows():
         label = "All years together" if year == tables.ALL_YEARS else f"{year}"
-        lines.append(f"- **{label}: {fmt(r['N-hat'])}** ({fmt(r['lower 95%'])}-{fmt(r['upper 95%'])}); "
-                     f"registered {fmt_count(r['n_obs'])}; ratio {r['ratio']:.1f}")
+        lines.append(
+            f"- **{label}: {fmt(r['N-hat'])}** ({fmt(r['lower 95%'])}-{fmt(r['upper 95%'])}); "
+            f"registered {fmt_count(r['n_obs'])}; ratio {r['ratio']:.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -109,32 +116,36 @@ def reading_guide(registers: Sequence[str] = tuple(REGISTERS), covariates: Seque
 
     regs = ", ".join(f"<b>{g}</b> {_html.escape(REGISTER_NAMES[g].lower())}" for g in registers)
     covs = ", ".join(f"<b>{c}</b> {_html.escape(COVARIATE_NAMES[c])}" for c in covariates)
-    return ("<div class=\"mse-guide\"><b>How to read this report.</b> <b>N-hat</b> (estimated) is the estimated "
-            "number of victims in a year, registered or not; <b>n_obs</b> (registered) the number the registers "
-            "saw (in years with imputed records the mean over the completed data sets, shown to whole persons); "
-            "the <b>95% interval</b> the range that contains the number with 95% confidence if the model's "
-            "assumptions hold; the <b>ratio</b> N-hat / n_obs the number of victims per registered victim "
-            "(higher: more hidden). Tables and figures are numbered as in the 2016-2019 study (Table 6, "
-            f"Figure 4, Annex G, ...), so the two can be read side by side. Codes: registers {regs}; "
-            f"covariates {covs}; <b>J</b> the year.</div>")
+    return (
+        '<div class="mse-guide"><b>How to read this report.</b> <b>N-hat</b> (estimated) is the estimated '
+        "number of victims in a year, registered or not; <b>n_obs</b> (registered) the number the registers "
+        "saw (in years with imputed records the mean over the completed data sets, shown to whole persons); "
+        "the <b>95% interval</b> the range that contains the number with 95% confidence if the model's "
+        "assumptions hold; the <b>ratio</b> N-hat / n_obs the number of victims per registered victim "
+        "(higher: more hidden). Tables and figures are numbered as in the 2016-2019 study (Table 6, "
+        f"Figure 4, Annex G, ...), so the two can be read side by side. Codes: registers {regs}; "
+        f"covariates {covs}; <b>J</b> the year.</div>"
+    )
 
 
 def assumptions(registers: Sequence[str]) -> str:
     """The assumptions of the method (docs/method.md 2), for the run's registers."""
     k = len(registers)
     ways = _WAYS.get(k, f"{k}")
-    return "\n".join([
-        "The estimates rest on four assumptions:",
-        "",
-        "1. **Closed population per year**: the persons who were exploited in the Netherlands and could have "
-        "been registered in that year.",
-        "2. **Perfect linkage**: the registration identifies the same person across reports (a pseudonymous "
-        "person key).",
-        "3. **Homogeneous inclusion probabilities within strata** of the covariates, for at least one register.",
-        f"4. **No highest-order interaction among the registers**: with {k} registers only the {ways}-way "
-        "interaction must be absent; dependencies between registers (referrals) are modelled by interaction "
-        "terms.",
-    ])
+    return "\n".join(
+        [
+            "The estimates rest on four assumptions:",
+            "",
+            "1. **Closed population per year**: the persons who were exploited in the Netherlands and could have "
+            "been registered in that year.",
+            "2. **Perfect linkage**: the registration identifies the same person across reports (a pseudonymous "
+            "person key).",
+            "3. **Homogeneous inclusion probabilities within strata** of the covariates, for at least one register.",
+            f"4. **No highest-order interaction among the registers**: with {k} registers only the {ways}-way "
+            "interaction must be absent; dependencies between registers (referrals) are modelled by interaction "
+            "terms.",
+        ]
+    )
 
 
 def method(p, n_models: int | None = None, n_years: int | None = None) -> str:
@@ -158,38 +169,43 @@ def method(p, n_models: int | None = None, n_years: int | None = None) -> str:
     regs = ", ".join(f"{g} ({REGISTER_NAMES[g]})" for g in p.registers)
     covs = ", ".join(f"{c} ({COVARIATE_NAMES[c]})" for c in p.covariates) or "none"
     cells = 2 ** len(p.registers) * 2 ** len(p.covariates) * (n_years or 1)
-    size = (f"{2 ** len(p.registers)} x {2 ** len(p.covariates)} x {n_years} = {cells:,} cells"
-            if n_years else f"{2 ** len(p.registers)} x {2 ** len(p.covariates)} cells per year")
-    return "\n".join([
-        "**Multiple Systems Estimation.** Every registered person is on one or more of the registers "
-        f"{regs}. The pattern of overlaps between the registers tells how many victims were on none of them "
-        "(the dark number). The estimated number of victims is the registered number plus the estimated dark "
-        "number.",
-        "",
-        f"**Multiple imputation.** Missing covariate values, and the registers of the records made from aggregate "
-        f"counts, are filled in by chained equations (logistic regressions with the coefficients drawn from their "
-        f"posterior, as R `mice` does), {p.maxit} iterations, giving {p.m} completed data sets. The aggregate "
-        "records are linked to the person-level records anew for every data set, so the uncertainty of the "
-        "linking is part of the variation between data sets.",
-        "",
-        f"**Log-linear models.** For each completed data set, the persons are counted by register pattern, "
-        f"covariates ({covs}) and year ({size}). A Poisson log-linear model is fitted to the observed cells; its "
-        "fitted value for the unobserved cell (on no register) of each stratum is the estimated dark number "
-        "there. Estimates for a group (a year, a covariate level, a pair of levels) are sums over its strata. "
-        "Before a model is fitted or compared, the existence of its maximum likelihood estimate is checked "
-        "(a linear-programming test and a rank test); a model that fails is never selected.",
-        "",
-        "**Model selection, two model types per data set.** The two-factor model starts from all two-factor "
-        "interactions and removes terms one at a time while that lowers AIC; the three-factor model adds "
-        f"three-factor terms to it one at a time while that lowers BIC, from the {p.three_factor_candidates} "
-        "terms that did best in a screening on one data set (hierarchy respected).",
-        "",
-        f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
-        "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance of "
-        f"every estimate. Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
-        "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
-        + interval_text(p.interval),
-    ])
+    size = (
+        f"{2 ** len(p.registers)} x {2 ** len(p.covariates)} x {n_years} = {cells:,} cells"
+        if n_years
+        else f"{2 ** len(p.registers)} x {2 ** len(p.covariates)} cells per year"
+    )
+    return "\n".join(
+        [
+            "**Multiple Systems Estimation.** Every registered person is on one or more of the registers "
+            f"{regs}. The pattern of overlaps between the registers tells how many victims were on none of them "
+            "(the dark number). The estimated number of victims is the registered number plus the estimated dark "
+            "number.",
+            "",
+            f"**Multiple imputation.** Missing covariate values, and the registers of the records made from aggregate "
+            f"counts, are filled in by chained equations (logistic regressions with the coefficients drawn from their "
+            f"posterior, as R `mice` does), {p.maxit} iterations, giving {p.m} completed data sets. The aggregate "
+            "records are linked to the person-level records anew for every data set, so the uncertainty of the "
+            "linking is part of the variation between data sets.",
+            "",
+            f"**Log-linear models.** For each completed data set, the persons are counted by register pattern, "
+            f"covariates ({covs}) and year ({size}). A Poisson log-linear model is fitted to the observed cells; its "
+            "fitted value for the unobserved cell (on no register) of each stratum is the estimated dark number "
+            "there. Estimates for a group (a year, a covariate level, a pair of levels) are sums over its strata. "
+            "Before a model is fitted or compared, the existence of its maximum likelihood estimate is checked "
+            "(a linear-programming test and a rank test); a model that fails is never selected.",
+            "",
+            "**Model selection, two model types per data set.** The two-factor model starts from all two-factor "
+            "interactions and removes terms one at a time while that lowers AIC; the three-factor model adds "
+            f"three-factor terms to it one at a time while that lowers BIC, from the {p.three_factor_candidates} "
+            "terms that did best in a screening on one data set (hierarchy respected).",
+            "",
+            f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
+            "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance of "
+            f"every estimate. Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
+            "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
+            + interval_text(p.interval),
+        ]
+    )
 
 
 def _organisations_by_register(register_map: pd.DataFrame) -> pd.DataFrame:
@@ -197,8 +213,13 @@ def _organisations_by_register(register_map: pd.DataFrame) -> pd.DataFrame:
     for reg in list(REGISTERS) + [EXCLUDE]:
         orgs = register_map.loc[register_map["register"] == reg, "organisation"].tolist()
         if orgs:
-            rows.append({"register": reg if reg == EXCLUDE else f"{reg} ({REGISTER_NAMES[reg]})",
-                         "organisations": len(orgs), "names": ", ".join(sorted(orgs))})
+            rows.append(
+                {
+                    "register": reg if reg == EXCLUDE else f"{reg} ({REGISTER_NAMES[reg]})",
+                    "organisations": len(orgs),
+                    "names": ", ".join(sorted(orgs)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -221,55 +242,85 @@ def data_decisions(summary: Mapping, register_map: pd.DataFrame, p) -> str:
         Markdown with tables.
     """
     years = [int(y) for y in summary["years"]]
-    out = [f"**Years analysed:** {', '.join(map(str, years))}. **Registers:** {' '.join(p.registers)}"
-           + (f" (left out: {' '.join(g for g in REGISTERS if g not in p.registers)})"
-              if len(p.registers) < len(REGISTERS) else "")
-           + f". **Covariates:** {' '.join(p.covariates) or 'none'}.", ""]
-    out += ["**Mapping.** Every reporting organisation is mapped to one register by the register map; several "
-            "units of one organisation are one register. Organisations mapped to `exclude` are left out:", "",
-            markdown_table(_organisations_by_register(register_map), index=False), ""]
+    out = [
+        f"**Years analysed:** {', '.join(map(str, years))}. **Registers:** {' '.join(p.registers)}"
+        + (
+            f" (left out: {' '.join(g for g in REGISTERS if g not in p.registers)})"
+            if len(p.registers) < len(REGISTERS)
+            else ""
+        )
+        + f". **Covariates:** {' '.join(p.covariates) or 'none'}.",
+        "",
+    ]
+    out += [
+        "**Mapping.** Every reporting organisation is mapped to one register by the register map; several "
+        "units of one organisation are one register. Organisations mapped to `exclude` are left out:",
+        "",
+        markdown_table(_organisations_by_register(register_map), index=False),
+        "",
+    ]
     excl = pd.DataFrame(summary.get("excluded_reports_per_organisation", []))
     if len(excl):
-        wide = excl.pivot_table(index="organisation", columns="year", values="reports", aggfunc="sum",
-                                fill_value=0).astype(int)
+        wide = excl.pivot_table(
+            index="organisation", columns="year", values="reports", aggfunc="sum", fill_value=0
+        ).astype(int)
         wide.columns = [str(c) for c in wide.columns]
         wide["total"] = wide.sum(axis=1)
-        out += [f"Reports of excluded organisations (by year of the report date; {int(wide['total'].sum()):,} "
-                "in all):", "", markdown_table(wide), ""]
+        out += [
+            f"Reports of excluded organisations (by year of the report date; {int(wide['total'].sum()):,} in all):",
+            "",
+            markdown_table(wide),
+            "",
+        ]
     else:
         out += ["No reports were excluded.", ""]
     counts = summary.get("counts_per_year", {})
     persons = {y: counts.get(str(y), {}).get("persons") for y in years}
     if all(v is not None for v in persons.values()):
-        out += [f"**One record per person.** A person counts in the year of the first report; the registers are "
-                f"all registers that reported the person within {p.linkage_window_days} days. Persons in the "
-                "person-level file: " + "; ".join(f"{y}: {persons[y]:,}" for y in years) + ".", ""]
+        out += [
+            f"**One record per person.** A person counts in the year of the first report; the registers are "
+            f"all registers that reported the person within {p.linkage_window_days} days. Persons in the "
+            "person-level file: " + "; ".join(f"{y}: {persons[y]:,}" for y in years) + ".",
+            "",
+        ]
     partial = pd.DataFrame(summary.get("partial_records", []))
     if len(partial):
         used = partial[partial["used"].astype(bool)] if "used" in partial.columns else partial
         unused = partial[~partial["used"].astype(bool)] if "used" in partial.columns else partial.iloc[:0]
         per_year = used.groupby("year")["records"].sum()
         table = used[["year", "organisation", "register", "records"]].sort_values(["year", "organisation"])
-        out += ["**Aggregates and partial records.** Organisations that sent only totals (GDPR) give one partial "
-                "record per counted person, with a 1 on their register; covariates constant within the "
-                "organisation-year are known, at most one other is assigned, the rest are missing and imputed. "
-                "Partial records per year: " + "; ".join(f"{y}: {n:,}" for y, n in per_year.items()) + ".", "",
-                markdown_table(table, index=False), ""]
+        out += [
+            "**Aggregates and partial records.** Organisations that sent only totals (GDPR) give one partial "
+            "record per counted person, with a 1 on their register; covariates constant within the "
+            "organisation-year are known, at most one other is assigned, the rest are missing and imputed. "
+            "Partial records per year: " + "; ".join(f"{y}: {n:,}" for y, n in per_year.items()) + ".",
+            "",
+            markdown_table(table, index=False),
+            "",
+        ]
         if len(unused):
-            out += [f"Aggregate rows not used (register left out of this run): {len(unused)} "
-                    f"({int(unused['records'].sum()):,} persons).", ""]
+            out += [
+                f"Aggregate rows not used (register left out of this run): {len(unused)} "
+                f"({int(unused['records'].sum()):,} persons).",
+                "",
+            ]
         ref = summary.get("reference_years", [])
-        how = ("the number of the year's persons on each combination of registers is drawn anew for every "
-               "completed data set, around the reference years' shares and with the spread of what is not known "
-               "about the year (proper multiple imputation, parameter `linking: draw`), so the intervals carry "
-               "the uncertainty of this assumption"
-               if p.linking == "draw" else
-               "the reference years' shares fix the number on each combination of registers, as in the study "
-               "(parameter `linking: expected`), so the intervals do not carry the uncertainty of this assumption")
-        out += [f"**Linking.** A partial record is either a person already in the file (on other registers) or a "
-                f"new person. It is decided so that the register's overlap with the other registers looks like "
-                f"that in the reference years {', '.join(map(str, ref))}: {how}. Which persons are linked is "
-                "random and redone with its own seed for every completed data set.", ""]
+        how = (
+            "the number of the year's persons on each combination of registers is drawn anew for every "
+            "completed data set, around the reference years' shares and with the spread of what is not known "
+            "about the year (proper multiple imputation, parameter `linking: draw`), so the intervals carry "
+            "the uncertainty of this assumption"
+            if p.linking == "draw"
+            else "the reference years' shares fix the number on each combination of registers, as in the study "
+            "(parameter `linking: expected`), so the intervals do not carry the uncertainty of this assumption"
+        )
+        out += [
+            f"**Linking.** A partial record is either a person already in the file (on other registers) or a "
+            f"new person. It is decided so that the register's overlap with the other registers looks like "
+            f"that in the reference years {', '.join(map(str, ref))}: {how}. Which persons are linked is "
+            "random and redone with its own seed for every completed data set.",
+            "",
+        ]
     else:
         out += ["**Aggregates.** No aggregate counts in this run: all records are person-level reports.", ""]
     outside = summary.get("aggregate_rows_outside_years")
@@ -284,8 +335,7 @@ def parameters(p) -> str:
     """The run's parameters as a Markdown table (input files by name only)."""
     rows = []
     for key, value in p.to_dict().items():
-        if key in p.input_files() or key in ("reports", "aggregates", "register_map", "truth",
-                                              "earlier_estimates"):
+        if key in p.input_files() or key in ("reports", "aggregates", "register_map", "truth", "earlier_estimates"):
             value = "none" if value is None else str(value).replace("\\", "/").rsplit("/", 1)[-1]
             if key == "earlier_estimates" and value == "none":
                 value = f"none (default: {tables.PUBLISHED_ESTIMATES.name}, the published Dutch figures)"
@@ -363,10 +413,13 @@ def bootstrap_failures_text(failed: pd.DataFrame) -> str:
         n_all = int(r.n_boot_ok + r.n_boot_failed)
         why = failed_statuses_words(getattr(r, "failed_statuses", None))
         status = getattr(r, "status", "ok")
-        lines.append(f"- model {int(r.model)} (data set {int(r.dataset)}, {r.type} model): "
-                     f"{int(r.n_boot_failed)} of {n_all} bootstrap replicates failed"
-                     + (f" ({why})" if why else "")
-                     + ("" if status == "ok" else f"; {status_words(status)}") + ".")
+        lines.append(
+            f"- model {int(r.model)} (data set {int(r.dataset)}, {r.type} model): "
+            f"{int(r.n_boot_failed)} of {n_all} bootstrap replicates failed"
+            + (f" ({why})" if why else "")
+            + ("" if status == "ok" else f"; {status_words(status)}")
+            + "."
+        )
     return "\n".join(lines)
 
 
@@ -401,19 +454,23 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             persons = counts.get(str(y), {}).get("persons")
             share = f", against {persons:,} persons from person-level reports" if persons else ""
             parts.append(f"{y}: {n:,} partial records{share}")
-        items.append("**Years with aggregates are partly imputed** (" + "; ".join(parts) + "). Their registers "
-                     "and covariates are linked and imputed, so their n_obs is a mean over the completed data "
-                     "sets and their estimates lean on the assumption that the register overlap resembles the "
-                     "reference years " + ", ".join(map(str, summary.get("reference_years", []))) + ".")
+        items.append(
+            "**Years with aggregates are partly imputed** (" + "; ".join(parts) + "). Their registers "
+            "and covariates are linked and imputed, so their n_obs is a mean over the completed data "
+            "sets and their estimates lean on the assumption that the register overlap resembles the "
+            "reference years " + ", ".join(map(str, summary.get("reference_years", []))) + "."
+        )
     items.append("**Interval.** " + interval_text(p.interval))
-    items.append("**The intervals are likely too narrow.** As in the study, each model's bootstrap refits the "
-                 "*selected* model and does not repeat the model selection, so the uncertainty of choosing the "
-                 "model is only partly reflected (through the differences between the data sets' models). On "
-                 "synthetic data with a known truth, the project's calibration check (described in the project's "
-                 "documentation on estimation) found that the 95% intervals contained the true number "
-                 "clearly less often than 95% of the time (about 80% with the default linking), and that in the "
-                 "years with aggregates the estimates were about 12% too low when the register overlap of that "
-                 "year differed from the reference years by a few points.")
+    items.append(
+        "**The intervals are likely too narrow.** As in the study, each model's bootstrap refits the "
+        "*selected* model and does not repeat the model selection, so the uncertainty of choosing the "
+        "model is only partly reflected (through the differences between the data sets' models). On "
+        "synthetic data with a known truth, the project's calibration check (described in the project's "
+        "documentation on estimation) found that the 95% intervals contained the true number "
+        "clearly less often than 95% of the time (about 80% with the default linking), and that in the "
+        "years with aggregates the estimates were about 12% too low when the register overlap of that "
+        "year differed from the reference years by a few points."
+    )
     yearly = est[est["year"].str.fullmatch(r"\d{4}")]
     below = yearly[yearly["lower"] < yearly["n_obs"]]
     if len(below):
@@ -421,38 +478,61 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
         shown = below.assign(_k=below["group"].map(tables.group_sort_key)).sort_values(["_k", "year"]).head(8)
         names = ", ".join(f"{r.year} {r.group}" for r in shown.itertuples())
         more = f" and {len(below) - len(shown)} more" if len(below) > len(shown) else ""
-        items.append(f"**Lower bounds below the observed number** in {len(below)} of {len(yearly)} yearly groups "
-                     f"(per year: " + "; ".join(f"{y}: {n}" for y, n in per_year.items()) + f"; e.g. {names}{more}): "
-                     "the true number cannot be below n_obs; read these intervals as wide, or use the "
-                     "log-scale interval.")
+        items.append(
+            f"**Lower bounds below the observed number** in {len(below)} of {len(yearly)} yearly groups "
+            f"(per year: " + "; ".join(f"{y}: {n}" for y, n in per_year.items()) + f"; e.g. {names}{more}): "
+            "the true number cannot be below n_obs; read these intervals as wide, or use the "
+            "log-scale interval."
+        )
     if {"var_between", "var_total"} <= set(est.columns):
         tot = est[(est["group"] == "total") & est["year"].str.fullmatch(r"\d{4}")].sort_values("year")
-        share = (1 + 1 / tot["n_models"].astype(float)) * tot["var_between"] / tot["var_total"] \
-            if "n_models" in tot.columns else tot["var_between"] / tot["var_total"]
-        items.append("**Model and imputation uncertainty.** Share of the total variance that comes from the "
-                     "differences between the models (data sets and model types): "
-                     + "; ".join(f"{y}: {s:.0%}" for y, s in zip(tot["year"], share)) + ".")
+        share = (
+            (1 + 1 / tot["n_models"].astype(float)) * tot["var_between"] / tot["var_total"]
+            if "n_models" in tot.columns
+            else tot["var_between"] / tot["var_total"]
+        )
+        items.append(
+            "**Model and imputation uncertainty.** Share of the total variance that comes from the "
+            "differences between the models (data sets and model types): "
+            + "; ".join(f"{y}: {s:.0%}" for y, s in zip(tot["year"], share))
+            + "."
+        )
     if failed is not None and len(failed):
         fails = bootstrap_failures(failed)
         if "status" in fails.columns and (fails["status"] != "ok").any():
             skipped = fails[fails["status"] != "ok"]
-            items.append(f"**Models not pooled.** {len(skipped)} of {len(fails)} selected models were left out: "
-                         + "; ".join(f"model {int(r.model)} (data set {int(r.dataset)}, {r.type}): "
-                                     f"{status_words(r.status)}" for r in skipped.itertuples()) + ".")
+            items.append(
+                f"**Models not pooled.** {len(skipped)} of {len(fails)} selected models were left out: "
+                + "; ".join(
+                    f"model {int(r.model)} (data set {int(r.dataset)}, {r.type}): {status_words(r.status)}"
+                    for r in skipped.itertuples()
+                )
+                + "."
+            )
             fails = fails[fails["status"] == "ok"]
         n_fail, n_all = int(fails["n_boot_failed"].sum()), int((fails["n_boot_ok"] + fails["n_boot_failed"]).sum())
-        text = (f"**Bootstrap.** {n_fail:,} of {n_all:,} bootstrap replicates failed the existence check or did "
-                "not converge; they are left out, never averaged in")
+        text = (
+            f"**Bootstrap.** {n_fail:,} of {n_all:,} bootstrap replicates failed the existence check or did "
+            "not converge; they are left out, never averaged in"
+        )
         if n_fail:
             worst = fails.sort_values("n_boot_failed", ascending=False).iloc[0]
-            text += (f" (most in model {int(worst['model'])}: data set {int(worst['dataset'])}, {worst['type']}, "
-                     f"{int(worst['n_boot_failed'])} failed)")
+            text += (
+                f" (most in model {int(worst['model'])}: data set {int(worst['dataset'])}, {worst['type']}, "
+                f"{int(worst['n_boot_failed'])} failed)"
+            )
         items.append(text + ".")
     items.append("**Rounding.** " + tables.ROUNDING_RULE)
     sens = ", ".join(f"`{a}`" for a in getattr(p, "sensitivity", ()))
-    items.append("**Assumptions.** The assumptions of the method cannot be tested from the registration alone"
-                 + (f"; the sensitivity analyses of this run ({sens}, model selection notebook) show how much "
-                    "the estimates move when registers or covariates are left out." if sens else "."))
+    items.append(
+        "**Assumptions.** The assumptions of the method cannot be tested from the registration alone"
+        + (
+            f"; the sensitivity analyses of this run ({sens}, model selection notebook) show how much "
+            "the estimates move when registers or covariates are left out."
+            if sens
+            else "."
+        )
+    )
     return "\n".join(f"- {i}" for i in items)
 
 
@@ -472,16 +552,27 @@ def validation(validation_table: pd.DataFrame) -> str:
     v = validation_table[validation_table["n_hat"].notna()]
     yearly = v[v["year"] != tables.ALL_YEARS]
     tot = yearly[yearly["group"] == "total"].sort_values("year")
-    lines = [f"A truth file was supplied (synthetic data), so the true numbers are known. The 95% intervals contain the true number "
-             f"in {int(yearly['covered'].sum())} of {len(yearly)} yearly groups "
-             f"({yearly['covered'].mean():.0%}); the mean relative error of N-hat is "
-             f"{yearly['relative_error'].mean():+.1%} (mean absolute {yearly['relative_error'].abs().mean():.1%}).",
-             "", "True total versus estimate per year:", ""]
+    lines = [
+        f"A truth file was supplied (synthetic data), so the true numbers are known. The 95% intervals contain the true number "
+        f"in {int(yearly['covered'].sum())} of {len(yearly)} yearly groups "
+        f"({yearly['covered'].mean():.0%}); the mean relative error of N-hat is "
+        f"{yearly['relative_error'].mean():+.1%} (mean absolute {yearly['relative_error'].abs().mean():.1%}).",
+        "",
+        "True total versus estimate per year:",
+        "",
+    ]
     for r in tot.itertuples():
-        lines.append(f"- {r.year}: true {r.n_true:,.0f}, estimated {fmt(r.n_hat)} ({fmt(r.lower)}-{fmt(r.upper)}), "
-                     + ("inside" if r.covered else "**outside**") + " the interval")
+        lines.append(
+            f"- {r.year}: true {r.n_true:,.0f}, estimated {fmt(r.n_hat)} ({fmt(r.lower)}-{fmt(r.upper)}), "
+            + ("inside" if r.covered else "**outside**")
+            + " the interval"
+        )
     missing = validation_table[validation_table["n_hat"].isna()]
     if len(missing):
-        lines += ["", f"{len(missing)} truth rows have no estimate in this run (groups not estimated): "
-                  + ", ".join(f"{r.year} {r.group}" for r in missing.itertuples()) + "."]
+        lines += [
+            "",
+            f"{len(missing)} truth rows have no estimate in this run (groups not estimated): "
+            + ", ".join(f"{r.year} {r.group}" for r in missing.itertuples())
+            + ".",
+        ]
     return "\n".join(lines)

@@ -100,8 +100,7 @@ def start_watchdog(poll_s: float = POLL_S) -> threading.Thread | None:
         return None
     parent = os.getppid()
     pgid = _group_leader()
-    thread = threading.Thread(target=_watch, args=(parent, pgid, poll_s), name="mse-parent-watchdog",
-                              daemon=True)
+    thread = threading.Thread(target=_watch, args=(parent, pgid, poll_s), name="mse-parent-watchdog", daemon=True)
     thread.start()
     return thread
 

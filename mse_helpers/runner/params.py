@@ -104,8 +104,7 @@ class Params:
         _IN,
     )
     aggregates: Path | tuple[Path, ...] | None = param(
-        "totals from organisations that sent no person-level reports (a file, list of files or folder); `null` "
-        "if none",
+        "totals from organisations that sent no person-level reports (a file, list of files or folder); `null` if none",
         "file, list, folder or null",
         "aggregates.csv",
         _IN,
@@ -355,6 +354,7 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
 
 def _resolve_inputs(value: Any, base: Path) -> Any:
     """Input paths (one, or a list) made absolute relative to ``base``; other values unchanged."""
+
     def one(v: Any) -> Any:
         return str((base / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute() else v
 
@@ -542,8 +542,9 @@ def _encoding(value: Any) -> str | None:
     try:
         return codecs.lookup(value).name
     except LookupError:
-        raise ParameterError(f"parameter encoding: {value!r} is not a known text encoding "
-                             "(e.g. utf-8, cp1252, latin-1)") from None
+        raise ParameterError(
+            f"parameter encoding: {value!r} is not a known text encoding (e.g. utf-8, cp1252, latin-1)"
+        ) from None
 
 
 def _separator(value: Any) -> str | None:

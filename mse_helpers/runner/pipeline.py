@@ -48,25 +48,41 @@ from typing import Callable
 
 import yaml
 
-from .kernelguard import remove_leftovers
-from .params import CHECKOUT, Params
 from .. import runfolder
 from ..seeds import STAGES
+from .kernelguard import remove_leftovers
+from .params import CHECKOUT, Params
 
 NOTEBOOK_DIR = runfolder.bundled_dir("notebooks")
 NOTEBOOKS: tuple[str, ...] = runfolder.NOTEBOOKS
 #: Packages whose versions go into the manifest (plus Python itself).
 MANIFEST_PACKAGES = (
-    "mse-helpers", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn",
-    "pyarrow", "openpyxl", "PyYAML", "joblib", "papermill", "nbconvert", "nbclient",
-    "nbformat", "ipykernel", "dask", "distributed",
+    "mse-helpers",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "pyarrow",
+    "openpyxl",
+    "PyYAML",
+    "joblib",
+    "papermill",
+    "nbconvert",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
+    "dask",
+    "distributed",
 )
 KERNEL = "python3"
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED = "running", "ok", "failed"
 #: Signals that stop a run the way Ctrl-C does (schedulers and ``docker stop``
 #: send SIGTERM; a closed terminal sends SIGHUP).
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 #: Module that starts each kernel with a watchdog (see :mod:`.kernelguard`).
 KERNEL_GUARD = "mse_helpers.runner.kernelguard"
 
@@ -182,6 +198,7 @@ class RunResult:
 
 # --- run folders ------------------------------------------------------------------
 
+
 def new_run_dir(reports_dir: Path, today: dt.date | None = None) -> Path:
     """Create and return a new, empty run folder named after the date.
 
@@ -226,10 +243,18 @@ def git_commit(root: Path | None = CHECKOUT) -> dict:
     if root is None:
         return {"commit": None, "dirty": None}
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         return {"commit": head, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
@@ -315,9 +340,11 @@ def _kernel_env() -> None:
 def _guarded_kernel_cmd(kernel_cmd: list[str]) -> list[str]:
     """The kernel command with ``ipykernel_launcher`` replaced by :data:`KERNEL_GUARD`."""
     if "ipykernel_launcher" not in kernel_cmd:
-        log.warning("kernel %r is not started by ipykernel_launcher: its worker processes are stopped "
-                    "when the run stops normally or by a signal, but not if the runner is killed (SIGKILL)",
-                    KERNEL)
+        log.warning(
+            "kernel %r is not started by ipykernel_launcher: its worker processes are stopped "
+            "when the run stops normally or by a signal, but not if the runner is killed (SIGKILL)",
+            KERNEL,
+        )
         return list(kernel_cmd)
     return [KERNEL_GUARD if part == "ipykernel_launcher" else part for part in kernel_cmd]
 
@@ -375,8 +402,9 @@ def stop_process_groups(launched: list) -> None:
         remove_leftovers(getattr(proc, "pid", None) or pgid)
 
 
-def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int, *,
-                     armed: Callable | None = None) -> None:
+def execute_notebook(
+    src: Path, dst: Path, parameters: dict, cell_timeout: int, *, armed: Callable | None = None
+) -> None:
     """Execute one notebook with papermill; raise :class:`NotebookFailure` on error.
 
     The executed notebook (with the error, if any) is written to ``dst``.
@@ -405,8 +433,13 @@ def execute_notebook(src: Path, dst: Path, parameters: dict, cell_timeout: int, 
         try:
             with tempfile.TemporaryDirectory(prefix="mse-kernel-") as socket_dir:
                 pm.execute_notebook(
-                    str(src), str(dst), parameters=parameters, kernel_name=KERNEL,
-                    cwd=str(src.parent), progress_bar=False, execution_timeout=cell_timeout,
+                    str(src),
+                    str(dst),
+                    parameters=parameters,
+                    kernel_name=KERNEL,
+                    cwd=str(src.parent),
+                    progress_bar=False,
+                    execution_timeout=cell_timeout,
                     kernel_manager_class=_ipc_kernel_manager(socket_dir, launched),
                 )
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
@@ -455,8 +488,14 @@ def page_context(executed: Path, notebooks: tuple[str, ...] = NOTEBOOKS):
     except (runfolder.WorkFileMissing, runfolder.WorkFileError, OSError, ValueError, TypeError):
         years = tuple(int(y) for y in params.get("years") or ())
     pages = notebooks if executed.stem in notebooks else notebooks + (executed.stem,)
-    return PageContext(notebook=executed.stem, pages=pages, years=years, parameters=params,
-                       run_name=run_dir.name, index_href="../index.html")
+    return PageContext(
+        notebook=executed.stem,
+        pages=pages,
+        years=years,
+        parameters=params,
+        run_name=run_dir.name,
+        index_href="../index.html",
+    )
 
 
 def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
@@ -490,8 +529,7 @@ def render_html(executed: Path, out_dir: Path, with_code: bool) -> Path:
     nb = nbformat.read(executed, as_version=4)
     if not with_code:
         # The parameters cells are code; the publication copy hides all input.
-        exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                                exclude_output_prompt=True)
+        exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
         exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={REMOVE_TAG}), enabled=True)
     else:
         exporter = HTMLExporter()
@@ -538,8 +576,9 @@ def headline_from_estimates(path: Path) -> str | None:
     rows = est[(est["group"] == "total") & est["year"].astype(str).str.fullmatch(r"\d{4}")]
     if rows.empty:
         return None
-    parts = [f"{int(r.year)}: {r.n_hat:,.0f} ({r.lower:,.0f}-{r.upper:,.0f})"
-             for r in rows.sort_values("year").itertuples()]
+    parts = [
+        f"{int(r.year)}: {r.n_hat:,.0f} ({r.lower:,.0f}-{r.upper:,.0f})" for r in rows.sort_values("year").itertuples()
+    ]
     return "; ".join(parts)
 
 
@@ -572,8 +611,7 @@ def check_reports_location(reports_dir: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise OutputLocationError(f"reports folder {reports_dir} cannot be made: {existing} is a file, "
-                                  "not a folder")
+        raise OutputLocationError(f"reports folder {reports_dir} cannot be made: {existing} is a file, not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=".mse-write-check-", dir=existing)
         os.close(fd)
@@ -631,24 +669,31 @@ def refresh_index(reports_dir: Path) -> str | None:
     return None
 
 
-def _prepare_run_dir(p: Params, reports_dir: Path, notebooks: tuple[str, ...],
-                     today: dt.date | None) -> tuple[Path, dict]:
+def _prepare_run_dir(
+    p: Params, reports_dir: Path, notebooks: tuple[str, ...], today: dt.date | None
+) -> tuple[Path, dict]:
     """Make the run folder, ``params.yaml``, the private ``work/`` note and the first manifest."""
     run_dir = new_run_dir(reports_dir, today)
     runfolder.make_run_folder(run_dir)
     (run_dir / runfolder.PARAMS_FILE).write_text(
-        "# Parameters as used by this run (mse run).\n"
-        + yaml.safe_dump(p.to_dict(), sort_keys=False), encoding="utf-8")
+        "# Parameters as used by this run (mse run).\n" + yaml.safe_dump(p.to_dict(), sort_keys=False), encoding="utf-8"
+    )
     manifest = initial_manifest(p, run_dir, notebooks)
     write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
     return run_dir, manifest
 
 
-def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_DIR,
-                 notebooks: tuple[str, ...] = NOTEBOOKS, cell_timeout: int = 1800,
-                 today: dt.date | None = None,
-                 progress: Callable[[str], None] | None = None,
-                 stop: StopSignals | None = None) -> RunResult:
+def run_pipeline(
+    p: Params,
+    reports_dir: Path,
+    *,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    notebooks: tuple[str, ...] = NOTEBOOKS,
+    cell_timeout: int = 1800,
+    today: dt.date | None = None,
+    progress: Callable[[str], None] | None = None,
+    stop: StopSignals | None = None,
+) -> RunResult:
     """Execute the notebooks in order into a new run folder.
 
     SIGINT, SIGTERM and SIGHUP stop the running notebook (its kernel and
@@ -686,6 +731,7 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
     OutputLocationError
         ``reports_dir`` cannot hold run folders or the index (nothing made).
     """
+
     def say(line: str) -> None:
         log.info(line)
         if progress is not None:
@@ -709,8 +755,9 @@ def run_pipeline(p: Params, reports_dir: Path, *, notebook_dir: Path = NOTEBOOK_
                 executed = run_dir / runfolder.NOTEBOOKS_DIR / f"{name}.ipynb"
                 t0 = time.perf_counter()
                 try:
-                    execute_notebook(notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout,
-                                     armed=stop.armed)
+                    execute_notebook(
+                        notebook_dir / f"{name}.ipynb", executed, parameters, cell_timeout, armed=stop.armed
+                    )
                     entry["status"] = STATUS_OK
                 except NotebookFailure as exc:
                     failure = exc

@@ -19,8 +19,9 @@ from pathlib import Path
 from .. import runfolder
 
 STATUS_RUNNING, STATUS_INTERRUPTED = "running", "interrupted"
-INTERRUPTED_NOTE = ("the run's process ended before the run finished (killed, or the machine stopped); "
-                    "its results are incomplete")
+INTERRUPTED_NOTE = (
+    "the run's process ended before the run finished (killed, or the machine stopped); its results are incomplete"
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
@@ -108,8 +109,10 @@ def shown_status(manifest: dict) -> dict:
     if manifest.get("status") != STATUS_RUNNING or not runner_gone(manifest.get("runner")):
         return manifest
     out = dict(manifest, status=STATUS_INTERRUPTED, failure=manifest.get("failure") or INTERRUPTED_NOTE)
-    out["notebooks"] = {nb: dict(info, status=STATUS_INTERRUPTED) if info.get("status") == STATUS_RUNNING
-                        else info for nb, info in (manifest.get("notebooks") or {}).items()}
+    out["notebooks"] = {
+        nb: dict(info, status=STATUS_INTERRUPTED) if info.get("status") == STATUS_RUNNING else info
+        for nb, info in (manifest.get("notebooks") or {}).items()
+    }
     return out
 
 
@@ -129,8 +132,10 @@ def rounded_headline(run_dir: Path, fallback: str | None = None) -> str | None:
         rows = frame[(frame["group"] == "total") & frame["year"].astype(str).str.fullmatch(r"\d{4}")]
         if rows.empty:
             return fallback
-        return "; ".join(f"{int(r.year)}: {estimate_text(r.n_hat)} ({estimate_text(r.lower)}-{estimate_text(r.upper)})"
-                         for r in rows.sort_values("year").itertuples())
+        return "; ".join(
+            f"{int(r.year)}: {estimate_text(r.n_hat)} ({estimate_text(r.lower)}-{estimate_text(r.upper)})"
+            for r in rows.sort_values("year").itertuples()
+        )
     except (OSError, KeyError, ValueError):
         return fallback
 
@@ -178,11 +183,13 @@ def read_runs(reports_dir: Path) -> list[dict]:
         man = shown_status(man)
         man["_dir"] = d
         runs.append(man)
+
     # newest first: by start time, then by folder name (2026-11-22_2 after 2026-11-22)
     def key(m):
         name = m["_dir"].name
         stem, _, k = name.partition("_")
         return (m.get("started") or "", stem, int(k) if k.isdigit() else 1)
+
     return sorted(runs, key=key, reverse=True)
 
 
@@ -203,10 +210,14 @@ def write_run_page(run_dir: Path, manifest: dict) -> Path:
         pub, code = run_dir / "html" / f"{nb}.html", run_dir / "html_code" / f"{nb}.html"
         links = " · ".join(
             f'<a href="{e(p.relative_to(run_dir).as_posix())}">{label}</a>'
-            for p, label in ((pub, "report"), (code, "with code")) if p.is_file())
+            for p, label in ((pub, "report"), (code, "with code"))
+            if p.is_file()
+        )
         dur = f"{info['duration_s']:.0f} s" if info.get("duration_s") is not None else ""
-        rows.append(f"<tr><td>{e(nb)}</td><td class='{e(info.get('status', ''))}'>{e(info.get('status', ''))}</td>"
-                    f"<td>{dur}</td><td>{links}</td></tr>")
+        rows.append(
+            f"<tr><td>{e(nb)}</td><td class='{e(info.get('status', ''))}'>{e(info.get('status', ''))}</td>"
+            f"<td>{dur}</td><td>{links}</td></tr>"
+        )
     failure = manifest.get("failure")
     status = manifest.get("status", "")
     from ..report.html import exploratory_banner
@@ -220,14 +231,14 @@ def write_run_page(run_dir: Path, manifest: dict) -> Path:
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Run {e(run_dir.name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>Run {e(run_dir.name)}</h1>
-{f'<p class="mse-banner">{e(banner)}</p>' if banner else ''}
+{f'<p class="mse-banner">{e(banner)}</p>' if banner else ""}
 <p>Status: <span class="{e(status)}">{e(status)}</span>
-{'<br>' + e(failure) if failure else ''}</p>
-<p class="headline">Estimated victims per year (95% interval): {e(headline) if headline else '<small>none</small>'}</p>
-<p>Settings: {e(_settings_text(manifest)) or '<small>unknown</small>'}; years {e(_years(manifest))}.
-{f' Start reading at <a href="{start}">the results page</a>.' if start and status == 'ok' else ''}</p>
+{"<br>" + e(failure) if failure else ""}</p>
+<p class="headline">Estimated victims per year (95% interval): {e(headline) if headline else "<small>none</small>"}</p>
+<p>Settings: {e(_settings_text(manifest)) or "<small>unknown</small>"}; years {e(_years(manifest))}.
+{f' Start reading at <a href="{start}">the results page</a>.' if start and status == "ok" else ""}</p>
 <p>Results files (counts and estimates only): {result_links}</p>
-<table><tr><th>notebook</th><th>status</th><th>time</th><th>HTML</th></tr>{''.join(rows)}</table>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>HTML</th></tr>{"".join(rows)}</table>
 <p><a href="params.yaml">parameters</a> · <a href="manifest.json">manifest</a> · <a href="../index.html">all runs</a></p>
 <p><small>Publish the <code>html/</code> and <code>results/</code> folders only; <code>work/</code> holds
 person-level intermediate files and is private.</small></p>
@@ -264,9 +275,16 @@ def write_index(reports_dir: Path) -> Path:
             f"<td class='{e(status)}'>{e(status)}</td><td>{e(_years(m))}</td>"
             f"<td>{e(headline) if headline else '<small>none</small>'}</td>"
             f"<td class='{'exploratory' if 'exploratory' in _settings_text(m) else ''}'>{e(_settings_text(m))}</td>"
-            f"<td>{e((m.get('started') or '')[:16].replace('T', ' '))}</td><td>{dur}</td></tr>")
-    table = ("<table><tr><th>run</th><th>status</th><th>years</th><th>estimate per year (95% interval)</th>"
-             "<th>settings</th><th>started</th><th>duration</th></tr>" + "".join(rows) + "</table>") if rows else "<p>No runs yet.</p>"
+            f"<td>{e((m.get('started') or '')[:16].replace('T', ' '))}</td><td>{dur}</td></tr>"
+        )
+    table = (
+        (
+            "<table><tr><th>run</th><th>status</th><th>years</th><th>estimate per year (95% interval)</th>"
+            "<th>settings</th><th>started</th><th>duration</th></tr>" + "".join(rows) + "</table>"
+        )
+        if rows
+        else "<p>No runs yet.</p>"
+    )
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>MSE runs</title>
 <style>{STYLE}</style></head><body>
 <h1>Multiple Systems Estimation: runs</h1>

@@ -40,15 +40,15 @@ import numpy as np
 import pandas as pd
 
 from .. import runfolder, seeds
+from ..codes import YEAR, model_factors, uses_year_factor
 from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import GroupMatrix, group_matrix, n_hat_by
 from ..engine.fit import fit_model
+from ..engine.pooling import pool_estimates
+from ..engine.resample import Bootstrap, parametric_bootstrap
 from ..engine.status import FitStatus
 from ..parallel import Workers
-from ..engine.resample import Bootstrap, parametric_bootstrap
-from ..codes import YEAR, model_factors, uses_year_factor
-from ..engine.pooling import pool_estimates
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,19 @@ LEVEL = 0.95
 
 #: Columns of ``results/estimates.csv`` (the schema is defined in :mod:`mse_helpers.runfolder`).
 ESTIMATE_COLUMNS = list(runfolder.ESTIMATE_COLUMNS)
-PER_MODEL_COLUMNS = ["model", "dataset", "type", "year", "group", "n_obs", "n_hat", "var_within",
-                     "var_within_log", "n_boot_ok", "n_boot_failed"]
+PER_MODEL_COLUMNS = [
+    "model",
+    "dataset",
+    "type",
+    "year",
+    "group",
+    "n_obs",
+    "n_hat",
+    "var_within",
+    "var_within_log",
+    "n_boot_ok",
+    "n_boot_failed",
+]
 
 
 class BootstrapInputError(ValueError):
@@ -69,6 +80,7 @@ class BootstrapInputError(ValueError):
 
 
 # --- inputs ----------------------------------------------------------------------
+
 
 def read_models(work_dir: Path) -> list[dict]:
     """Read and check ``work/models.json`` (the contract of model selection).
@@ -135,9 +147,16 @@ def cell_counts(persons: pd.DataFrame, design: Design, source: str = "persons") 
         raise BootstrapInputError(str(exc)) from None
 
 
-def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[str],
-                  covariates: Sequence[str], years: Sequence[int], three_factor: Sequence[str],
-                  seed: int, n_boot: int) -> list["ModelResult"]:
+def _dataset_task(
+    path: Path,
+    jobs: list[tuple[int, dict]],
+    registers: Sequence[str],
+    covariates: Sequence[str],
+    years: Sequence[int],
+    three_factor: Sequence[str],
+    seed: int,
+    n_boot: int,
+) -> list["ModelResult"]:
     """Fit and bootstrap the models of one completed data set.
 
     The first data set a process sees builds the table with
@@ -155,8 +174,9 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
         _DESIGN_CACHE[key] = design
     counts = cell_counts(persons, design, source=f"{runfolder.WORK_DIR}/{runfolder.IMPUTED_DIR}/{path.name}")
     one_year = not uses_year_factor(years)
-    groups = group_matrix(design.strata, covariates, None if one_year else YEAR,
-                          single_year=str(years[0]) if one_year else None)
+    groups = group_matrix(
+        design.strata, covariates, None if one_year else YEAR, single_year=str(years[0]) if one_year else None
+    )
     out = []
     for k, mod in jobs:
         where = f"models.json model {k} (data set {mod['dataset']}, {mod['type']})"
@@ -166,23 +186,41 @@ def _dataset_task(path: Path, jobs: list[tuple[int, dict]], registers: Sequence[
             raise BootstrapInputError(f"{where}: {exc}") from None
         fit = fit_model(design, terms, counts=counts, explain=False)
         if not fit.ok:
-            out.append(ModelResult(model=k, dataset=mod["dataset"], type=mod["type"], terms=terms,
-                                   status=fit.status, groups=groups))
+            out.append(
+                ModelResult(
+                    model=k, dataset=mod["dataset"], type=mod["type"], terms=terms, status=fit.status, groups=groups
+                )
+            )
             continue
         expected = (mod.get("n_hat") or {}).get("total")
         if expected is not None and not np.isclose(fit.n_hat, float(expected), rtol=1e-6):
             raise BootstrapInputError(
                 f"{where}: refitted N-hat {fit.n_hat:.3f} differs from the {float(expected):.3f} recorded by "
-                f"model selection; {path.name} or the parameters changed after selection: re-run notebook 03")
+                f"model selection; {path.name} or the parameters changed after selection: re-run notebook 03"
+            )
         boot = parametric_bootstrap(fit, n_boot, seeds.rng(seed, "bootstrap", k), groups)
         if YEAR in factors:
             by_year = n_hat_by(fit, YEAR)
             per_year = dict(zip(by_year[YEAR].astype(int), by_year["n_hat"]))
         else:
             per_year = {int(years[0]): fit.n_hat}
-        out.append(ModelResult(model=k, dataset=mod["dataset"], type=mod["type"], terms=terms, status=fit.status,
-                               groups=groups, boot=boot, aic=fit.aic, bic=fit.bic, deviance=fit.deviance,
-                               df_resid=fit.df_resid, n_hat_by_year=per_year, n_hat_total=fit.n_hat))
+        out.append(
+            ModelResult(
+                model=k,
+                dataset=mod["dataset"],
+                type=mod["type"],
+                terms=terms,
+                status=fit.status,
+                groups=groups,
+                boot=boot,
+                aic=fit.aic,
+                bic=fit.bic,
+                deviance=fit.deviance,
+                df_resid=fit.df_resid,
+                n_hat_by_year=per_year,
+                n_hat_total=fit.n_hat,
+            )
+        )
     return out
 
 
@@ -226,8 +264,15 @@ class ModelResult:
 
     def to_dict(self) -> dict:
         """The row of ``results/models.csv`` (without the per-year columns: :meth:`models_row`)."""
-        return {"dataset": self.dataset, "type": self.type, "terms": ";".join(self.terms),
-                "aic": self.aic, "bic": self.bic, "deviance": self.deviance, "df": self.df_resid}
+        return {
+            "dataset": self.dataset,
+            "type": self.type,
+            "terms": ";".join(self.terms),
+            "aic": self.aic,
+            "bic": self.bic,
+            "deviance": self.deviance,
+            "df": self.df_resid,
+        }
 
     def models_row(self, years: Sequence[int]) -> dict:
         """The row of ``results/models.csv``: fit criteria, N-hat per year and in total."""
@@ -254,6 +299,7 @@ class ModelResult:
 
 
 # --- the stage ---------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class BootstrapResult:
@@ -288,10 +334,18 @@ class BootstrapResult:
 
 def _failed_row(k: int, mod: dict, status: str, reason: str, n_boot: int, boot: Bootstrap | None) -> dict:
     statuses = ";".join(f"{s}:{n}" for s, n in sorted(boot.failed_status.items())) if boot else ""
-    return {"model": k, "dataset": mod["dataset"], "type": mod["type"], "status": str(status), "reason": reason,
-            "n_boot": n_boot if boot else 0, "n_boot_ok": boot.n_ok if boot else 0,
-            "n_boot_failed": boot.n_failed if boot else 0, "failed_statuses": statuses,
-            "n_lp_checks": boot.n_lp_checks if boot else 0}
+    return {
+        "model": k,
+        "dataset": mod["dataset"],
+        "type": mod["type"],
+        "status": str(status),
+        "reason": reason,
+        "n_boot": n_boot if boot else 0,
+        "n_boot_ok": boot.n_ok if boot else 0,
+        "n_boot_failed": boot.n_failed if boot else 0,
+        "failed_statuses": statuses,
+        "n_lp_checks": boot.n_lp_checks if boot else 0,
+    }
 
 
 def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
@@ -329,16 +383,19 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     failed_rows: dict[int, dict] = {}
     for k, mod in enumerate(models):
         if mod["status"] != FitStatus.OK:
-            failed_rows[k] = _failed_row(k, mod, mod["status"], f"not used: status {mod['status']} in models.json",
-                                         0, None)
+            failed_rows[k] = _failed_row(
+                k, mod, mod["status"], f"not used: status {mod['status']} in models.json", 0, None
+            )
             continue
         jobs.setdefault(mod["dataset"], []).append((k, mod))
     datasets = sorted(jobs)
     files = dict(zip(datasets, runfolder.imputed_files(work_dir, datasets, detail="a data set of models.json")))
     # one design for every data set: it holds every three-factor term of any model
     three = tuple(sorted({t for js in jobs.values() for _, mod in js for t in mod["terms"] if t.count(":") >= 2}))
-    args = [(files[i], jobs[i], tuple(p.registers), tuple(p.covariates), years, three,
-             p.seed, p.bootstrap) for i in sorted(jobs)]
+    args = [
+        (files[i], jobs[i], tuple(p.registers), tuple(p.covariates), years, three, p.seed, p.bootstrap)
+        for i in sorted(jobs)
+    ]
     done = Workers.from_params(p).map(_dataset_task, args)
     results: list[ModelResult] = sorted((r for rs in done for r in rs), key=lambda r: r.model)
     pooled = []
@@ -356,19 +413,33 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         failed_rows[res.model] = _failed_row(res.model, mod, status, reason, p.bootstrap, boot)
     failed = pd.DataFrame([failed_rows[k] for k in sorted(failed_rows)])
     if len(pooled) < 2:
-        raise ValueError(f"bootstrap: {len(pooled)} usable model(s) of {len(models)} in models.json; "
-                         f"Rubin's rules need at least two (see the statuses: {failed['status'].tolist()})")
+        raise ValueError(
+            f"bootstrap: {len(pooled)} usable model(s) of {len(models)} in models.json; "
+            f"Rubin's rules need at least two (see the statuses: {failed['status'].tolist()})"
+        )
     per_model = pd.concat([r.per_model_frame() for r in pooled], ignore_index=True)
     estimates = pool_estimates(per_model, ["year", "group"], interval=p.interval, level=LEVEL)
     # publication order: the groups as built (total, covariates, pairs), years then "all"
     order = per_model.drop_duplicates(["year", "group"])[["year", "group"]]
     order = order.assign(_y=(order["year"] == "all"), _pos=np.arange(len(order)))
-    estimates = (estimates.merge(order, on=["year", "group"], how="left")
-                 .sort_values(["_y", "year", "_pos"], kind="stable")[ESTIMATE_COLUMNS].reset_index(drop=True))
+    estimates = (
+        estimates.merge(order, on=["year", "group"], how="left")
+        .sort_values(["_y", "year", "_pos"], kind="stable")[ESTIMATE_COLUMNS]
+        .reset_index(drop=True)
+    )
     models_frame = pd.DataFrame([r.models_row(years) for r in pooled])
     runfolder.write_bootstrap(work_dir, per_model)
     runfolder.write_results(results_dir, estimates, models_frame)
-    log.info("bootstrap: %d models pooled (%d replicates each), %d not used", len(pooled), p.bootstrap,
-             len(models) - len(pooled))
-    return BootstrapResult(estimates=estimates, models=models_frame, per_model=per_model,
-                           failed=failed, n_models_skipped=int((failed["status"] != FitStatus.OK).sum()))
+    log.info(
+        "bootstrap: %d models pooled (%d replicates each), %d not used",
+        len(pooled),
+        p.bootstrap,
+        len(models) - len(pooled),
+    )
+    return BootstrapResult(
+        estimates=estimates,
+        models=models_frame,
+        per_model=per_model,
+        failed=failed,
+        n_models_skipped=int((failed["status"] != FitStatus.OK).sum()),
+    )

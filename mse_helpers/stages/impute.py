@@ -63,8 +63,10 @@ class ImputeInputError(ValueError):
 
 # --- coding: levels <-> 0/1 ---------------------------------------------------------
 
-def encode_binary(frame: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
-                  name: str = "person-level file") -> pd.DataFrame:
+
+def encode_binary(
+    frame: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str], name: str = "person-level file"
+) -> pd.DataFrame:
     """Code the registers and covariates of a person-level file as 0/1 floats.
 
     Parameters
@@ -100,7 +102,8 @@ def encode_binary(frame: pd.DataFrame, registers: Sequence[str], covariates: Seq
             rows = np.flatnonzero(bad.to_numpy())[:5].tolist()
             raise ImputeInputError(
                 f"{name}: column {reg} (register) must be 0, 1 or missing; "
-                f"bad value {frame[reg][bad].iloc[0]!r} in row(s) {rows} (0-based)")
+                f"bad value {frame[reg][bad].iloc[0]!r} in row(s) {rows} (0-based)"
+            )
         out[reg] = values.to_numpy(dtype=float, na_value=np.nan)
     for cov in covariates:
         levels = COVARIATES[cov]
@@ -110,14 +113,14 @@ def encode_binary(frame: pd.DataFrame, registers: Sequence[str], covariates: Seq
             rows = np.flatnonzero(bad.to_numpy())[:5].tolist()
             raise ImputeInputError(
                 f"{name}: column {cov} (covariate) must be one of {levels} or missing; "
-                f"bad value {col[bad].iloc[0]!r} in row(s) {rows} (0-based)")
+                f"bad value {col[bad].iloc[0]!r} in row(s) {rows} (0-based)"
+            )
         coded = col.map({levels[0]: 0.0, levels[1]: 1.0})
         out[cov] = pd.to_numeric(coded).astype(float).to_numpy()
     return pd.DataFrame(out, index=frame.index)
 
 
-def decode_binary(values: pd.DataFrame, registers: Sequence[str],
-                  covariates: Sequence[str]) -> pd.DataFrame:
+def decode_binary(values: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str]) -> pd.DataFrame:
     """Turn completed 0/1 columns back into registers (Int8) and covariate levels.
 
     Parameters
@@ -163,6 +166,7 @@ def year_dummies(year: np.ndarray, years: Sequence[int]) -> np.ndarray:
 
 # --- one logistic-regression draw (mice.impute.logreg) -----------------------------
 
+
 def augment(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """mice's ``augment()`` for a binary outcome: pseudo-records against separation.
 
@@ -194,7 +198,7 @@ def augment(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y_aug = np.tile([0.0, 0.0, 1.0, 1.0], p)
     for j in range(p):
         shifted = mean[j] + np.array([0.5, -0.5, 0.5, -0.5]) * sd[j]
-        x_aug[4 * j: 4 * j + 4, j] = np.clip(shifted, lo[j], hi[j])
+        x_aug[4 * j : 4 * j + 4, j] = np.clip(shifted, lo[j], hi[j])
     w_aug = np.full(4 * p, (p + 1) / (4 * p))
     return x_aug, y_aug, w_aug
 
@@ -254,8 +258,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.
     return np.asarray(result.params), np.asarray(result.cov_params())
 
 
-def logreg_posterior(y: np.ndarray, observed: np.ndarray,
-                     x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def logreg_posterior(y: np.ndarray, observed: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Approximate posterior N(beta_hat, V_hat) of mice's ``logreg`` model.
 
     Fits a logistic regression of ``y`` on ``x`` (plus an intercept) over the
@@ -293,8 +296,7 @@ def logreg_posterior(y: np.ndarray, observed: np.ndarray,
     return beta_hat, cov, keep
 
 
-def draw_logreg(y: np.ndarray, observed: np.ndarray, x: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
+def draw_logreg(y: np.ndarray, observed: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw the missing values of one binary variable (mice's ``logreg`` method).
 
     Draws beta* ~ N(beta_hat, V_hat) (:func:`logreg_posterior`) through the
@@ -325,6 +327,7 @@ def draw_logreg(y: np.ndarray, observed: np.ndarray, x: np.ndarray,
 
 # --- the chain -------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class ChainResult:
     """One completed data set from :func:`impute_chained`.
@@ -345,8 +348,9 @@ class ChainResult:
     trace: pd.DataFrame
 
 
-def impute_chained(values: pd.DataFrame, year: np.ndarray, years: Sequence[int],
-                   rng: np.random.Generator, maxit: int = 10) -> ChainResult:
+def impute_chained(
+    values: pd.DataFrame, year: np.ndarray, years: Sequence[int], rng: np.random.Generator, maxit: int = 10
+) -> ChainResult:
     """Fill in 0/1 variables by chained equations with logistic regression.
 
     Parameters
@@ -400,13 +404,17 @@ def impute_chained(values: pd.DataFrame, year: np.ndarray, years: Sequence[int],
             try:
                 data[missing[:, j], j] = draw_logreg(data[:, j], ~missing[:, j], others, rng)
             except (Warning, np.linalg.LinAlgError) as exc:  # fit_logistic turns warnings into errors
-                raise RuntimeError(f"imputing {names[j]} in iteration {it}: the logistic regression "
-                                   f"failed ({type(exc).__name__}: {exc})") from exc
+                raise RuntimeError(
+                    f"imputing {names[j]} in iteration {it}: the logistic regression "
+                    f"failed ({type(exc).__name__}: {exc})"
+                ) from exc
             trace.append((it, names[j], data[missing[:, j], j].mean()))
     trace_frame = pd.DataFrame(trace, columns=["iteration", "variable", "mean"])
-    return ChainResult(values=pd.DataFrame(data, columns=names, index=values.index),
-                       missing=pd.DataFrame(missing, columns=names, index=values.index),
-                       trace=trace_frame)
+    return ChainResult(
+        values=pd.DataFrame(data, columns=names, index=values.index),
+        missing=pd.DataFrame(missing, columns=names, index=values.index),
+        trace=trace_frame,
+    )
 
 
 # --- one completed data set ---------------------------------------------------------
@@ -441,8 +449,9 @@ def missing_counts(frame: pd.DataFrame, variables: Sequence[str]) -> pd.DataFram
     """
     long = frame[[YEAR, *variables]].melt(id_vars=YEAR, var_name="variable", value_name="value")
     long["is_missing"] = long["value"].isna()
-    out = (long.groupby([YEAR, "variable"], sort=False)["is_missing"]
-           .agg(n_records="size", n_missing="sum").reset_index())
+    out = (
+        long.groupby([YEAR, "variable"], sort=False)["is_missing"].agg(n_records="size", n_missing="sum").reset_index()
+    )
     out["variable"] = pd.Categorical(out["variable"], categories=list(variables))
     out = out.sort_values([YEAR, "variable"]).reset_index(drop=True)
     out["variable"] = out["variable"].astype("string")
@@ -470,16 +479,31 @@ def imputed_proportions(chain: ChainResult, year: np.ndarray) -> pd.DataFrame:
         mis = chain.missing[var].to_numpy()
         for y in np.unique(year):
             in_year = year == y
-            rows.append((int(y), var, int((in_year & ~mis).sum()), int(val[in_year & ~mis].sum()),
-                         int((in_year & mis).sum()), int(val[in_year & mis].sum())))
-    return pd.DataFrame(rows, columns=[YEAR, "variable", "n_observed", "n_observed_1",
-                                       "n_imputed", "n_imputed_1"])
+            rows.append(
+                (
+                    int(y),
+                    var,
+                    int((in_year & ~mis).sum()),
+                    int(val[in_year & ~mis].sum()),
+                    int((in_year & mis).sum()),
+                    int(val[in_year & mis].sum()),
+                )
+            )
+    return pd.DataFrame(rows, columns=[YEAR, "variable", "n_observed", "n_observed_1", "n_imputed", "n_imputed_1"])
 
 
-def complete_dataset(index: int, persons: pd.DataFrame, partial: pd.DataFrame,
-                     reference_years: Sequence[int] | None, years: Sequence[int],
-                     registers: Sequence[str], covariates: Sequence[str], seed: int,
-                     maxit: int, link: LinkFunction | None) -> CompletedDataset:
+def complete_dataset(
+    index: int,
+    persons: pd.DataFrame,
+    partial: pd.DataFrame,
+    reference_years: Sequence[int] | None,
+    years: Sequence[int],
+    registers: Sequence[str],
+    covariates: Sequence[str],
+    seed: int,
+    maxit: int,
+    link: LinkFunction | None,
+) -> CompletedDataset:
     """Make completed data set ``index``: link the aggregate records, then impute.
 
     Parameters
@@ -508,26 +532,44 @@ def complete_dataset(index: int, persons: pd.DataFrame, partial: pd.DataFrame,
     """
     if len(partial) and link is None:
         raise ImputeInputError("there are partial records but no linking function was given")
-    linked = (link(persons, partial, reference_years, seeds.rng(seed, "link", index))
-              if len(partial) else persons.copy())
+    linked = link(persons, partial, reference_years, seeds.rng(seed, "link", index)) if len(partial) else persons.copy()
     linked = linked.reset_index(drop=True)
     variables = [*registers, *covariates]
     values = encode_binary(linked, registers, covariates, name=f"linked person-level file {index}")
     year = linked[YEAR].to_numpy(dtype=np.int64)
     missing = missing_counts(pd.concat([linked[[YEAR]], values], axis=1), variables)
     chain = impute_chained(values, year, years, seeds.rng(seed, "impute", index), maxit)
-    completed = pd.concat([linked[[YEAR]].astype("int64"), decode_binary(chain.values, registers, covariates),
-                           linked[[SOURCE]].astype("string")], axis=1)
-    return CompletedDataset(index=index, completed=completed,
-                            trace=chain.trace.assign(dataset=index),
-                            missing=missing.assign(dataset=index),
-                            proportions=imputed_proportions(chain, year).assign(dataset=index))
+    completed = pd.concat(
+        [
+            linked[[YEAR]].astype("int64"),
+            decode_binary(chain.values, registers, covariates),
+            linked[[SOURCE]].astype("string"),
+        ],
+        axis=1,
+    )
+    return CompletedDataset(
+        index=index,
+        completed=completed,
+        trace=chain.trace.assign(dataset=index),
+        missing=missing.assign(dataset=index),
+        proportions=imputed_proportions(chain, year).assign(dataset=index),
+    )
 
 
-def impute_datasets(persons: pd.DataFrame, partial: pd.DataFrame, reference_years: Sequence[int] | None,
-                    years: Sequence[int], registers: Sequence[str], covariates: Sequence[str],
-                    seed: int, m: int = 25, maxit: int = 10, n_jobs: int = 1,
-                    link: LinkFunction | None = None, workers: Workers | None = None) -> list[CompletedDataset]:
+def impute_datasets(
+    persons: pd.DataFrame,
+    partial: pd.DataFrame,
+    reference_years: Sequence[int] | None,
+    years: Sequence[int],
+    registers: Sequence[str],
+    covariates: Sequence[str],
+    seed: int,
+    m: int = 25,
+    maxit: int = 10,
+    n_jobs: int = 1,
+    link: LinkFunction | None = None,
+    workers: Workers | None = None,
+) -> list[CompletedDataset]:
     """Make the m completed data sets, in parallel; the result does not depend on ``n_jobs``.
 
     Parameters
@@ -554,6 +596,7 @@ def impute_datasets(persons: pd.DataFrame, partial: pd.DataFrame, reference_year
 
 
 # --- the stage ---------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class ImputeResult:
@@ -630,8 +673,7 @@ def register_frequencies(completed: pd.DataFrame, registers: Sequence[str]) -> p
     return sums.reset_index().melt(id_vars=YEAR, var_name="register", value_name="n_obs")
 
 
-def year_totals(persons: pd.DataFrame, partial: pd.DataFrame,
-                completed: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def year_totals(persons: pd.DataFrame, partial: pd.DataFrame, completed: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Records per year: person-level file, partial records and completed data sets.
 
     Parameters
@@ -645,10 +687,18 @@ def year_totals(persons: pd.DataFrame, partial: pd.DataFrame,
         ``year``, ``n_persons``, ``n_partial``, ``n_completed_min``, ``n_completed_max``.
     """
     counts = pd.concat([c[YEAR].value_counts() for c in completed], axis=1)
-    out = pd.DataFrame({"n_persons": persons[YEAR].value_counts(),
-                        "n_partial": partial[YEAR].value_counts(),
-                        "n_completed_min": counts.min(axis=1),
-                        "n_completed_max": counts.max(axis=1)}).fillna(0).astype("int64")
+    out = (
+        pd.DataFrame(
+            {
+                "n_persons": persons[YEAR].value_counts(),
+                "n_partial": partial[YEAR].value_counts(),
+                "n_completed_min": counts.min(axis=1),
+                "n_completed_max": counts.max(axis=1),
+            }
+        )
+        .fillna(0)
+        .astype("int64")
+    )
     out.index.name = YEAR
     return out.sort_index().reset_index()
 
@@ -683,6 +733,7 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
     persons, partial, summary = read_stage_inputs(work_dir)
     if link is None and len(partial):
         from .prepare import link_partial_records  # imported late: another stage's module
+
         link = functools.partial(link_partial_records, targets=p.linking)
     years = runfolder.analysed_years(summary)
     reference_years = summary.get("reference_years")
@@ -695,15 +746,26 @@ def run_stage(p, work_dir: Path, link: LinkFunction | None = None) -> ImputeResu
             year_dummies(frame[YEAR].to_numpy(dtype=np.int64), years)
         except ImputeInputError as exc:
             raise ImputeInputError(f"{file.shown}: column {YEAR}: {exc} of {runfolder.PREP_SUMMARY.name}") from None
-    datasets = impute_datasets(persons, partial, reference_years, years, p.registers, p.covariates,
-                               p.seed, m=p.m, maxit=p.maxit, link=link,
-                               workers=Workers.from_params(p))
+    datasets = impute_datasets(
+        persons,
+        partial,
+        reference_years,
+        years,
+        p.registers,
+        p.covariates,
+        p.seed,
+        m=p.m,
+        maxit=p.maxit,
+        link=link,
+        workers=Workers.from_params(p),
+    )
     files = runfolder.write_imputed(work_dir, [(ds.index, ds.completed) for ds in datasets])
     traces = pd.concat([d.trace for d in datasets], ignore_index=True)[["dataset", "iteration", "variable", "mean"]]
     runfolder.write_traces(work_dir, traces)
     log.info("imputation: %d completed data sets (%d iterations each) written", len(files), p.maxit)
-    frequencies = pd.concat([register_frequencies(d.completed, p.registers).assign(dataset=d.index)
-                             for d in datasets], ignore_index=True)
+    frequencies = pd.concat(
+        [register_frequencies(d.completed, p.registers).assign(dataset=d.index) for d in datasets], ignore_index=True
+    )
     return ImputeResult(
         traces=traces,
         missing=pd.concat([d.missing for d in datasets], ignore_index=True),

@@ -35,15 +35,37 @@ import pandas as pd
 from ..codes import EXCLUDE, REGISTERS
 from .iso3166 import LIKELY_MEANT, NATIONALITY_CODES
 
-REPORT_COLUMNS: tuple[str, ...] = ("report_id", "person_key", "report_date", "organisation",
-                                   "sex", "age", "nationality", "exploitation")
+REPORT_COLUMNS: tuple[str, ...] = (
+    "report_id",
+    "person_key",
+    "report_date",
+    "organisation",
+    "sex",
+    "age",
+    "nationality",
+    "exploitation",
+)
 MAP_COLUMNS: tuple[str, ...] = ("organisation", "register", "note")
-AGGREGATE_COLUMNS: tuple[str, ...] = ("year", "organisation", "total", "sex_F", "sex_M",
-                                      "age_minor", "age_adult", "nat_NL", "nat_other",
-                                      "expl_sexual", "expl_other")
+AGGREGATE_COLUMNS: tuple[str, ...] = (
+    "year",
+    "organisation",
+    "total",
+    "sex_F",
+    "sex_M",
+    "age_minor",
+    "age_adult",
+    "nat_NL",
+    "nat_other",
+    "expl_sexual",
+    "expl_other",
+)
 #: Pairs of aggregate columns that split ``total`` (their sum may be less).
-AGGREGATE_PAIRS: tuple[tuple[str, str], ...] = (("sex_F", "sex_M"), ("age_minor", "age_adult"),
-                                                ("nat_NL", "nat_other"), ("expl_sexual", "expl_other"))
+AGGREGATE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("sex_F", "sex_M"),
+    ("age_minor", "age_adult"),
+    ("nat_NL", "nat_other"),
+    ("expl_sexual", "expl_other"),
+)
 EXPLOITATION_FORMS: tuple[str, ...] = ("sexual", "labour", "criminal", "organ_removal", "other", "unknown")
 MAX_LISTED_ROWS = 20
 #: Problems printed in one error message (the rest are counted).
@@ -124,8 +146,13 @@ class FileFormat:
         """E.g. ``"CSV, Windows-1252 (not UTF-8), separator ';'"``."""
         if self.kind == "xlsx":
             return f"Excel workbook, sheet {self.sheet!r}"
-        names = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (with byte-order mark)", "cp1252": "Windows-1252",
-                 "latin-1": "Latin-1", "utf-16": "UTF-16"}
+        names = {
+            "utf-8": "UTF-8",
+            "utf-8-sig": "UTF-8 (with byte-order mark)",
+            "cp1252": "Windows-1252",
+            "latin-1": "Latin-1",
+            "utf-16": "UTF-16",
+        }
         enc = names.get(self.encoding, self.encoding)
         sep = {",": "','", ";": "';'", "\t": "tab"}.get(self.separator, repr(self.separator))
         how = "detected" if self.detected else "as set"
@@ -167,6 +194,7 @@ def column_letter(position: int) -> str:
 
 # --- reading one file -----------------------------------------------------------------
 
+
 def _decode(raw: bytes, file: str, encoding: str | None) -> tuple[str, str]:
     """Text and encoding of a CSV file's bytes (``encoding`` None: detect).
 
@@ -178,13 +206,23 @@ def _decode(raw: bytes, file: str, encoding: str | None) -> tuple[str, str]:
             # Excel's "CSV UTF-8" starts with a byte-order mark; it is not part of the first column's name
             return raw.decode(encoding).removeprefix("\ufeff"), encoding
         except LookupError:
-            raise InputError([Violation(file, None, None, f"encoding {encoding!r} is not known "
-                                        f"(use e.g. utf-8, cp1252 or latin-1)")]) from None
+            raise InputError(
+                [Violation(file, None, None, f"encoding {encoding!r} is not known (use e.g. utf-8, cp1252 or latin-1)")]
+            ) from None
         except UnicodeDecodeError as exc:
-            row = raw[:exc.start].count(b"\n") + 1
-            raise InputError([Violation(file, row, None, f"cannot be read as {encoding}: byte "
-                                        f"0x{raw[exc.start]:02x} is not valid in that encoding; "
-                                        f"leave the encoding parameter unset to detect it")]) from None
+            row = raw[: exc.start].count(b"\n") + 1
+            raise InputError(
+                [
+                    Violation(
+                        file,
+                        row,
+                        None,
+                        f"cannot be read as {encoding}: byte "
+                        f"0x{raw[exc.start]:02x} is not valid in that encoding; "
+                        f"leave the encoding parameter unset to detect it",
+                    )
+                ]
+            ) from None
     if raw.startswith(b"\xef\xbb\xbf"):
         return raw.decode("utf-8-sig", errors="strict"), "utf-8-sig"
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -208,18 +246,42 @@ def _sniff_separator(text: str) -> str:
         return best if counts[best] > 0 else ","
 
 
-def _csv_cells(path: Path, file: str, encoding: str | None, separator: str | None) -> tuple[list[list[str]], FileFormat]:
+def _csv_cells(
+    path: Path, file: str, encoding: str | None, separator: str | None
+) -> tuple[list[list[str]], FileFormat]:
     raw = path.read_bytes()
     if raw.startswith(_ZIP_MAGIC):
-        raise InputError([Violation(file, None, None, "is an Excel workbook (or another zip file), not a CSV "
-                                    "text file: give it the name ending .xlsx, or save it from Excel as CSV")])
+        raise InputError(
+            [
+                Violation(
+                    file,
+                    None,
+                    None,
+                    "is an Excel workbook (or another zip file), not a CSV "
+                    "text file: give it the name ending .xlsx, or save it from Excel as CSV",
+                )
+            ]
+        )
     if raw.startswith(_OLE_MAGIC):
-        raise InputError([Violation(file, None, None, "is an old Excel .xls workbook, not a CSV text file: "
-                                    "open it in Excel and save it as .xlsx or CSV")])
+        raise InputError(
+            [
+                Violation(
+                    file,
+                    None,
+                    None,
+                    "is an old Excel .xls workbook, not a CSV text file: open it in Excel and save it as .xlsx or CSV",
+                )
+            ]
+        )
     text, enc = _decode(raw, file, encoding)
     if "\x00" in text:
-        raise InputError([Violation(file, None, None, "is not a text file (it contains NUL bytes); "
-                                    "a reports file must be CSV or .xlsx")])
+        raise InputError(
+            [
+                Violation(
+                    file, None, None, "is not a text file (it contains NUL bytes); a reports file must be CSV or .xlsx"
+                )
+            ]
+        )
     sep = separator if separator is not None else _sniff_separator(text)
     # Values may be long (a pasted document); the csv module's default limit is 128 kB.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
@@ -244,22 +306,44 @@ def _excel_text(value) -> str:
 def _xlsx_cells(path: Path, file: str) -> tuple[list[list[str]], FileFormat]:
     raw_head = path.open("rb").read(8)
     if not raw_head.startswith(_ZIP_MAGIC):
-        kind = ("an old Excel .xls workbook" if raw_head.startswith(_OLE_MAGIC)
-                else "a text (CSV) file" if raw_head and b"\x00" not in raw_head else "not an Excel workbook")
-        fix = ("open it in Excel and save it as .xlsx" if raw_head.startswith(_OLE_MAGIC)
-               else "give it the name ending .csv, or open it in Excel and save it as .xlsx")
+        kind = (
+            "an old Excel .xls workbook"
+            if raw_head.startswith(_OLE_MAGIC)
+            else "a text (CSV) file"
+            if raw_head and b"\x00" not in raw_head
+            else "not an Excel workbook"
+        )
+        fix = (
+            "open it in Excel and save it as .xlsx"
+            if raw_head.startswith(_OLE_MAGIC)
+            else "give it the name ending .csv, or open it in Excel and save it as .xlsx"
+        )
         raise InputError([Violation(file, None, None, f"is named {path.suffix} but its content is {kind}: {fix}")])
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many kinds (zip, XML, key errors) for a broken workbook
-        raise InputError([Violation(file, None, None, f"cannot be read as an Excel workbook: "
-                                    f"{type(exc).__name__}: {shorten(exc, 200)}")]) from None
+        raise InputError(
+            [
+                Violation(
+                    file, None, None, f"cannot be read as an Excel workbook: {type(exc).__name__}: {shorten(exc, 200)}"
+                )
+            ]
+        ) from None
     with_data = {name: frame for name, frame in sheets.items() if frame.notna().any().any()}
     if len(with_data) > 1:
         names = ", ".join(repr(n) for n in with_data)
-        raise InputError([Violation(file, None, None, f"the workbook has {len(with_data)} sheets with data "
-                                    f"({names}); only one sheet can be read: move the data onto one sheet "
-                                    f"and delete the others, or save each sheet as its own file")])
+        raise InputError(
+            [
+                Violation(
+                    file,
+                    None,
+                    None,
+                    f"the workbook has {len(with_data)} sheets with data "
+                    f"({names}); only one sheet can be read: move the data onto one sheet "
+                    f"and delete the others, or save each sheet as its own file",
+                )
+            ]
+        )
     if not with_data:
         return [], FileFormat("xlsx", sheet=next(iter(sheets), None))
     name, frame = next(iter(with_data.items()))
@@ -324,46 +408,77 @@ def read_table(path: str | Path, *, encoding: str | None = None, separator: str 
     unnamed = [j for j, name in enumerate(header) if name == ""]
     for j in unnamed:
         if any(j < len(v) and v[j] != "" for v in body.values()):
-            bad.append(Violation(file, header_row, column_letter(j),
-                                 "this column holds values but has no name in the header row"))
+            bad.append(
+                Violation(
+                    file, header_row, column_letter(j), "this column holds values but has no name in the header row"
+                )
+            )
     for r, values in body.items():
         extra = [v for v in values[width:] if v != ""]
         if extra:
-            sep = f" (a value containing the separator {fmt.separator!r} must be in double quotes)" \
-                if fmt.kind == "csv" else ""
-            bad.append(Violation(file, r, None, f"has {width + len(extra)} values but the header has "
-                                 f"{width} columns{sep}"))
+            sep = (
+                f" (a value containing the separator {fmt.separator!r} must be in double quotes)"
+                if fmt.kind == "csv"
+                else ""
+            )
+            bad.append(
+                Violation(file, r, None, f"has {width + len(extra)} values but the header has {width} columns{sep}")
+            )
     names = [n for n in header if n != ""]
     for name in sorted({n for n in names if names.count(n) > 1}):
         letters = [column_letter(j) for j, n in enumerate(header) if n == name]
-        bad.append(Violation(file, header_row, name, f"the column name {shorten(name)} appears "
-                             f"{len(letters)} times (columns {' and '.join(letters)}); rename or delete "
-                             f"all but one"))
+        bad.append(
+            Violation(
+                file,
+                header_row,
+                name,
+                f"the column name {shorten(name)} appears "
+                f"{len(letters)} times (columns {' and '.join(letters)}); rename or delete "
+                f"all but one",
+            )
+        )
     keep = [j for j, name in enumerate(header) if name != ""]
     named_header = [header[j] for j in keep]
     header_names = set(named_header)
     for r, values in body.items():
         vals = [values[j] if j < len(values) else "" for j in keep]
         # the same line, or the header of a file with its columns in another order
-        if named_header and (vals == named_header or (len(named_header) > 1 and sorted(vals) == sorted(named_header)
-                                                      and set(vals) == header_names)):
-            bad.append(Violation(file, r, None, "repeats the header line (were two files joined into one?); "
-                                 "delete this line, or give the files as a list (reports: [a.csv, b.csv])"))
+        if named_header and (
+            vals == named_header
+            or (len(named_header) > 1 and sorted(vals) == sorted(named_header) and set(vals) == header_names)
+        ):
+            bad.append(
+                Violation(
+                    file,
+                    r,
+                    None,
+                    "repeats the header line (were two files joined into one?); "
+                    "delete this line, or give the files as a list (reports: [a.csv, b.csv])",
+                )
+            )
     if bad:
         raise InputError(bad)
-    data = {name: [values[j] if j < len(values) else "" for values in body.values()]
-            for name, j in zip(named_header, keep)}
+    data = {
+        name: [values[j] if j < len(values) else "" for values in body.values()] for name, j in zip(named_header, keep)
+    }
     frame = pd.DataFrame(data, index=pd.Index(list(body), name="row", dtype="int64"), dtype=object)
-    frame = frame.astype(str) if len(frame) else pd.DataFrame({c: pd.Series(dtype=str) for c in named_header},
-                                                              index=pd.Index([], name="row", dtype="int64"))
+    frame = (
+        frame.astype(str)
+        if len(frame)
+        else pd.DataFrame(
+            {c: pd.Series(dtype=str) for c in named_header}, index=pd.Index([], name="row", dtype="int64")
+        )
+    )
     filled_set = set(filled)
     skipped = [i + 1 for i in range(head_at + 1, len(cells)) if i not in filled_set]
     inner = [r for r in skipped if r < filled[-1] + 1]
     if inner:
         notes.append(f"{path.name}: {len(inner)} empty row(s) skipped ({_rows_text(inner)})")
     if unnamed:
-        notes.append(f"{path.name}: {len(unnamed)} empty column(s) without a name ignored "
-                     f"(column {', '.join(column_letter(j) for j in unnamed)})")
+        notes.append(
+            f"{path.name}: {len(unnamed)} empty column(s) without a name ignored "
+            f"(column {', '.join(column_letter(j) for j in unnamed)})"
+        )
     if fmt.kind == "csv" and (fmt.encoding not in ("utf-8", "utf-8-sig") or fmt.separator != ","):
         notes.append(f"{path.name}: read as {fmt.describe()}")
     elif fmt.kind == "xlsx":
@@ -379,8 +494,15 @@ def _missing_columns(frame: pd.DataFrame, required: Iterable[str], file: str) ->
     out = [Violation(file, 1, c, "required column is missing") for c in required if c not in frame.columns]
     if out and len(found) == 1 and fmt is not None and fmt.kind == "csv":
         # one column holding the whole header: the separator is not the one detected
-        out.append(Violation(file, 1, None, f"the header line was read as one column {shorten(found[0])}; "
-                             f"the file's separator is not {fmt.separator!r}: set the parameter separator"))
+        out.append(
+            Violation(
+                file,
+                1,
+                None,
+                f"the header line was read as one column {shorten(found[0])}; "
+                f"the file's separator is not {fmt.separator!r}: set the parameter separator",
+            )
+        )
     return out
 
 
@@ -391,6 +513,7 @@ def _no_rows(frame: pd.DataFrame, file: str, what: str) -> list[Violation]:
 
 
 # --- several files: a list or a folder --------------------------------------------------
+
 
 def input_paths(value: str | Path | Sequence[str | Path], name: str) -> list[Path]:
     """The files of an input given as one file, a list of files or a folder.
@@ -429,12 +552,22 @@ def input_paths(value: str | Path | Sequence[str | Path], name: str) -> list[Pat
         other = [f.name for f in files if f.suffix.lower() not in DATA_SUFFIXES]
         data = [f for f in files if f.suffix.lower() in DATA_SUFFIXES]
         if other:
-            bad.append(Violation(str(path), None, None, f"folder given as {name} holds files that are not CSV "
-                                 f"or .xlsx: {', '.join(shorten(n) for n in other[:10])}; move them elsewhere"))
+            bad.append(
+                Violation(
+                    str(path),
+                    None,
+                    None,
+                    f"folder given as {name} holds files that are not CSV "
+                    f"or .xlsx: {', '.join(shorten(n) for n in other[:10])}; move them elsewhere",
+                )
+            )
         kinds = {"xlsx" if f.suffix.lower() in EXCEL_SUFFIXES else "csv" for f in data}
         if len(kinds) > 1:
-            bad.append(Violation(str(path), None, None, f"folder given as {name} mixes CSV and Excel files; "
-                                 f"use files of one format"))
+            bad.append(
+                Violation(
+                    str(path), None, None, f"folder given as {name} mixes CSV and Excel files; use files of one format"
+                )
+            )
         if not data and not other:
             bad.append(Violation(str(path), None, None, f"folder given as {name} holds no CSV or .xlsx file"))
         out.extend(data)
@@ -470,6 +603,7 @@ def _files_read_note(what: str, frames: Sequence[pd.DataFrame]) -> str:
 
 # --- register map ------------------------------------------------------------------
 
+
 def read_register_map(path: str | Path, *, encoding: str | None = None, separator: str | None = None) -> pd.DataFrame:
     """Read and check the register map (input-formats.md section 2).
 
@@ -504,12 +638,24 @@ def read_register_map(path: str | Path, *, encoding: str | None = None, separato
         if row.organisation == "":
             bad.append(Violation(file, int(r), "organisation", "must not be empty"))
         if row.register not in allowed:
-            bad.append(Violation(file, int(r), "register",
-                                 f"{shorten(row.register)} is not one of {' '.join(REGISTERS)} or {EXCLUDE}"))
+            bad.append(
+                Violation(
+                    file,
+                    int(r),
+                    "register",
+                    f"{shorten(row.register)} is not one of {' '.join(REGISTERS)} or {EXCLUDE}",
+                )
+            )
     dup = frame["organisation"].duplicated(keep=False) & (frame["organisation"] != "")
     for name, rows in frame[dup].groupby("organisation").groups.items():
-        bad.append(Violation(file, None, "organisation",
-                             f"{shorten(name)} is listed more than once ({_rows_text(int(r) for r in rows)})"))
+        bad.append(
+            Violation(
+                file,
+                None,
+                "organisation",
+                f"{shorten(name)} is listed more than once ({_rows_text(int(r) for r in rows)})",
+            )
+        )
     if bad:
         raise InputError(bad, _format_notes(frame, file))
     out = frame[list(MAP_COLUMNS)].reset_index(drop=True)
@@ -524,21 +670,33 @@ def _unknown_organisations(frame: pd.DataFrame, register_map: pd.DataFrame | Non
     known = set(register_map["organisation"])
     map_file = register_map.attrs.get("file", "the register map")
     unknown = frame[~frame["organisation"].isin(known) & (frame["organisation"] != "")]
-    out = [Violation(file, None, "organisation",
-                     f"organisation {shorten(name)} is not in the register map "
-                     f"({_rows_text(int(r) for r in rows)})")
-           for name, rows in unknown.groupby("organisation", sort=True).groups.items()]
+    out = [
+        Violation(
+            file,
+            None,
+            "organisation",
+            f"organisation {shorten(name)} is not in the register map ({_rows_text(int(r) for r in rows)})",
+        )
+        for name, rows in unknown.groupby("organisation", sort=True).groups.items()
+    ]
     if out:
         example = str(unknown["organisation"].iloc[0])[:MAX_VALUE_CHARS]
-        out.append(Violation(file, None, "organisation",
-                             f"{len(out)} organisation name(s) missing from the register map in use, {map_file}: add "
-                             f"a line name,register for each to that file (or to your own copy, named by the "
-                             f"parameter register_map), with a register code ({' '.join(REGISTERS)}) or "
-                             f"{EXCLUDE}, e.g. the line {example},P or {example},{EXCLUDE}"))
+        out.append(
+            Violation(
+                file,
+                None,
+                "organisation",
+                f"{len(out)} organisation name(s) missing from the register map in use, {map_file}: add "
+                f"a line name,register for each to that file (or to your own copy, named by the "
+                f"parameter register_map), with a register code ({' '.join(REGISTERS)}) or "
+                f"{EXCLUDE}, e.g. the line {example},P or {example},{EXCLUDE}",
+            )
+        )
     return out
 
 
 # --- reports -------------------------------------------------------------------------
+
 
 def _date_rule(value: str) -> str:
     """Why a report_date is not an ISO date, with a hint for Excel's usual forms."""
@@ -551,13 +709,16 @@ def _date_rule(value: str) -> str:
         hint = " (it looks like an Excel date serial number)"
     elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         return f"{shorten(value)} is not a calendar date"
-    return (f"{shorten(value)} is not a date in the format YYYY-MM-DD, e.g. 2016-01-04{hint}; Excel writes "
-            f"this format when the column is formatted as yyyy-mm-dd (Format Cells, Custom) before saving "
-            f"as CSV, or keep the file as .xlsx with date cells")
+    return (
+        f"{shorten(value)} is not a date in the format YYYY-MM-DD, e.g. 2016-01-04{hint}; Excel writes "
+        f"this format when the column is formatted as yyyy-mm-dd (Format Cells, Custom) before saving "
+        f"as CSV, or keep the file as .xlsx with date cells"
+    )
 
 
-def _check_reports(frame: pd.DataFrame, file: str, register_map: pd.DataFrame | None,
-                   today: _dt.date) -> tuple[list[Violation], pd.Series]:
+def _check_reports(
+    frame: pd.DataFrame, file: str, register_map: pd.DataFrame | None, today: _dt.date
+) -> tuple[list[Violation], pd.Series]:
     """Every rule of input-formats.md 1 on one reports file; returns the violations and the dates."""
     bad: list[Violation] = []
     rows = pd.Series(frame.index, index=frame.index)
@@ -570,8 +731,11 @@ def _check_reports(frame: pd.DataFrame, file: str, register_map: pd.DataFrame | 
     dup = frame["report_id"].duplicated(keep="first") & (frame["report_id"] != "")
     first_row = frame.reset_index().drop_duplicates("report_id").set_index("report_id")["row"]
     for r, rid in zip(rows[dup], frame.loc[dup, "report_id"]):
-        bad.append(Violation(file, int(r), "report_id",
-                             f"report_id {shorten(rid)} is not unique (also row {int(first_row[rid])})"))
+        bad.append(
+            Violation(
+                file, int(r), "report_id", f"report_id {shorten(rid)} is not unique (also row {int(first_row[rid])})"
+            )
+        )
     check(frame["person_key"] == "", "person_key", "must not be empty")
     iso = frame["report_date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}")
     dates = pd.to_datetime(frame["report_date"].where(iso), format="%Y-%m-%d", errors="coerce")
@@ -595,22 +759,36 @@ def _check_reports(frame: pd.DataFrame, file: str, register_map: pd.DataFrame | 
     for r, v in zip(rows[bad_nat], frame.loc[bad_nat, "nationality"]):
         meant = LIKELY_MEANT.get(v)
         hint = f" (for this country use {meant})" if meant else ""
-        bad.append(Violation(file, int(r), "nationality", f"{shorten(v)} is not an ISO 3166-1 alpha-2 country "
-                             f"code such as NL, NG or RO{hint}; leave it empty when unknown"))
+        bad.append(
+            Violation(
+                file,
+                int(r),
+                "nationality",
+                f"{shorten(v)} is not an ISO 3166-1 alpha-2 country "
+                f"code such as NL, NG or RO{hint}; leave it empty when unknown",
+            )
+        )
     for r, v in zip(rows, frame["exploitation"]):
         if v == "":
             continue
         forms = [f.strip() for f in v.split(";")]
         wrong = [f for f in forms if f not in EXPLOITATION_FORMS]
         if wrong:
-            bad.append(Violation(file, int(r), "exploitation",
-                                 f"{', '.join(shorten(w) for w in wrong)} not in {';'.join(EXPLOITATION_FORMS)}"))
+            bad.append(
+                Violation(
+                    file,
+                    int(r),
+                    "exploitation",
+                    f"{', '.join(shorten(w) for w in wrong)} not in {';'.join(EXPLOITATION_FORMS)}",
+                )
+            )
     bad.extend(_unknown_organisations(frame, register_map, file))
     return bad, dates
 
 
-def _read_reports_file(path: Path, register_map: pd.DataFrame | None, *, encoding: str | None,
-                       separator: str | None, today: _dt.date) -> pd.DataFrame:
+def _read_reports_file(
+    path: Path, register_map: pd.DataFrame | None, *, encoding: str | None, separator: str | None, today: _dt.date
+) -> pd.DataFrame:
     file = str(path)
     frame = read_table(path, encoding=encoding, separator=separator)
     bad = _missing_columns(frame, REPORT_COLUMNS, file) or _no_rows(frame, file, "no reports")
@@ -620,23 +798,33 @@ def _read_reports_file(path: Path, register_map: pd.DataFrame | None, *, encodin
     bad, dates = _check_reports(frame, file, register_map, today)
     if bad:
         raise InputError(sorted(bad, key=lambda v: (v.row is not None, v.row or 0)), _format_notes(frame, file))
-    out = pd.DataFrame({
-        "report_id": frame["report_id"], "person_key": frame["person_key"], "report_date": dates,
-        "organisation": frame["organisation"],
-        "sex": frame["sex"].replace("", pd.NA), "age": pd.to_numeric(frame["age"].replace("", pd.NA)).astype("Int64"),
-        "nationality": frame["nationality"].replace("", pd.NA),
-        "exploitation": frame["exploitation"].str.replace(" ", "").replace("", pd.NA),
-        "row": frame.index.to_numpy(),
-        "file": file,
-    }).reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "report_id": frame["report_id"],
+            "person_key": frame["person_key"],
+            "report_date": dates,
+            "organisation": frame["organisation"],
+            "sex": frame["sex"].replace("", pd.NA),
+            "age": pd.to_numeric(frame["age"].replace("", pd.NA)).astype("Int64"),
+            "nationality": frame["nationality"].replace("", pd.NA),
+            "exploitation": frame["exploitation"].str.replace(" ", "").replace("", pd.NA),
+            "row": frame.index.to_numpy(),
+            "file": file,
+        }
+    ).reset_index(drop=True)
     out.attrs["file"] = file
     out.attrs["notes"] = list(frame.attrs["notes"]) + [f"{path.name}: extra column {shorten(c)} ignored" for c in extra]
     return out
 
 
-def read_reports(path: str | Path | Sequence[str | Path], register_map: pd.DataFrame | None, *,
-                 encoding: str | None = None, separator: str | None = None,
-                 today: _dt.date | None = None) -> pd.DataFrame:
+def read_reports(
+    path: str | Path | Sequence[str | Path],
+    register_map: pd.DataFrame | None,
+    *,
+    encoding: str | None = None,
+    separator: str | None = None,
+    today: _dt.date | None = None,
+) -> pd.DataFrame:
     """Read and check the reports (input-formats.md section 1): one file, a list or a folder.
 
     Parameters
@@ -667,8 +855,11 @@ def read_reports(path: str | Path | Sequence[str | Path], register_map: pd.DataF
     """
     today = today or _dt.date.today()
     paths = input_paths(path, "reports")
-    frames = _read_each(paths, lambda f: _read_reports_file(f, register_map, encoding=encoding,
-                                                            separator=separator, today=today), "reports")
+    frames = _read_each(
+        paths,
+        lambda f: _read_reports_file(f, register_map, encoding=encoding, separator=separator, today=today),
+        "reports",
+    )
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     notes = [n for f in frames for n in f.attrs.get("notes", [])]
     if len(frames) > 1:
@@ -677,9 +868,15 @@ def read_reports(path: str | Path | Sequence[str | Path], register_map: pd.DataF
         first = out.drop_duplicates("report_id").set_index("report_id")[["file", "row"]]
         for i in out.index[dup]:
             rid = out.at[i, "report_id"]
-            bad.append(Violation(out.at[i, "file"], int(out.at[i, "row"]), "report_id",
-                                 f"report_id {shorten(rid)} is also in {first.at[rid, 'file']} row "
-                                 f"{int(first.at[rid, 'row'])}: report ids must be unique across the files"))
+            bad.append(
+                Violation(
+                    out.at[i, "file"],
+                    int(out.at[i, "row"]),
+                    "report_id",
+                    f"report_id {shorten(rid)} is also in {first.at[rid, 'file']} row "
+                    f"{int(first.at[rid, 'row'])}: report ids must be unique across the files",
+                )
+            )
         if bad:
             raise InputError(bad)
     notes.append(_files_read_note("reports", frames))
@@ -690,8 +887,10 @@ def read_reports(path: str | Path | Sequence[str | Path], register_map: pd.DataF
 
 # --- aggregates ------------------------------------------------------------------------
 
-def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, encoding: str | None,
-                          separator: str | None, today: _dt.date) -> pd.DataFrame:
+
+def _read_aggregates_file(
+    path: Path, register_map: pd.DataFrame | None, *, encoding: str | None, separator: str | None, today: _dt.date
+) -> pd.DataFrame:
     file = str(path)
     frame = read_table(path, encoding=encoding, separator=separator)
     bad = _missing_columns(frame, AGGREGATE_COLUMNS, file)
@@ -702,8 +901,9 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
         # for years without aggregates): the same as `aggregates: null`, said in the data decisions
         out = empty_aggregates()
         out.attrs["file"] = file
-        out.attrs["notes"] = list(frame.attrs["notes"]) + [f"{path.name}: no data rows, so no aggregate counts "
-                                                           f"are used"]
+        out.attrs["notes"] = list(frame.attrs["notes"]) + [
+            f"{path.name}: no data rows, so no aggregate counts are used"
+        ]
         return out
     numbers = {}
     for c in AGGREGATE_COLUMNS:
@@ -721,8 +921,14 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
     for a, b in AGGREGATE_PAIRS:
         over = (numbers[a] + numbers[b]) > numbers["total"]
         for r in frame.index[over.fillna(False)]:
-            bad.append(Violation(file, int(r), f"{a}+{b}",
-                                 f"{int(numbers[a][r])} + {int(numbers[b][r])} exceeds total {int(numbers['total'][r])}"))
+            bad.append(
+                Violation(
+                    file,
+                    int(r),
+                    f"{a}+{b}",
+                    f"{int(numbers[a][r])} + {int(numbers[b][r])} exceeds total {int(numbers['total'][r])}",
+                )
+            )
     check_empty = frame["organisation"] == ""
     for r in frame.index[check_empty]:
         bad.append(Violation(file, int(r), "organisation", "must not be empty"))
@@ -730,12 +936,25 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
     if register_map is not None:
         excluded = set(register_map.loc[register_map["register"] == EXCLUDE, "organisation"])
         for r in frame.index[frame["organisation"].isin(excluded)]:
-            bad.append(Violation(file, int(r), "organisation", f"{shorten(frame.at[r, 'organisation'])} is excluded "
-                                 f"in the register map; its counts cannot be used"))
+            bad.append(
+                Violation(
+                    file,
+                    int(r),
+                    "organisation",
+                    f"{shorten(frame.at[r, 'organisation'])} is excluded "
+                    f"in the register map; its counts cannot be used",
+                )
+            )
     dup = frame.duplicated(["year", "organisation"], keep="first")
     for r in frame.index[dup]:
-        bad.append(Violation(file, int(r), "organisation",
-                             f"{shorten(frame.at[r, 'organisation'])} appears twice for year {frame.at[r, 'year']}"))
+        bad.append(
+            Violation(
+                file,
+                int(r),
+                "organisation",
+                f"{shorten(frame.at[r, 'organisation'])} appears twice for year {frame.at[r, 'year']}",
+            )
+        )
     if bad:
         raise InputError(sorted(bad, key=lambda v: (v.row is not None, v.row or 0)), _format_notes(frame, file))
     out = pd.DataFrame({c: numbers[c].astype("int64") for c in numbers})
@@ -749,9 +968,14 @@ def _read_aggregates_file(path: Path, register_map: pd.DataFrame | None, *, enco
     return out
 
 
-def read_aggregates(path: str | Path | Sequence[str | Path], register_map: pd.DataFrame | None, *,
-                    encoding: str | None = None, separator: str | None = None,
-                    today: _dt.date | None = None) -> pd.DataFrame:
+def read_aggregates(
+    path: str | Path | Sequence[str | Path],
+    register_map: pd.DataFrame | None,
+    *,
+    encoding: str | None = None,
+    separator: str | None = None,
+    today: _dt.date | None = None,
+) -> pd.DataFrame:
     """Read and check the aggregates (input-formats.md section 3): one file, a list or a folder.
 
     Rules: all columns present (a file with no rows means no aggregates); year a whole number from
@@ -777,18 +1001,27 @@ def read_aggregates(path: str | Path | Sequence[str | Path], register_map: pd.Da
     """
     today = today or _dt.date.today()
     paths = input_paths(path, "aggregates")
-    frames = _read_each(paths, lambda f: _read_aggregates_file(f, register_map, encoding=encoding,
-                                                               separator=separator, today=today), "aggregates")
+    frames = _read_each(
+        paths,
+        lambda f: _read_aggregates_file(f, register_map, encoding=encoding, separator=separator, today=today),
+        "aggregates",
+    )
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     notes = [n for f in frames for n in f.attrs.get("notes", [])]
     if len(frames) > 1:
         dup = out.duplicated(["year", "organisation"], keep="first")
         first = out.drop_duplicates(["year", "organisation"]).set_index(["year", "organisation"])
-        bad = [Violation(out.at[i, "file"], int(out.at[i, "row"]), "organisation",
-                         f"{shorten(out.at[i, 'organisation'])} for year {out.at[i, 'year']} is also in "
-                         f"{first.at[(out.at[i, 'year'], out.at[i, 'organisation']), 'file']} row "
-                         f"{int(first.at[(out.at[i, 'year'], out.at[i, 'organisation']), 'row'])}")
-               for i in out.index[dup]]
+        bad = [
+            Violation(
+                out.at[i, "file"],
+                int(out.at[i, "row"]),
+                "organisation",
+                f"{shorten(out.at[i, 'organisation'])} for year {out.at[i, 'year']} is also in "
+                f"{first.at[(out.at[i, 'year'], out.at[i, 'organisation']), 'file']} row "
+                f"{int(first.at[(out.at[i, 'year'], out.at[i, 'organisation']), 'row'])}",
+            )
+            for i in out.index[dup]
+        ]
         if bad:
             raise InputError(bad)
     notes.append(_files_read_note("aggregates", frames))
@@ -806,6 +1039,7 @@ def empty_aggregates() -> pd.DataFrame:
 
 
 # --- pseudonymisation (docs/input-formats.md section 5) ------------------------------------------
+
 
 def study_key_fields(first_name: str, last_name: str, birth_year: int | str) -> str:
     """The study's identifying string: first letter of the first name, first

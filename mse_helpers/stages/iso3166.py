@@ -45,7 +45,12 @@ ASSIGNED: frozenset[str] = frozenset(_ASSIGNED.split())
 EXTRA: dict[str, str] = {"XK": "Kosovo (user-assigned code, used by the EU)"}
 
 #: Frequent mistakes -> the ISO code meant (said in the error message).
-LIKELY_MEANT: dict[str, str] = {"UK": "GB", "EL": "GR", "EN": "GB", "AN": "CW, SX or BQ (the former Netherlands Antilles)"}
+LIKELY_MEANT: dict[str, str] = {
+    "UK": "GB",
+    "EL": "GR",
+    "EN": "GB",
+    "AN": "CW, SX or BQ (the former Netherlands Antilles)",
+}
 
 #: Every code the ``nationality`` column accepts.
 NATIONALITY_CODES: frozenset[str] = ASSIGNED | frozenset(EXTRA)

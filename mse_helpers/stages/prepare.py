@@ -31,10 +31,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import inputs
 from .. import runfolder
 from ..codes import COVARIATES, EXCLUDE, REGISTERS
 from ..engine.cells import cell_codes, pattern_labels
+from . import inputs
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class PrepResult:
 
 # --- 3.1 mapping ------------------------------------------------------------------
 
+
 def map_registers(reports: pd.DataFrame, register_map: pd.DataFrame) -> pd.DataFrame:
     """Add the register of each report's organisation.
 
@@ -100,12 +101,15 @@ def map_registers(reports: pd.DataFrame, register_map: pd.DataFrame) -> pd.DataF
     out = reports.copy()
     out["register"] = out["organisation"].map(lookup)
     if out["register"].isna().any():  # the readers make this impossible; guard anyway
-        raise ValueError(f"organisations not in the register map: {sorted(set(out.loc[out['register'].isna(), 'organisation']))}")
+        raise ValueError(
+            f"organisations not in the register map: {sorted(set(out.loc[out['register'].isna(), 'organisation']))}"
+        )
     out["report_year"] = out["report_date"].dt.year.astype(int)
     return out
 
 
 # --- 3.2 one record per person and year -----------------------------------------------
+
 
 def assign_episodes(reports: pd.DataFrame, window_days: int) -> pd.DataFrame:
     """Group each person's (non-excluded) reports into person-year records.
@@ -193,12 +197,16 @@ def derive_covariates(episodes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     levels["S"] = sex.reindex(index).astype("string")
     conflicts["S"] = sex_conf.reindex(index, fill_value=False)
     nat, _ = _majority(episodes["nationality"], rec)
-    levels["N"] = nat.reindex(index).map(lambda c: pd.NA if pd.isna(c) else ("NL" if c == "NL" else "O")).astype("string")
+    levels["N"] = (
+        nat.reindex(index).map(lambda c: pd.NA if pd.isna(c) else ("NL" if c == "NL" else "O")).astype("string")
+    )
     nat_level = episodes["nationality"].map(lambda c: pd.NA if pd.isna(c) else ("NL" if c == "NL" else "O"))
     conflicts["N"] = (nat_level.groupby(rec).nunique() > 1).reindex(index, fill_value=False)
     aged = episodes.dropna(subset=["age"])
     first_age = aged.groupby("record")["age"].first()
-    levels["L"] = first_age.reindex(index).map(lambda a: pd.NA if pd.isna(a) else ("M" if a < 18 else "A")).astype("string")
+    levels["L"] = (
+        first_age.reindex(index).map(lambda a: pd.NA if pd.isna(a) else ("M" if a < 18 else "A")).astype("string")
+    )
     # Age at the record's first report implied by each report (ageing allowed). Ages are
     # whole years, so implied ages within one year of each other agree; a conflict is
     # reports that put the person in both age groups and differ by more than that.
@@ -297,10 +305,12 @@ class ReReports:
         return {
             "linkage_window_days": int(self.window_days),
             "newest_report": self.newest_report,
-            "across_year_boundary": [{"year": y, "later_year": z, "persons": n, "gained_register": g}
-                                     for y, z, n, g in self.across_year],
-            "reported_again_after_window": [{"first_year": f, "year": y, "persons": n}
-                                            for f, y, n in self.again_after_window],
+            "across_year_boundary": [
+                {"year": y, "later_year": z, "persons": n, "gained_register": g} for y, z, n, g in self.across_year
+            ],
+            "reported_again_after_window": [
+                {"first_year": f, "year": y, "persons": n} for f, y, n in self.again_after_window
+            ],
             "window_open_at_end": [{"year": y, "persons": n} for y, n in self.window_open],
         }
 
@@ -309,34 +319,43 @@ class ReReports:
         w = self.window_days
         out = []
         if self.across_year:
-            parts = "; ".join(f"{n} first reported in {y} and again in {z}, counted in {y}"
-                              + (f" ({g} of them on a register only through the {z} reports)" if g else "")
-                              for y, z, n, g in self.across_year)
-            out.append(f"re-reports across the year boundary: {self.persons_across_year} person(s) were reported "
-                       f"again in a later year within the {w}-day linkage window and are counted once, in the "
-                       f"year of their first report (the study's rule): {parts}")
+            parts = "; ".join(
+                f"{n} first reported in {y} and again in {z}, counted in {y}"
+                + (f" ({g} of them on a register only through the {z} reports)" if g else "")
+                for y, z, n, g in self.across_year
+            )
+            out.append(
+                f"re-reports across the year boundary: {self.persons_across_year} person(s) were reported "
+                f"again in a later year within the {w}-day linkage window and are counted once, in the "
+                f"year of their first report (the study's rule): {parts}"
+            )
         else:
-            out.append(f"re-reports across the year boundary: no person was reported again in a later year "
-                       f"within the {w}-day linkage window")
+            out.append(
+                f"re-reports across the year boundary: no person was reported again in a later year "
+                f"within the {w}-day linkage window"
+            )
         if self.again_after_window:
             parts = "; ".join(f"{y}: {n} (first counted in {f})" for f, y, n in self.again_after_window)
-            out.append(f"re-reports after the window: {self.persons_again} person(s) reported again more than "
-                       f"{w} days after their earlier record began are counted as new persons in the year of "
-                       f"the new report: {parts}")
+            out.append(
+                f"re-reports after the window: {self.persons_again} person(s) reported again more than "
+                f"{w} days after their earlier record began are counted as new persons in the year of "
+                f"the new report: {parts}"
+            )
         else:
             out.append("re-reports after the window: no person was counted again as a new person")
         if self.window_open:
             parts = "; ".join(f"{y}: {n}" for y, n in self.window_open)
-            out.append(f"open linkage windows: {sum(n for _, n in self.window_open)} person(s) were first "
-                       f"reported less than {w} days before the newest report read ({self.newest_report}) "
-                       f"({parts}); reports of a later delivery within their window will be added to these "
-                       f"records, so a re-run with more data can change their registers (revising these years' "
-                       f"overlaps) and count fewer persons in the following year")
+            out.append(
+                f"open linkage windows: {sum(n for _, n in self.window_open)} person(s) were first "
+                f"reported less than {w} days before the newest report read ({self.newest_report}) "
+                f"({parts}); reports of a later delivery within their window will be added to these "
+                f"records, so a re-run with more data can change their registers (revising these years' "
+                f"overlaps) and count fewer persons in the following year"
+            )
         return out
 
 
-def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[str],
-               window_days: int) -> ReReports:
+def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[str], window_days: int) -> ReReports:
     """Count re-reports across years and after the window (docs/method.md 3.2).
 
     Parameters
@@ -367,8 +386,11 @@ def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[s
         early_regs = set(zip(same_year["record"], same_year["register"]))
         late_chosen = later[later["register"].isin(registers)]
         gained = {r for r, g in zip(late_chosen["record"], late_chosen["register"]) if (r, g) not in early_regs}
-        spans = later.assign(later_year=later["report_date"].dt.year).groupby("record").agg(
-            year=("year", "first"), later_year=("later_year", "max"))
+        spans = (
+            later.assign(later_year=later["report_date"].dt.year)
+            .groupby("record")
+            .agg(year=("year", "first"), later_year=("later_year", "max"))
+        )
         spans["gained"] = spans.index.isin(list(gained))
         for (y, z), grp in spans.groupby(["year", "later_year"]):
             across.append((int(y), int(z), int(len(grp)), int(grp["gained"].sum())))
@@ -379,20 +401,30 @@ def re_reports(episodes: pd.DataFrame, kept: pd.DataFrame, registers: Sequence[s
     again_ids = kept_ids[first_record.reindex(kept_ids).to_numpy() != kept_ids.to_numpy()]
     again: list[tuple[int, int, int]] = []
     if len(again_ids):
-        frame = pd.DataFrame({"first_year": by_record["year"].reindex(first_record.reindex(again_ids)).to_numpy(),
-                              "year": by_record["year"].reindex(again_ids).to_numpy()})
+        frame = pd.DataFrame(
+            {
+                "first_year": by_record["year"].reindex(first_record.reindex(again_ids)).to_numpy(),
+                "year": by_record["year"].reindex(again_ids).to_numpy(),
+            }
+        )
         for (f, y), grp in frame.groupby(["first_year", "year"]):
             again.append((int(f), int(y), int(len(grp))))
     # the first report of a record is its first row (episodes are sorted by date)
     open_mask = ((newest - by_record["report_date"].reindex(kept_ids)).dt.days < window_days).to_numpy()
     open_years = by_record["year"].reindex(kept_ids[open_mask]).value_counts()
     window_open = [(int(y), int(n)) for y, n in sorted(open_years.items())]
-    return ReReports(window_days=int(window_days), across_year=tuple(across), again_after_window=tuple(again),
-                     window_open=tuple(window_open), newest_report=newest.strftime("%Y-%m"))
+    return ReReports(
+        window_days=int(window_days),
+        across_year=tuple(across),
+        again_after_window=tuple(again),
+        window_open=tuple(window_open),
+        newest_report=newest.strftime("%Y-%m"),
+    )
 
 
-def person_level_file(records: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
-                      source: str = "reports") -> pd.DataFrame:
+def person_level_file(
+    records: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str], source: str = "reports"
+) -> pd.DataFrame:
     """Restrict records to the chosen registers and covariates (docs/input-formats.md 4).
 
     Records on none of the chosen registers must be removed (and counted)
@@ -414,8 +446,10 @@ def person_level_file(records: pd.DataFrame, registers: Sequence[str], covariate
 
 # --- 3.4 aggregates to partial records ------------------------------------------------
 
-def partial_records_of_row(row: pd.Series, register: str, registers: Sequence[str],
-                           covariates: Sequence[str]) -> pd.DataFrame:
+
+def partial_records_of_row(
+    row: pd.Series, register: str, registers: Sequence[str], covariates: Sequence[str]
+) -> pd.DataFrame:
     """Partial records for one organisation-year of aggregate counts.
 
     A covariate with all ``total`` persons in one level is known for every
@@ -458,7 +492,7 @@ def partial_records_of_row(row: pd.Series, register: str, registers: Sequence[st
         _, _, _, c, n0, n1 = min(candidates)
         if n0 + n1 > 0:
             cov_values[c][:n0] = COVARIATES[c][0]
-            cov_values[c][n0:n0 + n1] = COVARIATES[c][1]
+            cov_values[c][n0 : n0 + n1] = COVARIATES[c][1]
     out = pd.DataFrame({"year": np.full(total, int(row["year"]), dtype=int)})
     for g in registers:
         out[g] = pd.array([1 if g == register else pd.NA] * total, dtype="Int8")
@@ -468,8 +502,9 @@ def partial_records_of_row(row: pd.Series, register: str, registers: Sequence[st
     return out
 
 
-def partial_records(aggregates: pd.DataFrame, register_map: pd.DataFrame, registers: Sequence[str],
-                    covariates: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def partial_records(
+    aggregates: pd.DataFrame, register_map: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All partial records of an aggregates file.
 
     Parameters
@@ -493,8 +528,15 @@ def partial_records(aggregates: pd.DataFrame, register_map: pd.DataFrame, regist
     for _, row in aggregates.iterrows():
         reg = lookup[row["organisation"]]
         used = reg in registers
-        counts.append(dict(year=int(row["year"]), organisation=row["organisation"], register=reg,
-                           total=int(row["total"]), used=used))
+        counts.append(
+            dict(
+                year=int(row["year"]),
+                organisation=row["organisation"],
+                register=reg,
+                total=int(row["total"]),
+                used=used,
+            )
+        )
         if used:
             parts.append(partial_records_of_row(row, reg, registers, covariates))
     if parts:
@@ -507,6 +549,7 @@ def partial_records(aggregates: pd.DataFrame, register_map: pd.DataFrame, regist
 
 # --- 3.5 linking -------------------------------------------------------------------------
 
+
 def _pattern(frame: pd.DataFrame, registers: Sequence[str]) -> pd.Series:
     """Other-register pattern as a string of 0/1 (e.g. ``"0101"``): the engine's cell code, as text."""
     codes = cell_codes(frame, registers, {r: (0, 1) for r in registers}, source="linking")
@@ -518,8 +561,7 @@ def _pattern(frame: pd.DataFrame, registers: Sequence[str]) -> pd.Series:
 LINKING: tuple[str, ...] = ("draw", "expected")
 
 
-def pattern_targets(ref_counts: pd.Series, total: int, targets: str,
-                    rng: np.random.Generator) -> pd.Series:
+def pattern_targets(ref_counts: pd.Series, total: int, targets: str, rng: np.random.Generator) -> pd.Series:
     """Target numbers of X-persons per other-register pattern in year t (docs/method.md 3.5).
 
     Parameters
@@ -560,14 +602,19 @@ def _level_codes(frame: pd.DataFrame, covariates: Sequence[str]) -> np.ndarray:
     """Covariates as an (n, k) array of level codes 0/1, -1 where missing."""
     if not covariates:
         return np.zeros((len(frame), 0), dtype=np.int8)
-    return np.column_stack([
-        pd.Categorical(frame[c].astype(object), categories=list(COVARIATES[c])).codes for c in covariates
-    ]).astype(np.int8)
+    return np.column_stack(
+        [pd.Categorical(frame[c].astype(object), categories=list(COVARIATES[c])).codes for c in covariates]
+    ).astype(np.int8)
 
 
-def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference_years: Iterable[int],
-                         rng: np.random.Generator, targets: str = "draw",
-                         reference: pd.DataFrame | None = None) -> pd.DataFrame:
+def link_partial_records(
+    persons: pd.DataFrame,
+    partial: pd.DataFrame,
+    reference_years: Iterable[int],
+    rng: np.random.Generator,
+    targets: str = "draw",
+    reference: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Link partial records to persons or make them new persons (docs/method.md 3.5).
 
     For each year t and register X with partial records (registers in
@@ -618,8 +665,7 @@ def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference
             recs = partial[(partial["year"] == year) & (partial[reg] == 1)]
             if recs.empty:
                 continue
-            out = _link_one(out, recs, int(year), reg, registers, covariates, reference_years, rng, targets,
-                            reference)
+            out = _link_one(out, recs, int(year), reg, registers, covariates, reference_years, rng, targets, reference)
     for g in registers:
         out[g] = out[g].astype("Int8")
     for c in covariates:
@@ -628,17 +674,28 @@ def link_partial_records(persons: pd.DataFrame, partial: pd.DataFrame, reference
     return out.reset_index(drop=True)
 
 
-def _link_one(out: pd.DataFrame, recs: pd.DataFrame, year: int, reg: str, registers: list[str],
-              covariates: list[str], reference_years: list[int], rng: np.random.Generator,
-              targets: str, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+def _link_one(
+    out: pd.DataFrame,
+    recs: pd.DataFrame,
+    year: int,
+    reg: str,
+    registers: list[str],
+    covariates: list[str],
+    reference_years: list[int],
+    rng: np.random.Generator,
+    targets: str,
+    reference: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Link the partial records of one register-year (see link_partial_records)."""
     others = [g for g in registers if g != reg]
     src = out if reference is None else reference
     ref = src[src["year"].isin(reference_years) & (src[reg] == 1)]
     q_counts = _pattern(ref, others).value_counts().sort_index()
     if q_counts.empty:
-        raise ValueError(f"linking register {reg} in {year}: no person on {reg} in the reference years "
-                         f"{reference_years}; choose other reference_years")
+        raise ValueError(
+            f"linking register {reg} in {year}: no person on {reg} in the reference years "
+            f"{reference_years}; choose other reference_years"
+        )
     in_year = out["year"] == year
     pattern = _pattern(out, others)
     current = pattern[in_year & (out[reg] == 1)].value_counts()
@@ -730,8 +787,11 @@ def read_options(p) -> ReadOptions:
     ``Params``) keep working: ``encoding`` null, ``separator`` null,
     ``min_persons_per_year`` :data:`MIN_PERSONS_PER_YEAR`.
     """
-    return ReadOptions(encoding=getattr(p, "encoding", None), separator=getattr(p, "separator", None),
-                       min_persons_per_year=int(getattr(p, "min_persons_per_year", MIN_PERSONS_PER_YEAR)))
+    return ReadOptions(
+        encoding=getattr(p, "encoding", None),
+        separator=getattr(p, "separator", None),
+        min_persons_per_year=int(getattr(p, "min_persons_per_year", MIN_PERSONS_PER_YEAR)),
+    )
 
 
 class YearsError(ValueError):
@@ -776,9 +836,14 @@ def years_text(years: Iterable[int]) -> str:
     return ",".join(str(y) for y in years)
 
 
-def choose_years(persons_per_year: dict[int, int], aggregate_years: Iterable[int],
-                 years: Sequence[int] | None, reference_years: Sequence[int] | None, *,
-                 min_persons: int = MIN_PERSONS_PER_YEAR) -> YearChoice:
+def choose_years(
+    persons_per_year: dict[int, int],
+    aggregate_years: Iterable[int],
+    years: Sequence[int] | None,
+    reference_years: Sequence[int] | None,
+    *,
+    min_persons: int = MIN_PERSONS_PER_YEAR,
+) -> YearChoice:
     """Analysed years and reference years (docs/method.md 3.5, 9), checked.
 
     Parameters
@@ -807,35 +872,46 @@ def choose_years(persons_per_year: dict[int, int], aggregate_years: Iterable[int
     usable = [y for y in data_years if counts[y] >= min_persons]
     problems: list[str] = []
     left_out: list[tuple[int, int]] = []
-    have = (f"the data have persons in {years_text(data_years)} "
-            f"({', '.join(f'{y}: {counts[y]}' for y in data_years)})" if data_years else "the data have no persons")
+    have = (
+        f"the data have persons in {years_text(data_years)} ({', '.join(f'{y}: {counts[y]}' for y in data_years)})"
+        if data_years
+        else "the data have no persons"
+    )
     fix = f"; use --set years={years_text(usable)}" if usable else ""
     if years is None:
         left_out = [(y, counts[y]) for y in data_years if counts[y] < min_persons]
         chosen = usable
         if not chosen:
-            problems.append(f"parameter years: no year has at least {min_persons} persons in the reports, the "
-                            f"minimum for a year to be modelled; {have}")
+            problems.append(
+                f"parameter years: no year has at least {min_persons} persons in the reports, the "
+                f"minimum for a year to be modelled; {have}"
+            )
     else:
         chosen = sorted(int(y) for y in years)
         absent = [y for y in chosen if y not in counts]
         small = [y for y in chosen if y in counts and counts[y] < min_persons]
         if absent:
-            problems.append(f"parameter years: {years_text(absent) if len(absent) > 1 else absent[0]} "
-                            f"{'have' if len(absent) > 1 else 'has'} no persons in the reports; {have}{fix}")
+            problems.append(
+                f"parameter years: {years_text(absent) if len(absent) > 1 else absent[0]} "
+                f"{'have' if len(absent) > 1 else 'has'} no persons in the reports; {have}{fix}"
+            )
         if small:
             listed = ", ".join(f"{y} has {counts[y]}" for y in small)
-            problems.append(f"parameter years: {listed} person(s) in the reports, fewer than {min_persons}, the "
-                            f"minimum for a year to be modelled; leave {'them' if len(small) > 1 else 'it'} "
-                            f"out{fix}")
+            problems.append(
+                f"parameter years: {listed} person(s) in the reports, fewer than {min_persons}, the "
+                f"minimum for a year to be modelled; leave {'them' if len(small) > 1 else 'it'} "
+                f"out{fix}"
+            )
     agg_years = sorted(set(int(y) for y in aggregate_years) & set(chosen))
     refs: list[int] = []
     if reference_years is None:
         if agg_years and chosen:
             refs = [y for y in chosen if y < agg_years[0]]
             if not refs:
-                problems.append(f"parameter reference_years: the first analysed year {chosen[0]} already has "
-                                f"aggregates, so there are no earlier years to copy; set reference_years")
+                problems.append(
+                    f"parameter reference_years: the first analysed year {chosen[0]} already has "
+                    f"aggregates, so there are no earlier years to copy; set reference_years"
+                )
     else:
         refs = sorted(int(y) for y in reference_years)
         missing = [y for y in refs if y not in data_years]
@@ -843,16 +919,19 @@ def choose_years(persons_per_year: dict[int, int], aggregate_years: Iterable[int
         if missing:
             problems.append(f"parameter reference_years: {missing} not in the data (years {data_years})")
         if unused:
-            problems.append(f"parameter reference_years: {unused} not among the analysed years "
-                            f"{years_text(chosen)}")
+            problems.append(f"parameter reference_years: {unused} not among the analysed years {years_text(chosen)}")
     if problems:
         raise YearsError(problems)
     return YearChoice(years=tuple(chosen), reference_years=tuple(refs), left_out=tuple(left_out))
 
 
-def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
-                  years: Sequence[int] | None, reference_years: Sequence[int] | None,
-                  min_persons: int = 1) -> tuple[list[int], list[int]]:
+def resolve_years(
+    record_years: Iterable[int],
+    aggregate_years: Iterable[int],
+    years: Sequence[int] | None,
+    reference_years: Sequence[int] | None,
+    min_persons: int = 1,
+) -> tuple[list[int], list[int]]:
     """Analysed years and reference years from the years of the person records.
 
     :func:`choose_years` with one person per record (``min_persons`` 1 by
@@ -867,9 +946,16 @@ def resolve_years(record_years: Iterable[int], aggregate_years: Iterable[int],
     return list(choice.years), list(choice.reference_years)
 
 
-def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFrame, kept: pd.DataFrame,
-              agg_counts: pd.DataFrame, years: list[int], reference_years: list[int],
-              registers: Sequence[str]) -> tuple[dict, pd.DataFrame]:
+def summarise(
+    mapped: pd.DataFrame,
+    episodes: pd.DataFrame,
+    records: pd.DataFrame,
+    kept: pd.DataFrame,
+    agg_counts: pd.DataFrame,
+    years: list[int],
+    reference_years: list[int],
+    registers: Sequence[str],
+) -> tuple[dict, pd.DataFrame]:
     """Counts of everything read, excluded and dropped (the ``prep_summary.json``).
 
     Returns
@@ -898,8 +984,13 @@ def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFram
         q[f"missing_{c}"] = kept[kept[c].isna()].groupby("year").size()
         q[f"conflicts_{c}"] = kept[kept[f"conflict_{c}"]].groupby("year").size()
     q = q.fillna(0).astype(int)
-    excluded = (mapped[mapped["register"] == EXCLUDE].groupby(["report_year", "organisation"]).size()
-                .rename("reports").reset_index())
+    excluded = (
+        mapped[mapped["register"] == EXCLUDE]
+        .groupby(["report_year", "organisation"])
+        .size()
+        .rename("reports")
+        .reset_index()
+    )
     summary = {
         "years": [int(y) for y in years],
         "reference_years": [int(y) for y in reference_years],
@@ -907,10 +998,18 @@ def summarise(mapped: pd.DataFrame, episodes: pd.DataFrame, records: pd.DataFram
         "counts_per_year": {str(y): {k: int(v) for k, v in row.items()} for y, row in q.iterrows()},
         "excluded_reports_per_organisation": [
             {"year": int(r.report_year), "organisation": r.organisation, "reports": int(r.reports)}
-            for r in excluded.itertuples()],
+            for r in excluded.itertuples()
+        ],
         "partial_records": [
-            {"year": int(r.year), "organisation": r.organisation, "register": r.register,
-             "records": int(r.total), "used": bool(r.used)} for r in agg_counts.itertuples()],
+            {
+                "year": int(r.year),
+                "organisation": r.organisation,
+                "register": r.register,
+                "records": int(r.total),
+                "used": bool(r.used),
+            }
+            for r in agg_counts.itertuples()
+        ],
     }
     return summary, q
 
@@ -951,8 +1050,11 @@ def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         problems.extend(exc.violations)
         notes.extend(exc.notes)
     try:
-        aggregates = (inputs.read_aggregates(p.aggregates, register_map, **fmt) if p.aggregates is not None
-                      else inputs.empty_aggregates())
+        aggregates = (
+            inputs.read_aggregates(p.aggregates, register_map, **fmt)
+            if p.aggregates is not None
+            else inputs.empty_aggregates()
+        )
     except inputs.InputError as exc:
         problems.extend(exc.violations)
         notes.extend(exc.notes)
@@ -961,17 +1063,20 @@ def read_inputs(p) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return register_map, reports, aggregates
 
 
-def data_decisions(register_map: pd.DataFrame, reports: pd.DataFrame, aggregates: pd.DataFrame,
-                   choice: YearChoice, min_persons: int) -> list[str]:
+def data_decisions(
+    register_map: pd.DataFrame, reports: pd.DataFrame, aggregates: pd.DataFrame, choice: YearChoice, min_persons: int
+) -> list[str]:
     """Notes for the data decisions: how each file was read, files and rows read,
     years left out (file names only: the notes are published)."""
     notes = list(register_map.attrs.get("notes", [])) + list(reports.attrs.get("notes", []))
     notes += list(aggregates.attrs.get("notes", []))
     if choice.left_out:
         listed = ", ".join(f"{y} ({n} person{'s' if n != 1 else ''})" for y, n in choice.left_out)
-        notes.append(f"years left out: {listed}, fewer than {min_persons} persons in the reports, too few to be "
-                     f"modelled as a year; {choice.persons_left_out} person(s) left out in all (these are "
-                     f"usually persons whose earlier reports went into the aggregates, or stray dates)")
+        notes.append(
+            f"years left out: {listed}, fewer than {min_persons} persons in the reports, too few to be "
+            f"modelled as a year; {choice.persons_left_out} person(s) left out in all (these are "
+            f"usually persons whose earlier reports went into the aggregates, or stray dates)"
+        )
     return notes
 
 
@@ -1004,8 +1109,13 @@ def build(p) -> PrepResult:
     records, episodes = person_records(mapped, p.linkage_window_days)
     registers, covariates = list(p.registers), list(p.covariates)
     on_chosen = records[records[registers].sum(axis=1) > 0]
-    choice = choose_years(on_chosen.groupby("year").size().to_dict(), aggregates["year"], p.years,
-                          p.reference_years, min_persons=opts.min_persons_per_year)
+    choice = choose_years(
+        on_chosen.groupby("year").size().to_dict(),
+        aggregates["year"],
+        p.years,
+        p.reference_years,
+        min_persons=opts.min_persons_per_year,
+    )
     years, reference_years = list(choice.years), list(choice.reference_years)
     in_years = records[records["year"].isin(years)]
     kept = in_years[in_years[registers].sum(axis=1) > 0]
@@ -1025,8 +1135,15 @@ def build(p) -> PrepResult:
         "aggregates": [{"file": Path(f).name, "rows": int(n)} for f, n in aggregates.attrs.get("files", [])],
     }
     mapped = mapped.merge(episodes[["report_id", "year", "in_window"]], on="report_id", how="left")
-    return PrepResult(persons=persons, partial=partial, summary=summary, reports=mapped,
-                      aggregates=aggregates, register_map=register_map, quality=quality)
+    return PrepResult(
+        persons=persons,
+        partial=partial,
+        summary=summary,
+        reports=mapped,
+        aggregates=aggregates,
+        register_map=register_map,
+        quality=quality,
+    )
 
 
 def run_stage(p, work_dir: Path) -> PrepResult:
@@ -1054,6 +1171,10 @@ def run_stage(p, work_dir: Path) -> PrepResult:
     """
     result = build(p)
     runfolder.write_preparation(work_dir, result.persons, result.partial, result.summary)
-    log.info("data preparation: %d person records, %d partial records, years %s", len(result.persons),
-             len(result.partial), result.summary["years"])
+    log.info(
+        "data preparation: %d person records, %d partial records, years %s",
+        len(result.persons),
+        len(result.partial),
+        result.summary["years"],
+    )
     return result

@@ -41,10 +41,10 @@ import pandas as pd
 
 from .. import runfolder
 from ..codes import YEAR, model_factors
-from ..engine.existence import check_existence
 from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import n_hat_by
+from ..engine.existence import check_existence
 from ..engine.fit import Fit, fit_model
 from ..engine.status import FitStatus
 from ..parallel import Workers
@@ -63,6 +63,7 @@ NO_COVARIATES = "no-covariates"
 
 
 # --- bookkeeping -----------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Counter:
@@ -131,8 +132,10 @@ def _pick(values: Sequence[tuple[str, float]], current: float, tol: float = TOL)
 
 # --- starting model ----------------------------------------------------------------
 
-def existing_start(design: Design, terms: Sequence[str], counts: np.ndarray | None = None,
-                   counter: Counter | None = None) -> tuple[tuple[str, ...], list[dict]]:
+
+def existing_start(
+    design: Design, terms: Sequence[str], counts: np.ndarray | None = None, counter: Counter | None = None
+) -> tuple[tuple[str, ...], list[dict]]:
     """Remove the terms the existence check blames until the model's MLE exists.
 
     Parameters
@@ -169,12 +172,14 @@ def existing_start(design: Design, terms: Sequence[str], counts: np.ndarray | No
         if not blamed:
             raise RuntimeError(f"starting model: {ex.message}; no interaction term to remove")
         for t in blamed:
-            removed.append({"step": 0, "term": t, "status": ex.status,
-                            "reason": f"removed from the starting model: {ex.message}"})
+            removed.append(
+                {"step": 0, "term": t, "status": ex.status, "reason": f"removed from the starting model: {ex.message}"}
+            )
         terms = tuple(t for t in terms if t not in blamed)
 
 
 # --- the searches ------------------------------------------------------------------
+
 
 def _fit(design, terms, counts, start, counter, check=False) -> Fit:
     counter.fits += 1
@@ -191,8 +196,14 @@ def _why_not(design: Design, cand: Fit, counts, counter: Counter, step: int, ter
     return {"step": step, "term": term, "status": cand.status, "reason": cand.message}
 
 
-def backward(design: Design, start_terms: Sequence[str], counts: np.ndarray | None = None,
-             criterion: str = "aic", repair_start: bool = True, tol: float = TOL) -> Selection:
+def backward(
+    design: Design,
+    start_terms: Sequence[str],
+    counts: np.ndarray | None = None,
+    criterion: str = "aic",
+    repair_start: bool = True,
+    tol: float = TOL,
+) -> Selection:
     """Backward stepwise selection (R's ``step(direction = "backward")``).
 
     At each step every term not contained in another term of the model
@@ -220,8 +231,9 @@ def backward(design: Design, start_terms: Sequence[str], counts: np.ndarray | No
     Selection
     """
     counter = Counter()
-    terms = _order(design, design.canonical(start_terms if isinstance(start_terms, (str, tuple))
-                                            else tuple(start_terms)))
+    terms = _order(
+        design, design.canonical(start_terms if isinstance(start_terms, (str, tuple)) else tuple(start_terms))
+    )
     refused: list[dict] = []
     if repair_start:
         terms, refused = existing_start(design, terms, counts, counter)
@@ -253,8 +265,14 @@ def backward(design: Design, start_terms: Sequence[str], counts: np.ndarray | No
     return Selection(current, path, refused, counter)
 
 
-def forward(design: Design, base: Fit | Sequence[str], candidates: Sequence[str],
-            counts: np.ndarray | None = None, criterion: str = "bic", tol: float = TOL) -> Selection:
+def forward(
+    design: Design,
+    base: Fit | Sequence[str],
+    candidates: Sequence[str],
+    counts: np.ndarray | None = None,
+    criterion: str = "bic",
+    tol: float = TOL,
+) -> Selection:
     """Forward stepwise selection (R's ``step(direction = "forward")``) with hierarchy.
 
     A candidate is eligible when every lower-order margin is in the model.
@@ -331,8 +349,13 @@ def forward(design: Design, base: Fit | Sequence[str], candidates: Sequence[str]
 
 # --- screening of three-factor terms ----------------------------------------------------
 
-def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | None = None,
-                        ) -> tuple[pd.DataFrame, list[dict], Counter]:
+
+def screen_three_factor(
+    design: Design,
+    base: Fit,
+    k: int,
+    counts: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, list[dict], Counter]:
     """Rank all three-factor terms by their BIC gain on one data set; keep the best k.
 
     The gain of a term is ``BIC(base) - BIC(base + term)``, the term added alone
@@ -391,12 +414,14 @@ def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | 
         else:
             refused.append({"step": 1, "term": t, "status": ex.status, "reason": ex.message})
     rank = {t: i + 1 for i, t in enumerate(ranked)}
-    frame = pd.DataFrame({
-        "term": three,
-        "bic_gain": [gains.get(t, float("nan")) for t in three],
-        "rank": pd.array([rank.get(t) for t in three], dtype="Int64"),
-        "kept": [t in kept for t in three],
-    })
+    frame = pd.DataFrame(
+        {
+            "term": three,
+            "bic_gain": [gains.get(t, float("nan")) for t in three],
+            "rank": pd.array([rank.get(t) for t in three], dtype="Int64"),
+            "kept": [t in kept for t in three],
+        }
+    )
     return frame, refused, counter
 
 
@@ -407,8 +432,9 @@ def screen_three_factor(design: Design, base: Fit, k: int, counts: np.ndarray | 
 _DESIGNS: dict[tuple, Design] = {}
 
 
-def design_for(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str],
-               three_factor: Sequence[str] | str | None = None) -> tuple[Design, np.ndarray]:
+def design_for(
+    table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str], three_factor: Sequence[str] | str | None = None
+) -> tuple[Design, np.ndarray]:
     """A Design with this table's cells (cached per process) and the table's counts.
 
     All completed data sets give the same cells in the same order
@@ -483,29 +509,59 @@ class SelectedModel:
             # one analysed year (no year factor, codes.uses_year_factor): its numbers are the totals
             year = str(int(fit.design.table[YEAR].iloc[0]))
             n_hat[year], n_obs[year] = n_hat["total"], n_obs["total"]
-        return cls(dataset=int(dataset), type=model_type, terms=tuple(fit.terms), status=str(fit.status),
-                   llf=float(fit.llf), aic=float(fit.aic), bic=float(fit.bic), deviance=float(fit.deviance),
-                   df_resid=int(fit.df_resid), n_params=int(fit.n_params), n_hat=n_hat, n_obs=n_obs)
+        return cls(
+            dataset=int(dataset),
+            type=model_type,
+            terms=tuple(fit.terms),
+            status=str(fit.status),
+            llf=float(fit.llf),
+            aic=float(fit.aic),
+            bic=float(fit.bic),
+            deviance=float(fit.deviance),
+            df_resid=int(fit.df_resid),
+            n_params=int(fit.n_params),
+            n_hat=n_hat,
+            n_obs=n_obs,
+        )
 
     def to_dict(self) -> dict:
         """The models.json object (the stage contract; keys and order as the file has them)."""
-        return {"dataset": self.dataset, "type": self.type, "terms": list(self.terms), "status": self.status,
-                "loglik": self.llf, "aic": self.aic, "bic": self.bic, "deviance": self.deviance,
-                "df": self.df_resid, "n_params": self.n_params, "n_hat": dict(self.n_hat)}
+        return {
+            "dataset": self.dataset,
+            "type": self.type,
+            "terms": list(self.terms),
+            "status": self.status,
+            "loglik": self.llf,
+            "aic": self.aic,
+            "bic": self.bic,
+            "deviance": self.deviance,
+            "df": self.df_resid,
+            "n_params": self.n_params,
+            "n_hat": dict(self.n_hat),
+        }
 
     @classmethod
     def from_dict(cls, obj: dict) -> "SelectedModel":
         """A models.json object (as checked by the bootstrap stage); numbers it lacks are NaN / 0."""
         nan = float("nan")
-        return cls(dataset=int(obj["dataset"]), type=obj["type"], terms=tuple(obj["terms"]),
-                   status=str(obj["status"]), llf=float(obj.get("loglik", nan)), aic=float(obj.get("aic", nan)),
-                   bic=float(obj.get("bic", nan)), deviance=float(obj.get("deviance", nan)),
-                   df_resid=int(obj.get("df", 0)), n_params=int(obj.get("n_params", 0)),
-                   n_hat={str(k): float(v) for k, v in (obj.get("n_hat") or {}).items()})
+        return cls(
+            dataset=int(obj["dataset"]),
+            type=obj["type"],
+            terms=tuple(obj["terms"]),
+            status=str(obj["status"]),
+            llf=float(obj.get("loglik", nan)),
+            aic=float(obj.get("aic", nan)),
+            bic=float(obj.get("bic", nan)),
+            deviance=float(obj.get("deviance", nan)),
+            df_resid=int(obj.get("df", 0)),
+            n_params=int(obj.get("n_params", 0)),
+            n_hat={str(k): float(v) for k, v in (obj.get("n_hat") or {}).items()},
+        )
 
 
-def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str],
-                 candidates: Sequence[str], dataset: int = 0) -> dict:
+def select_table(
+    table: pd.DataFrame, lists: Sequence[str], factors: Sequence[str], candidates: Sequence[str], dataset: int = 0
+) -> dict:
     """Both selections (two-factor by backward AIC, three-factor by forward BIC) on one table.
 
     Parameters
@@ -536,15 +592,23 @@ def select_table(table: pd.DataFrame, lists: Sequence[str], factors: Sequence[st
     counter = Counter()
     counter.add(two.counter)
     counter.add(three.counter)
-    return {"models": [SelectedModel.from_fit(two.fit, dataset, TWO_FACTOR),
-                       SelectedModel.from_fit(three.fit, dataset, THREE_FACTOR)],
-            "refused": refused, "fits": counter.fits, "checks": counter.checks}
+    return {
+        "models": [
+            SelectedModel.from_fit(two.fit, dataset, TWO_FACTOR),
+            SelectedModel.from_fit(three.fit, dataset, THREE_FACTOR),
+        ],
+        "refused": refused,
+        "fits": counter.fits,
+        "checks": counter.checks,
+    }
 
 
 # --- sensitivity transformations ---------------------------------------------------------
 
-def analysis_variables(analysis: str, registers: Sequence[str], covariates: Sequence[str]
-                       ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+
+def analysis_variables(
+    analysis: str, registers: Sequence[str], covariates: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Registers and covariates used by a sensitivity analysis.
 
     Parameters
@@ -569,16 +633,19 @@ def analysis_variables(analysis: str, registers: Sequence[str], covariates: Sequ
     codes = [c for c in analysis[5:].split(",") if c]
     unknown = [c for c in codes if c not in registers and c not in covariates]
     if unknown:
-        raise ValueError(f"parameter sensitivity: {analysis!r} leaves out {unknown}, which the run does not "
-                         f"use (registers {list(registers)}, covariates {list(covariates)})")
+        raise ValueError(
+            f"parameter sensitivity: {analysis!r} leaves out {unknown}, which the run does not "
+            f"use (registers {list(registers)}, covariates {list(covariates)})"
+        )
     regs = tuple(r for r in registers if r not in codes)
     if len(regs) < 2:
         raise ValueError(f"parameter sensitivity: {analysis!r} leaves fewer than two registers")
     return regs, tuple(c for c in covariates if c not in codes)
 
 
-def analysis_table(persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str],
-                   years: Sequence[int]) -> pd.DataFrame:
+def analysis_table(
+    persons: pd.DataFrame, registers: Sequence[str], covariates: Sequence[str], years: Sequence[int]
+) -> pd.DataFrame:
     """Count table of a completed data set on a subset of registers and covariates.
 
     Persons on none of the remaining registers become unobserved (they are
@@ -590,6 +657,7 @@ def analysis_table(persons: pd.DataFrame, registers: Sequence[str], covariates: 
 
 
 # --- the stage ------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class SelectionResult:
@@ -629,9 +697,16 @@ def _task(path: Path, i: int, registers, covariates, years, candidates, analysis
     return out
 
 
-def run_selections(files: Sequence[Path], registers: Sequence[str], covariates: Sequence[str],
-                   years: Sequence[int], candidates: Sequence[str], n_jobs: int = 1,
-                   analysis: str = "main", workers: Workers | None = None) -> list[dict]:
+def run_selections(
+    files: Sequence[Path],
+    registers: Sequence[str],
+    covariates: Sequence[str],
+    years: Sequence[int],
+    candidates: Sequence[str],
+    n_jobs: int = 1,
+    analysis: str = "main",
+    workers: Workers | None = None,
+) -> list[dict]:
     """Both selections on every completed data set, in parallel; results do not depend on ``n_jobs``.
 
     Parameters
@@ -657,8 +732,9 @@ def run_selections(files: Sequence[Path], registers: Sequence[str], covariates: 
     return (workers or Workers(n_jobs=n_jobs)).map(_task, [(f, i, *args) for i, f in enumerate(files)])
 
 
-def screening_step(path: Path, registers: Sequence[str], covariates: Sequence[str], years: Sequence[int],
-                   k: int) -> tuple[pd.DataFrame, list[dict], Counter]:
+def screening_step(
+    path: Path, registers: Sequence[str], covariates: Sequence[str], years: Sequence[int], k: int
+) -> tuple[pd.DataFrame, list[dict], Counter]:
     """The screening of all three-factor terms on one completed data set (data set 0).
 
     Selects the two-factor model of that data set by backward AIC, then ranks
@@ -713,36 +789,53 @@ def run_stage(p, work_dir: Path) -> SelectionResult:
         analysis_variables(analysis, registers, covariates)
 
     t0 = time.perf_counter()
-    screening, screen_refused, screen_counter = screening_step(files[0], registers, covariates, years,
-                                                               p.three_factor_candidates)
+    screening, screen_refused, screen_counter = screening_step(
+        files[0], registers, covariates, years, p.three_factor_candidates
+    )
     candidates = tuple(screening.loc[screening["kept"], "term"])
     t1 = time.perf_counter()
     workers = Workers.from_params(p)
     main = run_selections(files, registers, covariates, years, candidates, workers=workers)
     t2 = time.perf_counter()
     n_sens = p.m if p.sensitivity_datasets is None else min(p.m, p.sensitivity_datasets)
-    sens_results = {a: run_selections(files[:n_sens], registers, covariates, years, candidates,
-                                      workers=workers, analysis=a) for a in p.sensitivity}
+    sens_results = {
+        a: run_selections(files[:n_sens], registers, covariates, years, candidates, workers=workers, analysis=a)
+        for a in p.sensitivity
+    }
     t3 = time.perf_counter()
 
     models = [mdl for res in main for mdl in res["models"]]
-    refused = pd.DataFrame(screen_refused + [r for res in main for r in res["refused"]]
-                           + [dict(r, type=f"{r['type']} ({a})") for a, rs in sens_results.items()
-                              for res in rs for r in res["refused"]],
-                           columns=REFUSED_COLUMNS)
+    refused = pd.DataFrame(
+        screen_refused
+        + [r for res in main for r in res["refused"]]
+        + [dict(r, type=f"{r['type']} ({a})") for a, rs in sens_results.items() for res in rs for r in res["refused"]],
+        columns=REFUSED_COLUMNS,
+    )
     sensitivity = sensitivity_frame({"main": main, **sens_results})
     stats = {
-        "seconds_screening": t1 - t0, "seconds_main": t2 - t1, "seconds_sensitivity": t3 - t2,
-        "fits_screening": screen_counter.fits, "checks_screening": screen_counter.checks,
-        "fits_main": sum(r["fits"] for r in main), "checks_main": sum(r["checks"] for r in main),
+        "seconds_screening": t1 - t0,
+        "seconds_main": t2 - t1,
+        "seconds_sensitivity": t3 - t2,
+        "fits_screening": screen_counter.fits,
+        "checks_screening": screen_counter.checks,
+        "fits_main": sum(r["fits"] for r in main),
+        "checks_main": sum(r["checks"] for r in main),
         "fits_sensitivity": sum(r["fits"] for rs in sens_results.values() for r in rs),
         "checks_sensitivity": sum(r["checks"] for rs in sens_results.values() for r in rs),
-        "n_jobs": p.n_jobs, "m": p.m, "sensitivity_datasets": n_sens if p.sensitivity else 0,
+        "n_jobs": p.n_jobs,
+        "m": p.m,
+        "sensitivity_datasets": n_sens if p.sensitivity else 0,
     }
     result = SelectionResult(models, screening, refused, sensitivity, years, stats)
     write_outputs(result, work_dir)
-    log.info("model selection: %d models on %d data sets in %.1f s (screening %.1f s, sensitivity %.1f s)",
-             len(models), p.m, t3 - t0, t1 - t0, t3 - t2)
+    log.info(
+        "model selection: %d models on %d data sets in %.1f s (screening %.1f s, sensitivity %.1f s)",
+        len(models),
+        p.m,
+        t3 - t0,
+        t1 - t0,
+        t3 - t2,
+    )
     return result
 
 
@@ -756,8 +849,16 @@ def sensitivity_frame(results: dict[str, list[dict]]) -> pd.DataFrame:
         for r in res:
             for mdl in r["models"]:
                 for year, n_hat in mdl.n_hat.items():
-                    rows.append({"analysis": analysis, "dataset": mdl.dataset, "type": mdl.type,
-                                 "year": year, "n_obs": mdl.n_obs[year], "n_hat": n_hat})
+                    rows.append(
+                        {
+                            "analysis": analysis,
+                            "dataset": mdl.dataset,
+                            "type": mdl.type,
+                            "year": year,
+                            "n_obs": mdl.n_obs[year],
+                            "n_hat": n_hat,
+                        }
+                    )
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
 
 

@@ -100,9 +100,9 @@ EFFECTS: dict[str, dict[str, float]] = {
 #: Changes of the covariate effects in a year and the years after it
 #: (register -> covariate -> change), so register effects are not constant.
 EFFECT_CHANGES: dict[int, dict[str, dict[str, float]]] = {
-    2017: {"Z": {"L": -0.6}},                      # youth care reports fewer minors
-    2018: {"R": {"U": 0.6}, "P": {"N": 0.4}},      # coordinators take labour victims; police foreigners
-    2019: {"P": {"S": 0.9, "U": 0.8}},             # the police's labour-exploitation campaign
+    2017: {"Z": {"L": -0.6}},  # youth care reports fewer minors
+    2018: {"R": {"U": 0.6}, "P": {"N": 0.4}},  # coordinators take labour victims; police foreigners
+    2019: {"P": {"S": 0.9, "U": 0.8}},  # the police's labour-exploitation campaign
 }
 
 #: Loadings of the latent person effect per register.
@@ -110,8 +110,14 @@ LOADINGS: dict[str, float] = dict(K=0.4, P=0.6, I=0.5, Z=0.7, R=0.9, O=0.9)
 
 #: Referrals: (from, to) -> log odds ratio added to "to" when on "from".
 REFERRALS: dict[tuple[str, str], float] = {
-    ("K", "P"): 1.8, ("P", "I"): 1.2, ("P", "Z"): 0.3, ("P", "R"): 1.5,
-    ("K", "R"): 0.8, ("P", "O"): 0.6, ("I", "O"): 1.4, ("R", "O"): 0.9,
+    ("K", "P"): 1.8,
+    ("P", "I"): 1.2,
+    ("P", "Z"): 0.3,
+    ("P", "R"): 1.5,
+    ("K", "R"): 0.8,
+    ("P", "O"): 0.6,
+    ("I", "O"): 1.4,
+    ("R", "O"): 0.9,
 }
 
 #: True number of victims per year (other years: 2019's).
@@ -165,9 +171,13 @@ def year_settings(year: int) -> SecondYear:
             for g, ch in changes.items():
                 for c, v in ch.items():
                     effects[g][c] += v
-    return SecondYear(year=int(year), n_true=N_TRUE.get(year, N_TRUE[max(N_TRUE)]),
-                      intercepts=dict(INTERCEPTS[nearest]), effects=effects,
-                      withholding=tuple(WITHHOLDING.get(year, ())))
+    return SecondYear(
+        year=int(year),
+        n_true=N_TRUE.get(year, N_TRUE[max(N_TRUE)]),
+        intercepts=dict(INTERCEPTS[nearest]),
+        effects=effects,
+        withholding=tuple(WITHHOLDING.get(year, ())),
+    )
 
 
 def _logistic(z: np.ndarray) -> np.ndarray:
@@ -184,8 +194,9 @@ def draw_covariates(year: int, n: int, rng: np.random.Generator) -> pd.DataFrame
     return pd.DataFrame({c: out[c] for c in COV_ORDER})
 
 
-def capture_log_odds(settings: SecondYear, x: pd.DataFrame, eta: np.ndarray, on: Mapping[str, np.ndarray],
-                     register: str) -> np.ndarray:
+def capture_log_odds(
+    settings: SecondYear, x: pd.DataFrame, eta: np.ndarray, on: Mapping[str, np.ndarray], register: str
+) -> np.ndarray:
     """Log odds of being on ``register`` given covariates, latent effect and the
     earlier registers in :data:`ORDER` the person is on (``on``)."""
     z = np.full(len(x), settings.intercepts[register], dtype=float)
@@ -223,6 +234,7 @@ def draw_population(settings: SecondYear, rng: np.random.Generator) -> pd.DataFr
 
 # --- reports ------------------------------------------------------------------------
 
+
 def _organisation(register: str, x: Mapping[str, int], rng: np.random.Generator) -> str:
     """An organisation of the default register map for a report on ``register``."""
     if register == "P":
@@ -242,17 +254,18 @@ def _organisation(register: str, x: Mapping[str, int], rng: np.random.Generator)
     return first.Z_OTHERS[int(rng.integers(len(first.Z_OTHERS)))]
 
 
-def _recorded(x: Mapping[str, int], age: int, nat: str, unknown: Mapping[str, bool],
-              rng: np.random.Generator) -> dict:
+def _recorded(x: Mapping[str, int], age: int, nat: str, unknown: Mapping[str, bool], rng: np.random.Generator) -> dict:
     """Recorded covariates of one report (person-level unknowns, a few per report)."""
     if x["U"] == 0:
         expl = "sexual" if rng.random() < 0.9 else "sexual;labour"
     else:
         expl = ("labour", "criminal", "other", "labour;criminal")[int(rng.choice(4, p=[0.6, 0.25, 0.1, 0.05]))]
-    return dict(sex=None if unknown["S"] or rng.random() < 0.005 else "FM"[x["S"]],
-                age=None if unknown["L"] or rng.random() < 0.02 else int(age),
-                nationality=None if unknown["N"] or rng.random() < 0.01 else nat,
-                exploitation=("unknown" if unknown["U"] else expl))
+    return dict(
+        sex=None if unknown["S"] or rng.random() < 0.005 else "FM"[x["S"]],
+        age=None if unknown["L"] or rng.random() < 0.02 else int(age),
+        nationality=None if unknown["N"] or rng.random() < 0.01 else nat,
+        exploitation=("unknown" if unknown["U"] else expl),
+    )
 
 
 def person_reports(person: Mapping[str, int], year: int, rng: np.random.Generator) -> list[dict]:
@@ -263,26 +276,45 @@ def person_reports(person: Mapping[str, int], year: int, rng: np.random.Generato
     x = {c: int(person[c]) for c in COV_ORDER}
     start = pd.Timestamp(year=year, month=1, day=1) + pd.Timedelta(days=int(rng.integers(0, 365)))
     age = int(rng.integers(12, 18)) if x["L"] == 1 else int(min(80, 18 + rng.gamma(2.2, 6.5)))
-    nat = "NL" if x["N"] == 0 else first.FOREIGN_NATIONALITIES[
-        int(rng.choice(len(first.FOREIGN_NATIONALITIES), p=first.FOREIGN_WEIGHTS / first.FOREIGN_WEIGHTS.sum()))]
+    nat = (
+        "NL"
+        if x["N"] == 0
+        else first.FOREIGN_NATIONALITIES[
+            int(rng.choice(len(first.FOREIGN_NATIONALITIES), p=first.FOREIGN_WEIGHTS / first.FOREIGN_WEIGHTS.sum()))
+        ]
+    )
     unknown = {c: bool(rng.random() < MISSING_RATES[c]) for c in COV_ORDER}
     out, delay = [], 0
     for k, g in enumerate(regs):
         if k:  # referrals follow one another, never past the window
             delay = int(min(360, delay + rng.exponential(40)))
-        out.append(dict(report_date=start + pd.Timedelta(days=delay), organisation=_organisation(g, x, rng),
-                        **_recorded(x, age, nat, unknown, rng)))
+        out.append(
+            dict(
+                report_date=start + pd.Timedelta(days=delay),
+                organisation=_organisation(g, x, rng),
+                **_recorded(x, age, nat, unknown, rng),
+            )
+        )
     if ("P" in regs or "K" in regs) and rng.random() < EMM_SHARE:
-        out.append(dict(report_date=start + pd.Timedelta(days=int(rng.integers(0, 15))), organisation="EMM",
-                        **_recorded(x, age, nat, unknown, rng)))
+        out.append(
+            dict(
+                report_date=start + pd.Timedelta(days=int(rng.integers(0, 15))),
+                organisation="EMM",
+                **_recorded(x, age, nat, unknown, rng),
+            )
+        )
     return out
 
 
 def aggregate_row(year: int, organisation: str, persons: pd.DataFrame, rng: np.random.Generator) -> dict:
     """The counts an organisation sends instead of its reports (aggregates.csv columns)."""
     row = dict(year=int(year), organisation=organisation, total=len(persons))
-    for c, (n0, n1) in (("S", ("sex_F", "sex_M")), ("L", ("age_adult", "age_minor")),
-                        ("N", ("nat_NL", "nat_other")), ("U", ("expl_sexual", "expl_other"))):
+    for c, (n0, n1) in (
+        ("S", ("sex_F", "sex_M")),
+        ("L", ("age_adult", "age_minor")),
+        ("N", ("nat_NL", "nat_other")),
+        ("U", ("expl_sexual", "expl_other")),
+    ):
         known = rng.random(len(persons)) >= AGGREGATE_UNKNOWN
         v = persons[c].to_numpy()
         row[n0], row[n1] = int(((v == 0) & known).sum()), int(((v == 1) & known).sum())
@@ -315,8 +347,9 @@ def simulate_year(year: int, seed: int, settings: SecondYear | None = None) -> f
     reports = pd.DataFrame(rows, columns=first.REPORT_COLUMNS[1:])
     aggregates = pd.DataFrame(aggs, columns=first.AGGREGATE_COLUMNS)
     population = pop.drop(columns="eta")
-    return first.SimulatedData(reports=reports, aggregates=aggregates, truth=first.truth_table(population),
-                               population=pop)
+    return first.SimulatedData(
+        reports=reports, aggregates=aggregates, truth=first.truth_table(population), population=pop
+    )
 
 
 def simulate(years: Iterable[int], seed: int) -> first.SimulatedData:

@@ -64,6 +64,7 @@ from scipy import optimize
 
 from .. import seeds
 from ..codes import COVARIATES, REGISTERS
+from ..stages import inputs
 
 COV_ORDER: tuple[str, ...] = ("S", "L", "N", "U")
 
@@ -71,8 +72,12 @@ COV_ORDER: tuple[str, ...] = ("S", "L", "N", "U")
 #: men are mostly labour/criminal victims, minors mostly Dutch, Dutch victims
 #: mostly sexually exploited.
 GAMMA: dict[tuple[str, str], float] = {
-    ("S", "L"): -0.3, ("S", "N"): 0.5, ("S", "U"): 2.0,
-    ("L", "N"): -1.0, ("L", "U"): -0.5, ("N", "U"): 1.0,
+    ("S", "L"): -0.3,
+    ("S", "N"): 0.5,
+    ("S", "U"): 2.0,
+    ("L", "N"): -1.0,
+    ("L", "U"): -0.5,
+    ("N", "U"): 1.0,
 }
 
 #: Register x covariate effects (log odds of inclusion for the second level:
@@ -89,8 +94,12 @@ BETA: dict[str, dict[str, float]] = {
 
 #: Referral dependencies between registers (log odds ratios; 0 if absent).
 DELTA: dict[tuple[str, str], float] = {
-    ("P", "R"): 1.0, ("O", "P"): 0.7, ("K", "P"): 1.5, ("I", "P"): 1.0,
-    ("O", "R"): 0.4, ("P", "Z"): 0.3,
+    ("P", "R"): 1.0,
+    ("O", "P"): 0.7,
+    ("K", "P"): 1.5,
+    ("I", "P"): 1.0,
+    ("O", "R"): 0.4,
+    ("P", "Z"): 0.3,
 }
 
 
@@ -130,26 +139,47 @@ class YearSpec:
 #: monitor's reports per group divided by ~1.04 reports per person and
 #: register, plus the withheld persons in 2018-2019.
 YEAR_SPECS: dict[int, YearSpec] = {
-    2016: YearSpec(4200, dict(I=37, K=7, O=205, P=440, R=230, Z=150),
-                   dict(S=0.23, L=0.28, N=0.67, U=0.27),
-                   dict(S=0.004, L=0.15, N=0.08, U=0.15),
-                   emm_share=0.22, ind_share=0.25),
-    2017: YearSpec(3800, dict(I=37, K=14, O=190, P=460, R=320, Z=85),
-                   dict(S=0.27, L=0.23, N=0.63, U=0.28),
-                   dict(S=0.012, L=0.13, N=0.037, U=0.14),
-                   emm_share=0.55, ind_share=0.65),
-    2018: YearSpec(4500, dict(I=70, K=8, O=250, P=470, R=490, Z=40),
-                   dict(S=0.33, L=0.10, N=0.72, U=0.30),
-                   dict(S=0.0, L=0.0, N=0.006, U=0.04),
-                   emm_share=0.25, ind_share=0.0,
-                   withholding={"Regiocoordinator": 0.85, "Zorgcoordinator": 0.85, "FairWork": 0.97,
-                                "NIDOS": 1.0, "Opvang": 0.6, "Ambulant": 0.6}),
-    2019: YearSpec(5000, dict(I=44, K=6, O=210, P=980, R=285, Z=75),
-                   dict(S=0.48, L=0.09, N=0.82, U=0.33),
-                   dict(S=0.003, L=0.09, N=0.006, U=0.04),
-                   emm_share=0.0, ind_share=0.0,
-                   withholding={"Regiocoordinator": 0.14, "Zorgcoordinator": 0.14, "NIDOS": 1.0, "Opvang": 0.2,
-                                "Jeugdzorg": 0.4}),
+    2016: YearSpec(
+        4200,
+        dict(I=37, K=7, O=205, P=440, R=230, Z=150),
+        dict(S=0.23, L=0.28, N=0.67, U=0.27),
+        dict(S=0.004, L=0.15, N=0.08, U=0.15),
+        emm_share=0.22,
+        ind_share=0.25,
+    ),
+    2017: YearSpec(
+        3800,
+        dict(I=37, K=14, O=190, P=460, R=320, Z=85),
+        dict(S=0.27, L=0.23, N=0.63, U=0.28),
+        dict(S=0.012, L=0.13, N=0.037, U=0.14),
+        emm_share=0.55,
+        ind_share=0.65,
+    ),
+    2018: YearSpec(
+        4500,
+        dict(I=70, K=8, O=250, P=470, R=490, Z=40),
+        dict(S=0.33, L=0.10, N=0.72, U=0.30),
+        dict(S=0.0, L=0.0, N=0.006, U=0.04),
+        emm_share=0.25,
+        ind_share=0.0,
+        withholding={
+            "Regiocoordinator": 0.85,
+            "Zorgcoordinator": 0.85,
+            "FairWork": 0.97,
+            "NIDOS": 1.0,
+            "Opvang": 0.6,
+            "Ambulant": 0.6,
+        },
+    ),
+    2019: YearSpec(
+        5000,
+        dict(I=44, K=6, O=210, P=980, R=285, Z=75),
+        dict(S=0.48, L=0.09, N=0.82, U=0.33),
+        dict(S=0.003, L=0.09, N=0.006, U=0.04),
+        emm_share=0.0,
+        ind_share=0.0,
+        withholding={"Regiocoordinator": 0.14, "Zorgcoordinator": 0.14, "NIDOS": 1.0, "Opvang": 0.2, "Jeugdzorg": 0.4},
+    ),
 }
 
 
@@ -187,41 +217,78 @@ TARGET_COVARIATES: dict[str, dict[int, int]] = {
 
 #: Default register map (docs/input-formats.md 2, docs/method.md 3.1): organisation -> (register, note).
 POLICE_UNITS: tuple[str, ...] = (
-    "Politie Amsterdam", "Politie Rotterdam", "Politie Den Haag", "Politie Midden-Nederland",
-    "Politie Noord-Holland", "Politie Noord-Nederland", "Politie Oost-Nederland",
-    "Politie Oost-Brabant", "Politie Zeeland-West-Brabant", "Politie Limburg",
+    "Politie Amsterdam",
+    "Politie Rotterdam",
+    "Politie Den Haag",
+    "Politie Midden-Nederland",
+    "Politie Noord-Holland",
+    "Politie Noord-Nederland",
+    "Politie Oost-Nederland",
+    "Politie Oost-Brabant",
+    "Politie Zeeland-West-Brabant",
+    "Politie Limburg",
     "Politie Landelijke Eenheid",
 )
-Z_OTHERS: tuple[str, ...] = ("Advocatuur", "Internationaal", "Terugkeerorganisatie",
-                             "VluchtelingenWerk", "Particulier", "Overig")
+Z_OTHERS: tuple[str, ...] = (
+    "Advocatuur",
+    "Internationaal",
+    "Terugkeerorganisatie",
+    "VluchtelingenWerk",
+    "Particulier",
+    "Overig",
+)
 DEFAULT_REGISTER_MAP: list[tuple[str, str, str]] = (
     [(u, "P", "police unit; all units are one register") for u in POLICE_UNITS]
-    + [("KMar", "K", "Royal Marechaussee"),
-       ("ISZW", "I", "labour inspectorate (Inspectie SZW / NLA)"),
-       ("Regiocoordinator", "R", "regional care coordinator"),
-       ("Zorgcoordinator", "R", "care coordinator (another name for R)"),
-       ("Opvang", "O", "shelter"),
-       ("FairWork", "O", "advises labour victims and refers to shelters (docs/method.md 3.1)"),
-       ("NIDOS", "O", "guardianship of unaccompanied foreign minors (docs/method.md 3.1)"),
-       ("Ambulant", "O", "ambulant care"),
-       ("Jeugdzorg", "Z", "youth care goes to Z (docs/method.md 3.1)"),
-       ("Jongereninstelling", "Z", "youth institution goes to Z (docs/method.md 3.1)")]
+    + [
+        ("KMar", "K", "Royal Marechaussee"),
+        ("ISZW", "I", "labour inspectorate (Inspectie SZW / NLA)"),
+        ("Regiocoordinator", "R", "regional care coordinator"),
+        ("Zorgcoordinator", "R", "care coordinator (another name for R)"),
+        ("Opvang", "O", "shelter"),
+        ("FairWork", "O", "advises labour victims and refers to shelters (docs/method.md 3.1)"),
+        ("NIDOS", "O", "guardianship of unaccompanied foreign minors (docs/method.md 3.1)"),
+        ("Ambulant", "O", "ambulant care"),
+        ("Jeugdzorg", "Z", "youth care goes to Z (docs/method.md 3.1)"),
+        ("Jongereninstelling", "Z", "youth institution goes to Z (docs/method.md 3.1)"),
+    ]
     + [(z, "Z", "other reporter") for z in Z_OTHERS]
-    + [("IND", "exclude", "stopped in 2018 and duplicated police reports (docs/method.md 3.1)"),
-       ("EMM", "exclude", "copies of police and KMar data; never meets victims"),
-       ("OM", "exclude", "first-report-only copies of police/ISZW cases")]
+    + [
+        ("IND", "exclude", "stopped in 2018 and duplicated police reports (docs/method.md 3.1)"),
+        ("EMM", "exclude", "copies of police and KMar data; never meets victims"),
+        ("OM", "exclude", "first-report-only copies of police/ISZW cases"),
+    ]
 )
 
 FOREIGN_NATIONALITIES: tuple[str, ...] = (
-    "NG", "RO", "PL", "BG", "HU", "UA", "VN", "CN", "IN", "ER", "SY", "MA", "BR", "UG", "SL", "GN")
+    "NG",
+    "RO",
+    "PL",
+    "BG",
+    "HU",
+    "UA",
+    "VN",
+    "CN",
+    "IN",
+    "ER",
+    "SY",
+    "MA",
+    "BR",
+    "UG",
+    "SL",
+    "GN",
+)
 FOREIGN_WEIGHTS = np.array([14, 12, 9, 8, 6, 5, 5, 5, 4, 4, 4, 4, 3, 3, 2, 2], float)
 SEXUAL_FORMS = (("sexual", 0.90), ("sexual;labour", 0.06), ("sexual;criminal", 0.04))
-OTHER_FORMS = (("labour", 0.62), ("criminal", 0.20), ("labour;criminal", 0.06),
-               ("other", 0.10), ("organ_removal", 0.02))
-REPORT_COLUMNS = ["report_id", "person_key", "report_date", "organisation",
-                  "sex", "age", "nationality", "exploitation"]
-AGGREGATE_COLUMNS = ["year", "organisation", "total", "sex_F", "sex_M", "age_minor",
-                     "age_adult", "nat_NL", "nat_other", "expl_sexual", "expl_other"]
+OTHER_FORMS = (
+    ("labour", 0.62),
+    ("criminal", 0.20),
+    ("labour;criminal", 0.06),
+    ("other", 0.10),
+    ("organ_removal", 0.02),
+)
+# The columns of the files written: those the readers expect (docs/input-formats.md 1, 3).
+REPORT_COLUMNS = list(inputs.REPORT_COLUMNS)
+AGGREGATE_COLUMNS = list(inputs.AGGREGATE_COLUMNS)
 
 
 @dataclasses.dataclass
@@ -250,6 +317,7 @@ class SimulatedData:
 
 
 # --- the log-linear model ---------------------------------------------------------
+
 
 def cell_grid() -> np.ndarray:
     """All 1,024 cells as 0/1 rows: columns S L N U then I K O P R Z."""
@@ -357,6 +425,7 @@ def draw_population(year: int, spec: YearSpec, rng: np.random.Generator) -> pd.D
 
 # --- reports ------------------------------------------------------------------------
 
+
 def _choose_organisation(reg: str, x: Mapping[str, int], year: int, rng: np.random.Generator) -> str:
     """Pick the reporting organisation within a register (covariates steer it)."""
     if reg == "P":
@@ -386,8 +455,7 @@ def _exploitation_text(u: int, rng: np.random.Generator) -> str:
     return forms[rng.choice(len(forms), p=p / p.sum())][0]
 
 
-def _person_reports(person: Mapping[str, int], year: int, spec: YearSpec,
-                    rng: np.random.Generator) -> list[dict]:
+def _person_reports(person: Mapping[str, int], year: int, spec: YearSpec, rng: np.random.Generator) -> list[dict]:
     """All reports of one registered person (before withholding)."""
     regs = [g for g in REGISTERS if person[g] == 1]
     # Referral sources report first: KMar and police, then the inspectorate.
@@ -397,8 +465,11 @@ def _person_reports(person: Mapping[str, int], year: int, spec: YearSpec,
     first = pd.Timestamp(year=year, month=1, day=1) + pd.Timedelta(days=int(rng.integers(0, 365)))
     x = {c: int(person[c]) for c in COV_ORDER}
     age = int(rng.integers(12, 18)) if x["L"] == 1 else int(min(75, 18 + rng.gamma(2.0, 7.0)))
-    nat = "NL" if x["N"] == 0 else FOREIGN_NATIONALITIES[rng.choice(len(FOREIGN_NATIONALITIES),
-                                                                     p=FOREIGN_WEIGHTS / FOREIGN_WEIGHTS.sum())]
+    nat = (
+        "NL"
+        if x["N"] == 0
+        else FOREIGN_NATIONALITIES[rng.choice(len(FOREIGN_NATIONALITIES), p=FOREIGN_WEIGHTS / FOREIGN_WEIGHTS.sum())]
+    )
     unknown = {c: rng.random() < spec.missing_rates[c] for c in COV_ORDER}
     events: list[tuple[str, int]] = []  # (register, delay in days)
     for k, g in enumerate(order):
@@ -409,25 +480,39 @@ def _person_reports(person: Mapping[str, int], year: int, spec: YearSpec,
     reports = []
     for g, delay in events:
         date = first + pd.Timedelta(days=delay)
-        reports.append(_report_row(g, date, x, age + (delay >= 365 // 2 and rng.random() < 0.5),
-                                   nat, unknown, year, rng))
+        reports.append(
+            _report_row(g, date, x, age + (delay >= 365 // 2 and rng.random() < 0.5), nat, unknown, year, rng)
+        )
     # Excluded organisations: copies that the preparation must drop.
     if ("P" in regs or "K" in regs) and rng.random() < spec.emm_share:
         src = [(g, d) for g, d in events if g in ("P", "K")][0]
-        reports.append(_report_row("EMM", first + pd.Timedelta(days=src[1] + int(rng.integers(0, 20))),
-                                   x, age, nat, unknown, year, rng))
+        reports.append(
+            _report_row(
+                "EMM", first + pd.Timedelta(days=src[1] + int(rng.integers(0, 20))), x, age, nat, unknown, year, rng
+            )
+        )
     if "P" in regs and x["N"] == 1 and rng.random() < spec.ind_share:
         # IND signals precede the police report (may fall in the previous year).
-        reports.append(_report_row("IND", first - pd.Timedelta(days=int(rng.integers(1, 40))),
-                                   x, age, nat, unknown, year, rng))
+        reports.append(
+            _report_row("IND", first - pd.Timedelta(days=int(rng.integers(1, 40))), x, age, nat, unknown, year, rng)
+        )
     if ("P" in regs or "I" in regs) and rng.random() < spec.om_share:
-        reports.append(_report_row("OM", first + pd.Timedelta(days=int(rng.integers(30, 200))),
-                                   x, age, nat, unknown, year, rng))
+        reports.append(
+            _report_row("OM", first + pd.Timedelta(days=int(rng.integers(30, 200))), x, age, nat, unknown, year, rng)
+        )
     return reports
 
 
-def _report_row(reg: str, date: pd.Timestamp, x: Mapping[str, int], age: int, nat: str,
-                unknown: Mapping[str, bool], year: int, rng: np.random.Generator) -> dict:
+def _report_row(
+    reg: str,
+    date: pd.Timestamp,
+    x: Mapping[str, int],
+    age: int,
+    nat: str,
+    unknown: Mapping[str, bool],
+    year: int,
+    rng: np.random.Generator,
+) -> dict:
     """One report with recorded (possibly missing or conflicting) covariates."""
     org = reg if reg in ("EMM", "IND", "OM") else _choose_organisation(reg, x, year, rng)
     sex = "FM"[x["S"]]
@@ -450,8 +535,7 @@ def _report_row(reg: str, date: pd.Timestamp, x: Mapping[str, int], age: int, na
     nat_out = None if unknown["N"] or rng.random() < 0.01 else rec_nat
     if unknown["U"]:
         expl = "unknown" if rng.random() < 0.5 else None
-    return dict(report_date=date, organisation=org, sex=sex_out, age=age_out,
-                nationality=nat_out, exploitation=expl)
+    return dict(report_date=date, organisation=org, sex=sex_out, age=age_out, nationality=nat_out, exploitation=expl)
 
 
 def _aggregate_row(year: int, org: str, persons: pd.DataFrame, rng: np.random.Generator) -> dict:
@@ -463,10 +547,12 @@ def _aggregate_row(year: int, org: str, persons: pd.DataFrame, rng: np.random.Ge
     total = len(persons)
     out = dict(year=year, organisation=org, total=total)
     unknown_rate = 0.0 if org == "FairWork" else 0.08
-    for c, (lo, hi), (n0, n1) in (("S", ("F", "M"), ("sex_F", "sex_M")),
-                                   ("L", ("A", "M"), ("age_adult", "age_minor")),
-                                   ("N", ("NL", "O"), ("nat_NL", "nat_other")),
-                                   ("U", ("S", "O"), ("expl_sexual", "expl_other"))):
+    for c, (lo, hi), (n0, n1) in (
+        ("S", ("F", "M"), ("sex_F", "sex_M")),
+        ("L", ("A", "M"), ("age_adult", "age_minor")),
+        ("N", ("NL", "O"), ("nat_NL", "nat_other")),
+        ("U", ("S", "O"), ("expl_sexual", "expl_other")),
+    ):
         known = rng.random(total) >= unknown_rate
         v = persons[c].to_numpy()
         out[n0] = int(((v == 0) & known).sum())
@@ -530,13 +616,24 @@ def truth_table(population: pd.DataFrame) -> pd.DataFrame:
     pop = population.assign(_reg=population[list(REGISTERS)].to_numpy().any(axis=1).astype(int))
     rows = []
     for year, g in pop.groupby("year"):
-        rows.append(dict(year=int(year), group="total", covariate="", level="",
-                         n_true=len(g), n_registered=int(g["_reg"].sum())))
+        rows.append(
+            dict(
+                year=int(year), group="total", covariate="", level="", n_true=len(g), n_registered=int(g["_reg"].sum())
+            )
+        )
         for c in COV_ORDER:
             for code, level in enumerate(COVARIATES[c]):
                 sel = g[c] == code
-                rows.append(dict(year=int(year), group=f"{c}={level}", covariate=c, level=level,
-                                 n_true=int(sel.sum()), n_registered=int(g.loc[sel, "_reg"].sum())))
+                rows.append(
+                    dict(
+                        year=int(year),
+                        group=f"{c}={level}",
+                        covariate=c,
+                        level=level,
+                        n_true=int(sel.sum()),
+                        n_registered=int(g.loc[sel, "_reg"].sum()),
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -609,8 +706,9 @@ def write_data(data: SimulatedData, out_dir: str | Path, append: bool = False) -
                 keep = ~old["report_id"].str[1:5].astype(int).isin(years)
             else:
                 keep = ~old["year"].astype(int).isin(years)
-            frame = pd.concat([old[keep], frame.astype(str).replace({"<NA>": "", "nan": "", "None": ""})],
-                              ignore_index=True)
+            frame = pd.concat(
+                [old[keep], frame.astype(str).replace({"<NA>": "", "nan": "", "None": ""})], ignore_index=True
+            )
             if name == "reports":
                 frame = frame.sort_values(["report_date", "report_id"], kind="stable")
         frame.to_csv(path, index=False)
@@ -624,22 +722,29 @@ def write_data(data: SimulatedData, out_dir: str | Path, append: bool = False) -
 
 # --- calibration: target versus generated ---------------------------------------------
 
+
 #: Reporter groups of docs/input-formats.md section 6 by register / organisation.
 def reporter_group(register: str, organisation: str) -> str | None:
     """The monitor's reporter group of a report (None for excluded organisations)."""
     if organisation == "FairWork":
         return "FairWork"
-    return {"P": "Police", "K": "KMar", "I": "ISZW", "R": "Care coordinators (R)",
-            "O": "Other reporters", "Z": "Other reporters"}.get(register)
+    return {
+        "P": "Police",
+        "K": "KMar",
+        "I": "ISZW",
+        "R": "Care coordinators (R)",
+        "O": "Other reporters",
+        "Z": "Other reporters",
+    }.get(register)
 
 
 #: Tolerances of the calibration test (relative, or absolute percentage points).
 TOLERANCES: dict[str, float] = {
-    "persons": 0.15,            # registered persons in the reports, relative
-    "withheld": 0.20,           # persons in the aggregates, relative
-    "reports_group": 0.35,      # reports per reporter group, relative (or 40 reports, whichever is larger)
-    "share_pp": 7.0,            # covariate shares among persons with the value known, points
-    "unknown_pp": 3.0,          # shares of persons with a covariate unknown, points
+    "persons": 0.15,  # registered persons in the reports, relative
+    "withheld": 0.20,  # persons in the aggregates, relative
+    "reports_group": 0.35,  # reports per reporter group, relative (or 40 reports, whichever is larger)
+    "share_pp": 7.0,  # covariate shares among persons with the value known, points
+    "unknown_pp": 3.0,  # shares of persons with a covariate unknown, points
     "multi_register": (8.0, 18.0),  # % of persons on more than one register
     "true_total": (3000, 6000),
 }
@@ -681,8 +786,12 @@ def calibration_table(data: SimulatedData, register_map: pd.DataFrame | None = N
         rec = records[records["year"] == y]
         n = len(rec)
         add("registered persons (reports)", y, TARGET_PERSONS.get(y), int(n))
-        add("persons in aggregates", y, TARGET_WITHHELD.get(y),
-            int(data.aggregates.loc[data.aggregates["year"].astype(int) == y, "total"].astype(int).sum()))
+        add(
+            "persons in aggregates",
+            y,
+            TARGET_WITHHELD.get(y),
+            int(data.aggregates.loc[data.aggregates["year"].astype(int) == y, "total"].astype(int).sum()),
+        )
         regs = rec[list(REGISTERS)].astype(int).sum(axis=1)
         add("on 2+ registers (%)", y, "10-15", round(100 * float((regs > 1).mean()), 1))
         tot = data.truth[(data.truth["year"] == y) & (data.truth["group"] == "total")]
@@ -691,32 +800,50 @@ def calibration_table(data: SimulatedData, register_map: pd.DataFrame | None = N
         groups = yr.apply(lambda r: reporter_group(r["register"], r["organisation"]), axis=1).value_counts()
         for g, t in TARGET_REPORTS.items():
             add(f"reports: {g}", y, t.get(y), int(groups.get(g, 0)))
-        add("reports: all incl. excluded", y, {2016: 1244, 2017: 1482, 2018: 935, 2019: 1658}.get(y),
-            int((mapped["report_date"].dt.year == y).sum()))
-        for name, col, level in (("sexual", "U", "S"), ("male", "S", "M"), ("minor", "L", "M"),
-                                 ("Dutch", "N", "NL")):
-            unknown = {"sexual": "exploitation unknown", "male": "sex unknown", "minor": "age unknown",
-                       "Dutch": "nationality unknown"}[name]
+        add(
+            "reports: all incl. excluded",
+            y,
+            {2016: 1244, 2017: 1482, 2018: 935, 2019: 1658}.get(y),
+            int((mapped["report_date"].dt.year == y).sum()),
+        )
+        for name, col, level in (("sexual", "U", "S"), ("male", "S", "M"), ("minor", "L", "M"), ("Dutch", "N", "NL")):
+            unknown = {
+                "sexual": "exploitation unknown",
+                "male": "sex unknown",
+                "minor": "age unknown",
+                "Dutch": "nationality unknown",
+            }[name]
             t_n, t_unk, t_tot = TARGET_COVARIATES[name].get(y), TARGET_COVARIATES[unknown].get(y), TARGET_PERSONS.get(y)
             known = rec[col].notna()
             target_share = round(100 * t_n / (t_tot - t_unk), 1) if t_n is not None else None
-            add(f"{name} among known (%)", y, target_share, round(100 * float((rec.loc[known, col] == level).mean()), 1))
-            add(f"{unknown} (%)", y, round(100 * t_unk / t_tot, 1) if t_unk is not None else None,
-                round(100 * float((~known).mean()), 1))
+            add(
+                f"{name} among known (%)", y, target_share, round(100 * float((rec.loc[known, col] == level).mean()), 1)
+            )
+            add(
+                f"{unknown} (%)",
+                y,
+                round(100 * t_unk / t_tot, 1) if t_unk is not None else None,
+                round(100 * float((~known).mean()), 1),
+            )
     return pd.DataFrame(rows)
 
 
 def calibration_markdown(table: pd.DataFrame) -> str:
     """The calibration table as Markdown (quantity rows, target / generated per year)."""
     years = sorted(table["year"].unique())
-    lines = ["| quantity | " + " | ".join(f"{y} target | {y} generated" for y in years) + " |",
-             "|---|" + "---|---|" * len(years)]
+    lines = [
+        "| quantity | " + " | ".join(f"{y} target | {y} generated" for y in years) + " |",
+        "|---|" + "---|---|" * len(years),
+    ]
     for q, g in table.groupby("quantity", sort=False):
         cells = []
         for y in years:
             r = g[g["year"] == y]
             t = r["target"].iloc[0] if len(r) else None
             v = r["generated"].iloc[0] if len(r) else None
-            cells += ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t), "" if v is None else str(v)]
+            cells += [
+                "" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t),
+                "" if v is None else str(v),
+            ]
         lines.append(f"| {q} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -368,3 +368,11 @@ def test_estimates_of_fits_and_time_scale_as_stated():
     assert estimated_fits(5, "backward-aic", 3) == 6
     assert estimated_fits(5, "study", 3) == 55 + 10 * 10  # the study always starts from all2
     assert estimated_seconds(16384, 106, 1) == pytest.approx(1.47, rel=0.01)  # the calibration point
+
+
+def test_estimate_guard_uses_the_engines_replicate_minimum():
+    # mse estimate checks --bootstrap before it imports the engine; the rule must stay the engine's
+    from mse_helpers.cli import estimate
+    from mse_helpers.engine import resample
+
+    assert estimate.MIN_REPLICATES == resample.MIN_REPLICATES

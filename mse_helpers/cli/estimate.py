@@ -19,19 +19,21 @@ import json
 import math
 from math import comb
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .. import seeds
 from ..codes import group_label
-from ..engine.cells import complete_table
-from ..engine.design import Design
-from ..engine.estimates import by_groups, n_hat_by
-from ..engine.fit import fit_model
-from ..engine.resample import MIN_REPLICATES, parametric_bootstrap
-from ..stages import selection
 from . import UsageError
+
+if TYPE_CHECKING:
+    from ..engine.design import Design
+
+# The engine (scipy, statsmodels-sized imports) is imported inside main, after
+# the input checks: a request that is refused is refused before it loads.
+#: Fewest bootstrap replicates for an interval (as engine.resample.MIN_REPLICATES).
+MIN_REPLICATES = 2
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study")
@@ -355,6 +357,13 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--bootstrap: must be 0 (no interval) or at least {MIN_REPLICATES}, got {args.bootstrap}")
     if args.bootstrap and args.seed is None:
         raise UsageError("--bootstrap needs --seed (the interval must be reproducible)")
+    from .. import seeds
+    from ..engine.cells import complete_table
+    from ..engine.design import Design
+    from ..engine.estimates import by_groups, n_hat_by
+    from ..engine.fit import fit_model
+    from ..engine.resample import parametric_bootstrap
+
     select = args.select
     try:
         table = complete_table(frame, lists, factors, source=source)
@@ -437,6 +446,8 @@ def run_select(design: Design, method: str, start: tuple[str, ...] | None):
         ``method``, ``removed`` and ``added`` (terms in order), ``refused``
         (term, status, reason, step), ``fits``, ``checks``.
     """
+    from ..stages import selection
+
     two_factor = tuple(t for t in design.candidate_terms if t.count(":") == 1)
     removed: list[str] = []
     added: list[str] = []

@@ -22,6 +22,7 @@ When ``Rscript`` or one of the R packages is missing it says how to install them
 Usage::
 
     python scripts/compare_r.py [--nboot 1000] [--no-export]
+    python scripts/compare_r.py --tables   # the Markdown tables from the reference, no R
 """
 
 from __future__ import annotations
@@ -229,7 +230,7 @@ for (ds in unique(tasks$dataset)) {
       q <- b$BCaquantiles
       add(dataset = ds, n_obs = n, package = "SparseMSE", version = ver("SparseMSE"),
           func = "estimatepopulation", kind = "stepwise", model = "stepwise", terms = paste(sel, collapse = ","),
-          n_hat = num(b$popest), lower = num(q[["2.5%"]]), upper = num(q[["97.5%"]]),
+          n_hat = num(b$popest), lower = num(q[["0.025"]]), upper = num(q[["0.975"]]),
           interval = paste0("bca-95 (nboot=", nboot, ", iseed=1234)"), n_hat_multinomial = "",
           info = "0", note = sprintf("bootstrap with re-selection took %.1f s", el))
     }
@@ -252,7 +253,8 @@ def r_available() -> str | None:
         ["Rscript", "-e", "suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})"],
         capture_output=True, text=True)
     if probe.returncode != 0:
-        return "an R package is missing: " + probe.stderr.strip().splitlines()[-1]
+        lines = [x for x in probe.stderr.splitlines() if "no package" in x] or ["Rcapture or SparseMSE"]
+        return "an R package is missing (" + lines[0].split(":")[-1].strip() + ")"
     return None
 
 
@@ -352,8 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="SparseMSE bootstrap replicates (0: no BCa interval)")
     ap.add_argument("--no-export", action="store_true",
                     help="use the tables already in tests/fixtures/published")
+    ap.add_argument("--tables", action="store_true",
+                    help="only print the Markdown tables from tests/fixtures/r_reference.csv (no R)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.tables:
+        return print_tables()
     why = r_available()
     if why:
         print(f"{why}.\n{INSTALL_HELP}skipped")
@@ -381,6 +387,58 @@ def main(argv: list[str] | None = None) -> int:
         w.writerows({c: r.get(c, "") for c in COLUMNS} for r in rows)
     log.info("wrote %s (%d rows)", REFERENCE.relative_to(ROOT), len(rows))
     print(markdown_table(rows, ours))
+    print()
+    print(side_by_side(rows, ours))
+    return 0
+
+
+def _interval(row: dict | None) -> str:
+    """'[lo, hi]' to the whole person, '> x' for an open upper bound, '' without an interval."""
+    if row is None or not row["lower"]:
+        return ""
+    lo = f"{float(row['lower']):,.0f}"
+    if row["upper"]:
+        return f"[{lo}, {float(row['upper']):,.0f}]"
+    above = row["note"].split("above ")[1].split(" ")[0] if "above " in row["note"] else "?"
+    return f"[{lo}, > {float(above):,.0f}]"
+
+
+def _nhat(row: dict | None) -> str:
+    return f"{float(row['n_hat']):,.1f}" if row and row["n_hat"] else ""
+
+
+def side_by_side(rows: list[dict], ours: dict) -> str:
+    """Per table: SparseMSE stepwise (BCa), Rcapture's fit of its terms and of ours (profile)."""
+    def pick(name: str, **kw) -> dict | None:
+        hits = [r for r in rows if r["dataset"] == name and all(r[k] == v for k, v in kw.items())]
+        return hits[0] if hits else None
+
+    lines = ["| data set | n_obs | SparseMSE stepwise N-hat | BCa 95% | Rcapture, same terms: N-hat "
+             "| profile 95% | mse backward-aic N-hat | Rcapture, same terms: N-hat | profile 95% "
+             "| main effects (Mt): Rcapture = mse | profile 95% |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, back in ours.items():
+        sw = pick(name, func="estimatepopulation.0")
+        bca = pick(name, func="estimatepopulation")
+        sw_fix = pick(name, kind="fixed", terms=sw["terms"]) if sw else None
+        our_terms = ",".join(back["terms"]) if back.get("terms") is not None else None
+        our_fix = pick(name, kind="fixed", terms=our_terms) if our_terms is not None else None
+        main = pick(name, kind="fixed", terms="")
+        our_n = f"{back['n_hat']:,.1f}" if back.get("n_hat") is not None else str(back.get("status"))
+        lines.append(f"| {name} | {sw['n_obs'] if sw else ''} | {_nhat(sw)} | {_interval(bca)} "
+                     f"| {_nhat(sw_fix)} | {_interval(sw_fix)} | {our_n} | {_nhat(our_fix)} "
+                     f"| {_interval(our_fix)} | {_nhat(main)} | {_interval(main)} |")
+    return "\n".join(lines)
+
+
+def print_tables() -> int:
+    """The Markdown tables from the reference already written (no R needed)."""
+    with REFERENCE.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ours = {name: mse_estimate(path, "--select", "backward-aic") for name, path in table_paths().items()}
+    print(markdown_table(rows, ours))
+    print()
+    print(side_by_side(rows, ours))
     return 0
 
 

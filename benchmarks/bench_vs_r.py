@@ -28,19 +28,19 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import contextlib
+import io
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
 INSTALL_HELP = """\
 This benchmark needs R and the R package mice. On Debian or Ubuntu:
@@ -94,7 +94,7 @@ def r_missing() -> str | None:
     if shutil.which("Rscript") is None:
         return "Rscript is not on PATH"
     probe = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages(library(mice))"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     return None if probe.returncode == 0 else "the R package mice is missing"
 
 
@@ -103,7 +103,7 @@ def run_r(code: str, *args: str) -> dict[str, list[str]]:
     with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
         fh.write(code)
     try:
-        done = subprocess.run(["Rscript", fh.name, *args], capture_output=True, text=True)
+        done = subprocess.run(["Rscript", fh.name, *args], capture_output=True, text=True, check=False)
     finally:
         os.unlink(fh.name)
     if done.returncode != 0:
@@ -158,7 +158,7 @@ def main() -> int:
     from mse_helpers.stages import impute, prepare
 
     r_version = subprocess.run(["Rscript", "-e", "cat(R.version.string, as.character(packageVersion('mice')))"],
-                               capture_output=True, text=True).stdout.strip()
+                               capture_output=True, text=True, check=False).stdout.strip()
     print(f"{time.strftime('%Y-%m-%d %H:%M')} UTC; {os.cpu_count()} cores, "
           f"load average {load_average()} at start; Python {platform.python_version()}; {r_version}")
     p = load_params(None, {"m": 1})

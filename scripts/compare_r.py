@@ -21,7 +21,7 @@ When ``Rscript`` or one of the R packages is missing it says how to install them
 
 Usage::
 
-    python scripts/compare_r.py [--nboot 1000] [--no-export]
+    python scripts/compare_r.py [--nboot 100] [--no-export]
     python scripts/compare_r.py --tables   # the Markdown tables from the reference, no R
 """
 
@@ -350,8 +350,8 @@ def build_tasks(paths: dict[str, Path]) -> tuple[list[dict], dict]:
 def main(argv: list[str] | None = None) -> int:
     """Export the tables, run R, write the reference; exit 0 with "skipped" without R."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nboot", type=int, default=1000,
-                    help="SparseMSE bootstrap replicates (0: no BCa interval)")
+    ap.add_argument("--nboot", type=int, default=100,
+                    help="SparseMSE bootstrap replicates (0: no BCa interval; 100 took ~10 min for all tables)")
     ap.add_argument("--no-export", action="store_true",
                     help="use the tables already in tests/fixtures/published")
     ap.add_argument("--tables", action="store_true",

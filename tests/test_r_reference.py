@@ -62,7 +62,7 @@ def empty_overlaps(dataset: str, terms: str) -> list[str]:
 def degenerate(row: dict) -> bool:
     """Rcapture's number is not an MLE: glm warned, N-hat ran off towards infinity, or a term's
     lists never overlap (the term's MLE is minus infinity; R then reports the finite limit, the
-    "extended" MLE SparseMSE uses, which this project refuses by design, method.md 5)."""
+    "extended" MLE SparseMSE uses, which this project refuses by design)."""
     return (row["glm_warning"] == "1" or not row["n_hat"]
             or float(row["n_hat"]) > RUNAWAY * int(row["n_obs"])
             or bool(empty_overlaps(row["dataset"], row["terms"])))

@@ -89,6 +89,79 @@ for (v in names(meth)[meth != ""]) {
 """
 
 
+R_SMALL = r"""
+suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})
+args <- commandArgs(trailingOnly = TRUE)
+tasks <- read.csv(args[1], stringsAsFactors = FALSE, na.strings = character(0))
+reps <- as.integer(args[2])
+for (i in seq_len(nrow(tasks))) {
+  X <- read.csv(tasks$path[i], comment.char = "#", check.names = FALSE)
+  lists <- setdiff(names(X), "count")
+  Xr <- X[, c(lists, "count")]
+  names(Xr) <- c(paste0("c", seq_along(lists)), "freq")
+  pr <- if (tasks$terms[i] == "") character(0) else strsplit(tasks$terms[i], ",")[[1]]
+  ren <- vapply(pr, function(t) paste0("c", match(strsplit(t, ":")[[1]], lists), collapse = ":"), "")
+  f <- if (length(pr) == 0) ~ . else as.formula(paste("~ . +", paste(ren, collapse = " + ")))
+  t_rc <- system.time(for (k in seq_len(reps))
+    r <- suppressWarnings(closedpCI.t(Xr, dfreq = TRUE, mX = f)))[["elapsed"]] / reps
+  t_sw <- system.time(for (k in seq_len(reps))
+    e <- estimatepopulation.0(X[, c(lists, "count")], method = "stepwise"))[["elapsed"]] / reps
+  cat(sprintf("SMALL %s %.5f %.5f %.10g\n", tasks$dataset[i], t_rc, t_sw,
+              sum(Xr$freq) + exp(unname(coef(r$fit)[1]))))
+}
+"""
+
+
+def published_tables() -> dict[str, Path]:
+    """The published capture-history tables in tests/fixtures (see the README there)."""
+    fixtures = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+    paths = {f.stem: f for f in sorted((fixtures / "published").glob("*.csv"))}
+    paths.update(korea=fixtures / "korea.csv", uk2013=fixtures / "uk2013.csv")
+    return paths
+
+
+def bench_published(reps: int) -> None:
+    """Small published tables: Rcapture's fit + profile interval and SparseMSE's stepwise
+    selection against ``mse estimate`` (fit of the same model; backward AIC), per table."""
+    probe = subprocess.run(
+        ["Rscript", "-e", "suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})"],
+        capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        print("published tables: skipped (the R packages Rcapture and SparseMSE are missing; "
+              "scripts/compare_r.py says how to install them)")
+        return
+    paths = published_tables()
+    ours = {}
+    for name, path in paths.items():
+        sel, _ = estimate_json(str(path), "--select", "backward-aic")  # warm-up, and the model
+        terms = ",".join(sel["terms"]) if sel.get("n_hat") is not None else ""
+        t_sel = sum(estimate_json(str(path), "--select", "backward-aic")[1] for _ in range(reps)) / reps
+        fit, _ = estimate_json(str(path), "--terms", terms)
+        t_fit = sum(estimate_json(str(path), "--terms", terms)[1] for _ in range(reps)) / reps
+        ours[name] = (terms, t_fit, t_sel, fit["n_hat"])
+    with tempfile.TemporaryDirectory() as tmp:
+        tasks = Path(tmp) / "tasks.csv"
+        pd.DataFrame([{"dataset": k, "path": str(paths[k]), "terms": v[0]} for k, v in ours.items()]
+                     ).to_csv(tasks, index=False)
+        r = run_r(R_SMALL, str(tasks), str(reps))
+    t = time.perf_counter()
+    done = subprocess.run([str(Path(sys.executable).parent / "mse"), "estimate", str(paths["Western"]),
+                           "--select", "backward-aic"], capture_output=True, check=False)
+    cold = time.perf_counter() - t if done.returncode == 0 else float("nan")
+    print(f"published tables (mean time per call over {reps} calls after a warm-up, ours in-process; "
+          "Rcapture's time includes its profile interval, which we lack):")
+    print(f"{'':14}{'Rcapture':>10}{'mse fit':>9}{'ratio':>7}{'SparseMSE':>11}{'mse b-aic':>11}{'ratio':>7}"
+          f"{'same N-hat':>12}")
+    for line in r.get("SMALL", []):
+        name, t_rc, t_sw, n_rc = line.split()
+        terms, t_fit, t_sel, n_ours = ours[name]
+        same = n_ours is not None and abs(n_ours / float(n_rc) - 1) < 1e-6
+        print(f"{name:14}{float(t_rc) * 1e3:>8.1f}ms{t_fit * 1e3:>7.1f}ms{float(t_rc) / t_fit:>6.1f}x"
+              f"{float(t_sw) * 1e3:>9.1f}ms{t_sel * 1e3:>9.1f}ms{float(t_sw) / t_sel:>6.1f}x{same!s:>12}")
+    print(f"one whole `mse estimate --select backward-aic` process on Western (start-up included): "
+          f"{cold:.2f} s")
+
+
 def r_missing() -> str | None:
     """Why R cannot be used here, or None."""
     if shutil.which("Rscript") is None:
@@ -146,12 +219,20 @@ def main() -> int:
     ap.add_argument("--m", type=int, default=25, help="imputations (mice m)")
     ap.add_argument("--maxit", type=int, default=10, help="chained-equation iterations")
     ap.add_argument("--skip-mice", action="store_true", help="time only the log-linear parts")
+    ap.add_argument("--only-published", action="store_true",
+                    help="time only the published tables (part 4; needs Rcapture and SparseMSE)")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per call on the published tables")
     ap.add_argument("--max-start-terms", type=int, default=None,
                     help="start from only the first N two-factor terms (a quick check of the script)")
     args = ap.parse_args()
     why = r_missing()
     if why:
         print(f"{why}.\n{INSTALL_HELP}skipped")
+        return 0
+    if args.only_published:
+        print(f"{time.strftime('%Y-%m-%d %H:%M')} UTC; {os.cpu_count()} cores, load average {load_average()}")
+        bench_published(args.reps)
+        print(f"load average at the end: {load_average()}")
         return 0
     from mse_helpers.engine.loglinear import complete_table
     from mse_helpers.runner.params import load_params
@@ -245,6 +326,7 @@ def main() -> int:
                     impute.encode_binary(ds.completed, regs, covs)[var][miss[var].to_numpy()].mean()
                     for ds in sets) / len(sets)
                 print(f"{var + ' = ' + COVARIATES[var][1]:44}{float(share):>8.3f}{ours_share:>8.3f}")
+        bench_published(args.reps)
         print(f"\nload average at the end: {load_average()}")
     return 0
 

@@ -11,13 +11,17 @@ preparation and one imputation, m = 1), counted into a table of 6 registers x S 
 3. chained-equation imputation of the bundled person-level file (after data preparation, no
    linking of partial records, so that both do the same): R ``mice(m = 25, maxit = 10,
    method = "logreg")`` against :func:`mse_helpers.stages.impute.impute_datasets` with the
-   same m and maxit (1 worker, as R), and the mean imputed level shares of both.
+   same m and maxit (1 worker, as R), and the mean imputed level shares of both;
+4. on the published tables in tests/fixtures (when Rcapture and SparseMSE are installed):
+   Rcapture ``closedpCI.t`` (fit and profile interval) against ``mse estimate --terms`` for the
+   same model, and SparseMSE's stepwise selection against ``mse estimate --select backward-aic``.
 
 R's times are measured inside R (``system.time``; R's start-up not counted). Each part is run
 once: R takes minutes. When ``Rscript`` or the R package mice is missing it says how to
-install them and exits 0 ("skipped"). Usage::
+install them and exits 0 ("skipped"); part 4 is skipped, with a note, without Rcapture and
+SparseMSE. Usage::
 
-    python benchmarks/bench_vs_r.py [--m 25] [--maxit 10] [--skip-mice]
+    python benchmarks/bench_vs_r.py [--m 25] [--maxit 10] [--skip-mice] [--only-published]
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@ On one study-size completed data set made by this project from the bundled data 
 preparation and one imputation, m = 1), counted into a table of 6 registers x S L N U x years
 (written to a temporary folder, zeros included), it times
 
-1. the log-linear fit with every two-factor term whose MLE exists: R ``glm(family = poisson)`` against
-   ``mse estimate --terms all2`` (in-process, start-up not counted);
-2. backward AIC from all two-factor terms: R ``step(direction = "backward")`` against
-   ``mse estimate --select backward-aic``, and whether the removed terms and N-hat agree;
+1. the log-linear fit with every two-factor term but those the existence check blames (the
+   start model): R ``glm(family = poisson)`` against ``mse estimate --terms ...`` (in-process,
+   start-up not counted);
+2. backward AIC from the start model: R ``step(direction = "backward")`` against
+   ``mse estimate --terms ... --select backward-aic``, and whether the removed terms and N-hat
+   agree;
 3. chained-equation imputation of the bundled person-level file (after data preparation, no
    linking of partial records, so that both do the same): R ``mice(m = 25, maxit = 10,
    method = "logreg")`` against :func:`mse_helpers.stages.impute.impute_datasets` with the

@@ -61,7 +61,8 @@ On Debian or Ubuntu:
        R_LIBS=~/rlib python scripts/compare_r.py
 """
 
-# Tables exported from the R packages: name -> (package, data set, kind, lists, source).
+# Tables exported from the R packages: name -> (package, data set, kind); sources in HEADERS
+# and in tests/fixtures/published/README.md.
 # kind "freq": one row per history with its count in the last column; "units": one row per unit.
 TABLES = {
     "UKdat": ("SparseMSE", "UKdat", "freq"),
@@ -325,6 +326,8 @@ def stepwise_terms(path: Path) -> str | None:
 
 def build_tasks(paths: dict[str, Path]) -> tuple[list[dict], dict]:
     """The fixed models to fit in R per table, and this project's backward-AIC result."""
+    import pandas as pd  # with the project's other imports: only when R is there
+
     tasks, ours = [], {}
     for name, path in paths.items():
         back = mse_estimate(path, "--select", "backward-aic")
@@ -338,8 +341,6 @@ def build_tasks(paths: dict[str, Path]) -> tuple[list[dict], dict]:
         models.setdefault("all2", "all two-list terms")
         for terms, source in models.items():
             if terms == "all2":
-                import pandas as pd
-
                 lists = [c for c in pd.read_csv(path, comment="#").columns if c != "count"]
                 terms = ",".join(f"{a}:{b}" for i, a in enumerate(lists) for b in lists[i + 1:])
             tasks.append({"dataset": name, "path": str(path), "task": "fixed", "terms": terms,

@@ -131,10 +131,15 @@ def bench_published(reps: int) -> None:
     selection against ``mse estimate`` (fit of the same model; backward AIC), per table."""
     probe = subprocess.run(
         ["Rscript", "-e", "suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})"],
-        capture_output=True, text=True, check=False)
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode != 0:
-        print("published tables: skipped (the R packages Rcapture and SparseMSE are missing; "
-              "scripts/compare_r.py says how to install them)")
+        print(
+            "published tables: skipped (the R packages Rcapture and SparseMSE are missing; "
+            "scripts/compare_r.py says how to install them)"
+        )
         return
     paths = published_tables()
     ours = {}
@@ -147,33 +152,43 @@ def bench_published(reps: int) -> None:
         ours[name] = (terms, t_fit, t_sel, fit["n_hat"])
     with tempfile.TemporaryDirectory() as tmp:
         tasks = Path(tmp) / "tasks.csv"
-        pd.DataFrame([{"dataset": k, "path": str(paths[k]), "terms": v[0]} for k, v in ours.items()]
-                     ).to_csv(tasks, index=False)
+        pd.DataFrame([{"dataset": k, "path": str(paths[k]), "terms": v[0]} for k, v in ours.items()]).to_csv(
+            tasks, index=False
+        )
         r = run_r(R_SMALL, str(tasks), str(reps))
     t = time.perf_counter()
-    done = subprocess.run([str(Path(sys.executable).parent / "mse"), "estimate", str(paths["Western"]),
-                           "--select", "backward-aic"], capture_output=True, check=False)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mse"), "estimate", str(paths["Western"]), "--select", "backward-aic"],
+        capture_output=True,
+        check=False,
+    )
     cold = time.perf_counter() - t if done.returncode == 0 else float("nan")
-    print(f"published tables (mean time per call over {reps} calls after a warm-up, ours in-process; "
-          "Rcapture's time includes its profile interval, which we lack):")
-    print(f"{'':14}{'Rcapture':>10}{'mse fit':>9}{'ratio':>7}{'SparseMSE':>11}{'mse b-aic':>11}{'ratio':>7}"
-          f"{'same N-hat':>12}")
+    print(
+        f"published tables (mean time per call over {reps} calls after a warm-up, ours in-process; "
+        "Rcapture's time includes its profile interval, which we lack):"
+    )
+    print(
+        f"{'':14}{'Rcapture':>10}{'mse fit':>9}{'ratio':>7}{'SparseMSE':>11}{'mse b-aic':>11}{'ratio':>7}"
+        f"{'same N-hat':>12}"
+    )
     for line in r.get("SMALL", []):
         name, t_rc, t_sw, n_rc = line.split()
         terms, t_fit, t_sel, n_ours = ours[name]
         same = n_ours is not None and abs(n_ours / float(n_rc) - 1) < 1e-6
-        print(f"{name:14}{float(t_rc) * 1e3:>8.1f}ms{t_fit * 1e3:>7.1f}ms{float(t_rc) / t_fit:>6.1f}x"
-              f"{float(t_sw) * 1e3:>9.1f}ms{t_sel * 1e3:>9.1f}ms{float(t_sw) / t_sel:>6.1f}x{same!s:>12}")
-    print(f"one whole `mse estimate --select backward-aic` process on Western (start-up included): "
-          f"{cold:.2f} s")
+        print(
+            f"{name:14}{float(t_rc) * 1e3:>8.1f}ms{t_fit * 1e3:>7.1f}ms{float(t_rc) / t_fit:>6.1f}x"
+            f"{float(t_sw) * 1e3:>9.1f}ms{t_sel * 1e3:>9.1f}ms{float(t_sw) / t_sel:>6.1f}x{same!s:>12}"
+        )
+    print(f"one whole `mse estimate --select backward-aic` process on Western (start-up included): {cold:.2f} s")
 
 
 def r_missing() -> str | None:
     """Why R cannot be used here, or None."""
     if shutil.which("Rscript") is None:
         return "Rscript is not on PATH"
-    probe = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages(library(mice))"],
-                           capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        ["Rscript", "-e", "suppressPackageStartupMessages(library(mice))"], capture_output=True, text=True, check=False
+    )
     return None if probe.returncode == 0 else "the R package mice is missing"
 
 
@@ -225,11 +240,18 @@ def main() -> int:
     ap.add_argument("--m", type=int, default=25, help="imputations (mice m)")
     ap.add_argument("--maxit", type=int, default=10, help="chained-equation iterations")
     ap.add_argument("--skip-mice", action="store_true", help="time only the log-linear parts")
-    ap.add_argument("--only-published", action="store_true",
-                    help="time only the published tables (part 4; needs Rcapture and SparseMSE)")
+    ap.add_argument(
+        "--only-published",
+        action="store_true",
+        help="time only the published tables (part 4; needs Rcapture and SparseMSE)",
+    )
     ap.add_argument("--reps", type=int, default=5, help="repetitions per call on the published tables")
-    ap.add_argument("--max-start-terms", type=int, default=None,
-                    help="start from only the first N two-factor terms (a quick check of the script)")
+    ap.add_argument(
+        "--max-start-terms",
+        type=int,
+        default=None,
+        help="start from only the first N two-factor terms (a quick check of the script)",
+    )
     args = ap.parse_args()
     why = r_missing()
     if why:
@@ -244,10 +266,16 @@ def main() -> int:
     from mse_helpers.runner.params import load_params
     from mse_helpers.stages import impute, prepare
 
-    r_version = subprocess.run(["Rscript", "-e", "cat(R.version.string, as.character(packageVersion('mice')))"],
-                               capture_output=True, text=True, check=False).stdout.strip()
-    print(f"{time.strftime('%Y-%m-%d %H:%M')} UTC; {os.cpu_count()} cores, "
-          f"load average {load_average()} at start; Python {platform.python_version()}; {r_version}")
+    r_version = subprocess.run(
+        ["Rscript", "-e", "cat(R.version.string, as.character(packageVersion('mice')))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')} UTC; {os.cpu_count()} cores, "
+        f"load average {load_average()} at start; Python {platform.python_version()}; {r_version}"
+    )
     p = load_params(None, {"m": 1})
     regs, covs = list(p.registers), list(p.covariates)
     with tempfile.TemporaryDirectory() as tmp:
@@ -264,9 +292,11 @@ def main() -> int:
         full = complete_table(counts, regs, factors)
         full_csv = Path(tmp) / "full.csv"
         full.assign(observed=full["observed"].astype(int)).to_csv(full_csv, index=False)
-        print(f"data: one completed data set of the bundled data in {time.perf_counter() - t:.1f} s; "
-              f"{len(full):,} cells ({int(full['observed'].sum()):,} observed), "
-              f"n_obs = {int(counts['count'].sum()):,}")
+        print(
+            f"data: one completed data set of the bundled data in {time.perf_counter() - t:.1f} s; "
+            f"{len(full):,} cells ({int(full['observed'].sum()):,} observed), "
+            f"n_obs = {int(counts['count'].sum()):,}"
+        )
         print()
 
         # 1 + 2: log-linear fit and backward AIC. The start is every two-factor term whose
@@ -275,35 +305,46 @@ def main() -> int:
         lists = ["--lists", ",".join(regs)]
         probe, _ = estimate_json(str(table_csv), *lists, "--terms", "all2")
         blamed = set(probe.get("responsible") or [])
-        start = [x for x in probe["terms"] if x not in blamed][:args.max_start_terms]
+        start = [x for x in probe["terms"] if x not in blamed][: args.max_start_terms]
         if blamed:
-            print(f"all two-factor terms: no MLE, the existence check blames {sorted(blamed)}; both start "
-                  f"from the other {len(start)} two-factor terms")
+            print(
+                f"all two-factor terms: no MLE, the existence check blames {sorted(blamed)}; both start "
+                f"from the other {len(start)} two-factor terms"
+            )
         t = time.perf_counter()
         r = run_r(R_GLM, str(full_csv), ",".join(regs), ",".join(factors), ",".join(start))
-        print(f"R output ({time.perf_counter() - t:.0f} s wall incl. start-up): "
-              + "; ".join(f"{k} {' '.join(v)}" for k, v in r.items()))
+        print(
+            f"R output ({time.perf_counter() - t:.0f} s wall incl. start-up): "
+            + "; ".join(f"{k} {' '.join(v)}" for k, v in r.items())
+        )
         r_fit_t, r_fit_n, r_fit_aic, r_k = r["FIT"][0].split()
         r_step_t, r_step_n, r_step_aic = r["STEP"][0].split()
         r_removed = {norm_term(x) for x in r["REMOVED"][0].split(",") if x} if r.get("REMOVED") else set()
         ours_fit, t_fit = estimate_json(str(table_csv), *lists, "--terms", ",".join(start))
-        ours_sel, t_sel = estimate_json(str(table_csv), *lists, "--terms", ",".join(start),
-                                        "--select", "backward-aic")
+        ours_sel, t_sel = estimate_json(str(table_csv), *lists, "--terms", ",".join(start), "--select", "backward-aic")
         all_terms = {norm_term(x) for x in start}
         our_removed = all_terms - {norm_term(x) for x in ours_sel["terms"]}
-        rows = [("fit of the start model", float(r_fit_t), t_fit, float(r_fit_n), ours_fit["n_hat"]),
-                ("backward AIC (step)", float(r_step_t), t_sel, float(r_step_n), ours_sel["n_hat"])]
+        rows = [
+            ("fit of the start model", float(r_fit_t), t_fit, float(r_fit_n), ours_fit["n_hat"]),
+            ("backward AIC (step)", float(r_step_t), t_sel, float(r_step_n), ours_sel["n_hat"]),
+        ]
         print(f"{'':24}{'R (s)':>10}{'ours (s)':>10}{'ratio':>9}{'N-hat R':>14}{'N-hat ours':>14}")
         for label, tr, to, nr, no in rows:
             print(f"{label:24}{tr:>10.2f}{to:>10.2f}{tr / to:>8.1f}x{nr:>14.2f}{no:>14.2f}")
-        print(f"parameters of the start model: R {r_k}; AIC R {float(r_fit_aic):.4f}, ours {ours_fit['aic']:.4f}; "
-              f"after selection AIC R {float(r_step_aic):.4f}, ours {ours_sel['aic']:.4f}")
+        print(
+            f"parameters of the start model: R {r_k}; AIC R {float(r_fit_aic):.4f}, ours {ours_fit['aic']:.4f}; "
+            f"after selection AIC R {float(r_step_aic):.4f}, ours {ours_sel['aic']:.4f}"
+        )
         same = r_removed == our_removed
-        print(f"backward AIC removed {len(r_removed)} terms in R, {len(our_removed)} here; "
-              f"same removed terms: {same}; N-hat difference {ours_sel['n_hat'] - float(r_step_n):+.4f}")
+        print(
+            f"backward AIC removed {len(r_removed)} terms in R, {len(our_removed)} here; "
+            f"same removed terms: {same}; N-hat difference {ours_sel['n_hat'] - float(r_step_n):+.4f}"
+        )
         if not same:
-            print(f"  only R removed: {sorted(r_removed - our_removed)}; "
-                  f"only ours removed: {sorted(our_removed - r_removed)}")
+            print(
+                f"  only R removed: {sorted(r_removed - our_removed)}; "
+                f"only ours removed: {sorted(our_removed - r_removed)}"
+            )
         print(flush=True)
 
         # 3: imputation
@@ -312,25 +353,30 @@ def main() -> int:
             years = sorted(int(y) for y in summary["years"])
             values = impute.encode_binary(persons, regs, covs).astype("Int64")  # 0/1 and <NA>
             person_csv = Path(tmp) / "persons.csv"  # temporary; deleted with the folder
-            pd.concat([persons[["year"]].reset_index(drop=True), values.reset_index(drop=True)],
-                      axis=1).to_csv(person_csv, index=False, na_rep="NA")
+            pd.concat([persons[["year"]].reset_index(drop=True), values.reset_index(drop=True)], axis=1).to_csv(
+                person_csv, index=False, na_rep="NA"
+            )
             r = run_r(R_MICE, str(person_csv), str(args.m), str(args.maxit))
             t_mice = float(r["MICE"][0])
             print(f"R mice: {t_mice:.1f} s", flush=True)
             t = time.perf_counter()
-            sets = impute.impute_datasets(persons, persons.iloc[:0], None, years, regs, covs, seed=p.seed,
-                                          m=args.m, maxit=args.maxit, n_jobs=1)
+            sets = impute.impute_datasets(
+                persons, persons.iloc[:0], None, years, regs, covs, seed=p.seed, m=args.m, maxit=args.maxit, n_jobs=1
+            )
             t_ours = time.perf_counter() - t
-            print(f"imputation of {len(persons):,} persons, m = {args.m}, maxit = {args.maxit}: "
-                  f"R mice {t_mice:.1f} s, ours {t_ours:.1f} s, ratio {t_mice / t_ours:.1f}x")
+            print(
+                f"imputation of {len(persons):,} persons, m = {args.m}, maxit = {args.maxit}: "
+                f"R mice {t_mice:.1f} s, ours {t_ours:.1f} s, ratio {t_mice / t_ours:.1f}x"
+            )
             miss = values.isna()
             from mse_helpers.codes import COVARIATES
+
             print(f"{'mean share of level 1 among imputed values':44}{'mice':>8}{'ours':>8}")
             for line in r.get("SHARE", []):
                 var, share = line.split()
                 ours_share = sum(
-                    impute.encode_binary(ds.completed, regs, covs)[var][miss[var].to_numpy()].mean()
-                    for ds in sets) / len(sets)
+                    impute.encode_binary(ds.completed, regs, covs)[var][miss[var].to_numpy()].mean() for ds in sets
+                ) / len(sets)
                 print(f"{var + ' = ' + COVARIATES[var][1]:44}{float(share):>8.3f}{ours_share:>8.3f}")
         bench_published(args.reps)
         print(f"\nload average at the end: {load_average()}")

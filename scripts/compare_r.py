@@ -242,8 +242,24 @@ res <- do.call(rbind, out)
 write.csv(res, args[2], row.names = FALSE)
 """
 
-COLUMNS = ["dataset", "n_obs", "package", "version", "func", "kind", "model", "terms", "n_hat",
-           "lower", "upper", "interval", "n_hat_multinomial", "info", "glm_warning", "note"]
+COLUMNS = [
+    "dataset",
+    "n_obs",
+    "package",
+    "version",
+    "func",
+    "kind",
+    "model",
+    "terms",
+    "n_hat",
+    "lower",
+    "upper",
+    "interval",
+    "n_hat_multinomial",
+    "info",
+    "glm_warning",
+    "note",
+]
 
 
 def r_available() -> str | None:
@@ -252,7 +268,10 @@ def r_available() -> str | None:
         return "Rscript is not on PATH"
     probe = subprocess.run(
         ["Rscript", "-e", "suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})"],
-        capture_output=True, text=True, check=False)
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode != 0:
         lines = [x for x in probe.stderr.splitlines() if "no package" in x] or ["Rcapture or SparseMSE"]
         return "an R package is missing (" + lines[0].split(":")[-1].strip() + ")"
@@ -284,8 +303,7 @@ def export_tables() -> None:
         run_r(R_EXPORT, str(spec))
         for name, (pkg, data, _) in TABLES.items():
             body = (Path(tmp) / f"{name}.csv").read_text()
-            head = (f"# {HEADERS[name]}.\n"
-                    f"# Data set {data} of the R package {pkg}; see README.md in this folder.\n")
+            head = f"# {HEADERS[name]}.\n# Data set {data} of the R package {pkg}; see README.md in this folder.\n"
             (PUBLISHED / f"{name}.csv").write_text(head + body)
             log.info("exported %s", name)
 
@@ -342,21 +360,26 @@ def build_tasks(paths: dict[str, Path]) -> tuple[list[dict], dict]:
         for terms, source in models.items():
             if terms == "all2":
                 lists = [c for c in pd.read_csv(path, comment="#").columns if c != "count"]
-                terms = ",".join(f"{a}:{b}" for i, a in enumerate(lists) for b in lists[i + 1:])
-            tasks.append({"dataset": name, "path": str(path), "task": "fixed", "terms": terms,
-                          "source": source})
+                terms = ",".join(f"{a}:{b}" for i, a in enumerate(lists) for b in lists[i + 1 :])
+            tasks.append({"dataset": name, "path": str(path), "task": "fixed", "terms": terms, "source": source})
     return tasks, ours
 
 
 def main(argv: list[str] | None = None) -> int:
     """Export the tables, run R, write the reference; exit 0 with "skipped" without R."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nboot", type=int, default=100,
-                    help="SparseMSE bootstrap replicates (0: no BCa interval; 100 took ~10 min for all tables)")
-    ap.add_argument("--no-export", action="store_true",
-                    help="use the tables already in tests/fixtures/published")
-    ap.add_argument("--tables", action="store_true",
-                    help="only print the Markdown tables from tests/fixtures/r_reference.csv (no R)")
+    ap.add_argument(
+        "--nboot",
+        type=int,
+        default=100,
+        help="SparseMSE bootstrap replicates (0: no BCa interval; 100 took ~10 min for all tables)",
+    )
+    ap.add_argument("--no-export", action="store_true", help="use the tables already in tests/fixtures/published")
+    ap.add_argument(
+        "--tables",
+        action="store_true",
+        help="only print the Markdown tables from tests/fixtures/r_reference.csv (no R)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.tables:
@@ -410,14 +433,19 @@ def _nhat(row: dict | None) -> str:
 
 def side_by_side(rows: list[dict], ours: dict) -> str:
     """Per table: SparseMSE stepwise (BCa), Rcapture's fit of its terms and of ours (profile)."""
+
     def pick(name: str, **kw) -> dict | None:
         hits = [r for r in rows if r["dataset"] == name and all(r[k] == v for k, v in kw.items())]
         return hits[0] if hits else None
 
-    lines = [("| data set | n_obs | SparseMSE stepwise N-hat | BCa 95% | Rcapture, same terms: N-hat "
-              "| profile 95% | mse backward-aic N-hat | Rcapture, same terms: N-hat | profile 95% "
-              "| main effects (Mt): Rcapture = mse | profile 95% |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| data set | n_obs | SparseMSE stepwise N-hat | BCa 95% | Rcapture, same terms: N-hat "
+            "| profile 95% | mse backward-aic N-hat | Rcapture, same terms: N-hat | profile 95% "
+            "| main effects (Mt): Rcapture = mse | profile 95% |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, back in ours.items():
         sw = pick(name, func="estimatepopulation.0")
         bca = pick(name, func="estimatepopulation")
@@ -426,9 +454,11 @@ def side_by_side(rows: list[dict], ours: dict) -> str:
         our_fix = pick(name, kind="fixed", terms=our_terms) if our_terms is not None else None
         main = pick(name, kind="fixed", terms="")
         our_n = f"{back['n_hat']:,.1f}" if back.get("n_hat") is not None else str(back.get("status"))
-        lines.append(f"| {name} | {sw['n_obs'] if sw else ''} | {_nhat(sw)} | {_interval(bca)} "
-                     f"| {_nhat(sw_fix)} | {_interval(sw_fix)} | {our_n} | {_nhat(our_fix)} "
-                     f"| {_interval(our_fix)} | {_nhat(main)} | {_interval(main)} |")
+        lines.append(
+            f"| {name} | {sw['n_obs'] if sw else ''} | {_nhat(sw)} | {_interval(bca)} "
+            f"| {_nhat(sw_fix)} | {_interval(sw_fix)} | {our_n} | {_nhat(our_fix)} "
+            f"| {_interval(our_fix)} | {_nhat(main)} | {_interval(main)} |"
+        )
     return "\n".join(lines)
 
 
@@ -445,25 +475,35 @@ def print_tables() -> int:
 
 def markdown_table(rows: list[dict], ours: dict) -> str:
     """This project's backward-AIC result beside SparseMSE's stepwise estimate, per table."""
-    lines = [("| data set | n_obs | mse backward-aic terms | N-hat | SparseMSE stepwise terms | N-hat "
-              "| BCa 95% | difference |"), "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| data set | n_obs | mse backward-aic terms | N-hat | SparseMSE stepwise terms | N-hat "
+            "| BCa 95% | difference |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, back in ours.items():
         sw = [r for r in rows if r["dataset"] == name and r["func"] == "estimatepopulation.0"]
         bca = [r for r in rows if r["dataset"] == name and r["func"] == "estimatepopulation"]
         n_obs = sw[0]["n_obs"] if sw else ""
         sw_terms = sw[0]["terms"] if sw else ""
         sw_n = float(sw[0]["n_hat"]) if sw and sw[0]["n_hat"] else None
-        ci = (f"[{float(bca[0]['lower']):,.0f}, {float(bca[0]['upper']):,.0f}]"
-              if bca and bca[0]["lower"] and bca[0]["upper"] else "")
+        ci = (
+            f"[{float(bca[0]['lower']):,.0f}, {float(bca[0]['upper']):,.0f}]"
+            if bca and bca[0]["lower"] and bca[0]["upper"]
+            else ""
+        )
         our_n = back.get("n_hat")
         if our_n is not None and sw_n is not None:
             diff = f"{our_n - sw_n:+,.1f} ({100 * (our_n - sw_n) / sw_n:+.1f}%)"
         else:
             diff = "n/a"
         our_terms = ",".join(back["terms"]) if back.get("terms") is not None else back.get("status")
-        lines.append(f"| {name} | {n_obs} | {our_terms or 'main effects'} | "
-                     f"{'' if our_n is None else f'{our_n:,.1f}'} | {sw_terms or 'main effects'} | "
-                     f"{'' if sw_n is None else f'{sw_n:,.1f}'} | {ci} | {diff} |")
+        lines.append(
+            f"| {name} | {n_obs} | {our_terms or 'main effects'} | "
+            f"{'' if our_n is None else f'{our_n:,.1f}'} | {sw_terms or 'main effects'} | "
+            f"{'' if sw_n is None else f'{sw_n:,.1f}'} | {ci} | {diff} |"
+        )
     return "\n".join(lines)
 
 

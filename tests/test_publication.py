@@ -246,10 +246,15 @@ def test_take_away_files_hold_counts_only(run):
     assert wb.sheetnames[:5] == ["Table 6", "Table 7", "Table 8", "Table 9", "Table 10"]
     assert [s for s in wb.sheetnames if s.startswith("Annex G")] == [f"Annex G {k}" for k in range(1, 7)]
     t6 = list(wb["Table 6"].iter_rows(min_row=4, values_only=True))
-    assert t6[0] == ("year", "registered", "estimated", "lower 95%", "upper 95%", "ratio")
+    assert t6[0] == (
+        "year", "registered", "estimated", "lower 95%", "upper 95%", "ratio",
+        "not registered", "dark lower 95%", "dark upper 95%",
+    )  # fmt: skip
     est = tables.check_estimates(pd.read_csv(run / "results" / "estimates.csv"))
     total_2016 = est[(est["year"] == "2016") & (est["group"] == "total")].iloc[0]
     assert t6[1][0] == "2016" and t6[1][2] == tables.publication_round(total_2016["n_hat"])
+    assert t6[1][6] == tables.publication_round(total_2016["dark"])  # the dark number, rounded by the same rule
+    assert t6[1][7] >= 0
     sens = pd.read_csv(run / "results" / "sensitivity.csv")
     assert tuple(sens.columns) == export.SENSITIVITY_COLUMNS
     assert {"main", "drop:K", "no-covariates"} <= set(sens["analysis"])

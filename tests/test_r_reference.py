@@ -39,8 +39,7 @@ def reference_rows() -> list[dict]:
 
 
 def fixed_rows() -> list[dict]:
-    return [r for r in reference_rows()
-            if r["kind"] == "fixed" or (r["func"] == "closedp.t" and r["model"] == "Mt")]
+    return [r for r in reference_rows() if r["kind"] == "fixed" or (r["func"] == "closedp.t" and r["model"] == "Mt")]
 
 
 def estimate(path: Path, terms: str) -> dict:
@@ -63,9 +62,12 @@ def degenerate(row: dict) -> bool:
     """Rcapture's number is not an MLE: glm warned, N-hat ran off towards infinity, or a term's
     lists never overlap (the term's MLE is minus infinity; R then reports the finite limit, the
     "extended" MLE SparseMSE uses, which this project refuses by design)."""
-    return (row["glm_warning"] == "1" or not row["n_hat"]
-            or float(row["n_hat"]) > RUNAWAY * int(row["n_obs"])
-            or bool(empty_overlaps(row["dataset"], row["terms"])))
+    return (
+        row["glm_warning"] == "1"
+        or not row["n_hat"]
+        or float(row["n_hat"]) > RUNAWAY * int(row["n_obs"])
+        or bool(empty_overlaps(row["dataset"], row["terms"]))
+    )
 
 
 ROWS = fixed_rows()
@@ -94,4 +96,3 @@ def test_same_n_hat_as_rcapture_poisson_fit(row):
     else:
         assert res["status"] == "ok"
         assert res["n_hat"] == pytest.approx(float(row["n_hat"]), rel=1e-6)
-

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 # The engine (scipy, statsmodels-sized imports) is imported inside main, after
 # the input checks: a request that is refused is refused before it loads.
+#: Why tables with covariates get no profile interval (text and JSON).
+PROFILE_COVARIATES = "the profile-likelihood interval is given only for tables without covariates"
+
 #: Fewest bootstrap replicates for an interval (as engine.resample.MIN_REPLICATES).
 MIN_REPLICATES = 2
 
@@ -362,6 +365,7 @@ def main(args: argparse.Namespace) -> int:
     from ..engine.design import Design
     from ..engine.estimates import by_groups, n_hat_by
     from ..engine.fit import fit_model
+    from ..engine.profile import profile_interval
     from ..engine.resample import parametric_bootstrap
 
     select = args.select
@@ -392,6 +396,7 @@ def main(args: argparse.Namespace) -> int:
         "status": fit.status,
         "by": {},
         "interval": None,
+        "profile": None,
     }
     if selected is not None:
         result["terms"] = list(fit.terms)
@@ -403,6 +408,21 @@ def main(args: argparse.Namespace) -> int:
     if groups is not None:
         for label, n_obs, n_hat in zip(_labels(groups, by), groups["n_obs"], groups["n_hat"]):
             result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
+    if fit.ok and factors:
+        result["profile"] = {"available": False, "reason": PROFILE_COVARIATES}
+    elif fit.ok:
+        prof = profile_interval(fit, LEVEL)
+        result["profile"] = {
+            "available": True,
+            "lower": _num(prof.lower),
+            "upper": _num(prof.upper),
+            "lower_open": prof.lower_open,
+            "upper_open": prof.upper_open,
+            "n_hat_multinomial": _num(prof.n_hat_multinomial),
+            "level": LEVEL,
+            "method": "profile likelihood, multinomial",
+            "search_limit": _num(prof.search_limit),
+        }
     if args.bootstrap and fit.ok:
         rng = seeds.rng(args.seed, "estimate", 0)
         boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
@@ -476,6 +496,22 @@ def run_select(design: Design, method: str, start: tuple[str, ...] | None):
     }
 
 
+def _bound(value: float | None, is_open: bool, limit: float | None, side: str) -> str:
+    """One bound rounded to the person; an open bound as "> limit" (never as a number)."""
+    if is_open:
+        return f"> {limit:,.0f}" if side == "upper" else "open"
+    return f"{value:,.0f}"
+
+
+def _profile_text(prof: dict) -> str:
+    """The profile interval as text: ``9,982 - 13,182``, an open upper bound as ``> 123,000``."""
+    lower = _bound(prof["lower"], prof["lower_open"], None, "lower")
+    upper = _bound(prof["upper"], prof["upper_open"], prof["search_limit"], "upper")
+    if prof["upper_open"]:
+        return f"{lower} - (no upper bound: the profile deviance stays below 3.84 up to N {upper})"
+    return f"{lower} - {upper}"
+
+
 def render(result: dict, source: str, lists: list[str], factors: list[str], by: list[str]) -> str:
     """The readable report of ``mse estimate``."""
 
@@ -502,6 +538,11 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
         lines.append(f"  {result.get('message', '')}")
         lines.append("  no estimate is reported for this model")
     lines += ["", f"  observed (n_obs)   {result['n_obs']:,}", f"  estimated (N-hat)  {f(result['n_hat'])}"]
+    prof = result.get("profile")
+    if prof and prof["available"]:
+        lines.append(f"  95% profile-likelihood interval {_profile_text(prof)}")
+    elif prof:
+        lines.append(f"  {prof['reason']}")
     iv = result["interval"]
     if iv:
         lines.append(

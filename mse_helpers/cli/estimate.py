@@ -508,7 +508,8 @@ def _profile_text(prof: dict) -> str:
     lower = _bound(prof["lower"], prof["lower_open"], None, "lower")
     upper = _bound(prof["upper"], prof["upper_open"], prof["search_limit"], "upper")
     if prof["upper_open"]:
-        return f"{lower} - (no upper bound: the profile deviance stays below 3.84 up to N {upper})"
+        limit = f"{prof['search_limit']:,.0f}"
+        return f"{lower} - {upper}  (open: the profile deviance stays below 3.84 up to N = {limit})"
     return f"{lower} - {upper}"
 
 

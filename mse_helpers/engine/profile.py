@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.special import gammaln
+from scipy import optimize
+from scipy.special import gammaln, ndtri
 
 from .fit import Fit
 
@@ -164,7 +164,8 @@ def profile_interval(
     """
     prof = _Profile(fit, stirling=stirling)
     n = prof.n
-    crit = float(stats.chi2.ppf(level, 1))
+    # chi-square(1) quantile as a squared normal one: scipy.stats costs ~0.3 s to import
+    crit = float(ndtri(0.5 + level / 2.0) ** 2)
     limit = max_factor * n
     start = prof.beta.copy()
     n_hat = float(fit.n_hat)

@@ -172,3 +172,18 @@ def test_cli_with_covariates_says_why_there_is_no_profile(tmp_path):
         "available": False,
         "reason": "the profile-likelihood interval is given only for tables without covariates",
     }
+
+
+def test_cli_keeps_the_estimate_when_a_profile_fit_fails(monkeypatch):
+    import mse_helpers.engine.profile as profile
+
+    def fails(fit, level):
+        raise RuntimeError("profile interval: the fit with N = 200.0 did not converge")
+
+    monkeypatch.setattr(profile, "profile_interval", fails)
+    code, out = estimate(str(TABLES["korea"]), "--terms", "b:c", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["n_hat"] == pytest.approx(268.7778, abs=1e-4)
+    assert res["profile"]["available"] is False and "did not converge" in res["profile"]["reason"]
+    code, text = estimate(str(TABLES["korea"]), "--terms", "b:c")
+    assert "no profile-likelihood interval: profile interval: the fit with N = 200.0 did not converge" in text

@@ -4,6 +4,8 @@ For researchers who only have a published table of list histories (and
 possibly covariate strata). The CSV has one column per list (0/1), optional
 categorical covariate columns, and ``count``; histories that are absent count
 0, and a row with every list 0 is an error (that cell is what MSE estimates).
+For a table without covariates the 95% profile-likelihood interval of N is
+reported (the multinomial profile, as Rcapture's closedpCI.t computes it).
 
 Exit codes: 0 an estimate was made; 1 the model's MLE does not exist or is not
 identifiable (the status and the responsible terms are printed, no number);
@@ -408,21 +410,8 @@ def main(args: argparse.Namespace) -> int:
     if groups is not None:
         for label, n_obs, n_hat in zip(_labels(groups, by), groups["n_obs"], groups["n_hat"]):
             result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
-    if fit.ok and factors:
-        result["profile"] = {"available": False, "reason": PROFILE_COVARIATES}
-    elif fit.ok:
-        prof = profile_interval(fit, LEVEL)
-        result["profile"] = {
-            "available": True,
-            "lower": _num(prof.lower),
-            "upper": _num(prof.upper),
-            "lower_open": prof.lower_open,
-            "upper_open": prof.upper_open,
-            "n_hat_multinomial": _num(prof.n_hat_multinomial),
-            "level": LEVEL,
-            "method": "profile likelihood, multinomial",
-            "search_limit": _num(prof.search_limit),
-        }
+    if fit.ok:
+        result["profile"] = profile_result(fit, factors, profile_interval)
     if args.bootstrap and fit.ok:
         rng = seeds.rng(args.seed, "estimate", 0)
         boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
@@ -445,6 +434,27 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(render(result, source, lists, factors, by))
     return 0 if fit.ok else 1
+
+
+def profile_result(fit, factors: list[str], profile_interval) -> dict:
+    """The JSON ``profile`` entry of an ok fit: the interval, or why there is none."""
+    if factors:
+        return {"available": False, "reason": PROFILE_COVARIATES}
+    try:
+        prof = profile_interval(fit, LEVEL)
+    except (RuntimeError, ValueError) as exc:  # a profile fit failed: say so, keep the estimate
+        return {"available": False, "reason": f"no profile-likelihood interval: {exc}"}
+    return {
+        "available": True,
+        "lower": _num(prof.lower),
+        "upper": _num(prof.upper),
+        "lower_open": prof.lower_open,
+        "upper_open": prof.upper_open,
+        "n_hat_multinomial": _num(prof.n_hat_multinomial),
+        "level": LEVEL,
+        "method": "profile likelihood, multinomial",
+        "search_limit": _num(prof.search_limit),
+    }
 
 
 def run_select(design: Design, method: str, start: tuple[str, ...] | None):

@@ -82,21 +82,24 @@ class _Profile:
                 step = np.linalg.solve(H, score)
             except np.linalg.LinAlgError:
                 step = np.linalg.lstsq(H, score, rcond=None)[0]
-            t = 1.0
-            while True:
+            t, moved = 1.0, False
+            while t >= 1e-12:
                 b_new = beta + t * step
                 eta_new = X @ b_new
                 if eta_new.max() < 700:
                     mu_new = np.exp(eta_new)
                     ll_new = float(y @ eta_new - mu_new.sum())
                     if ll_new >= ll - 1e-12 * abs(ll):
+                        moved = True
                         break
                 t *= 0.5
-                if t < 1e-12:
-                    break
+            if not moved:  # no step improves: at the maximum to rounding
+                break
             beta, mu, ll = b_new, mu_new, ll_new
             if np.max(np.abs(t * step)) < 1e-11:
                 break
+        else:
+            raise RuntimeError(f"profile interval: the fit with N = {N:,.1f} did not converge")
         self.beta = beta
         return mu
 

@@ -62,7 +62,20 @@ def test_korea_model_bc_fit_statistics_match_published_glm(capsys):
 
 def test_json_has_exactly_the_documented_keys(capsys):
     code, res = run_json(capsys, KOREA)
-    assert set(res) == {"n_obs", "n_hat", "terms", "loglik", "aic", "bic", "deviance", "df", "status", "by", "interval"}
+    assert set(res) == {
+        "n_obs",
+        "n_hat",
+        "terms",
+        "loglik",
+        "aic",
+        "bic",
+        "deviance",
+        "df",
+        "status",
+        "by",
+        "interval",
+        "profile",
+    }
     assert res["by"] == {} and res["interval"] is None and res["terms"] == []
 
 

@@ -4,6 +4,8 @@ For researchers who only have a published table of list histories (and
 possibly covariate strata). The CSV has one column per list (0/1), optional
 categorical covariate columns, and ``count``; histories that are absent count
 0, and a row with every list 0 is an error (that cell is what MSE estimates).
+For a table without covariates the 95% profile-likelihood interval of N is
+reported (the multinomial profile, as Rcapture's closedpCI.t computes it).
 
 Exit codes: 0 an estimate was made; 1 the model's MLE does not exist or is not
 identifiable (the status and the responsible terms are printed, no number);
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 # The engine (scipy, statsmodels-sized imports) is imported inside main, after
 # the input checks: a request that is refused is refused before it loads.
+#: Why tables with covariates get no profile interval (text and JSON).
+PROFILE_COVARIATES = "the profile-likelihood interval is given only for tables without covariates"
+
 #: Fewest bootstrap replicates for an interval (as engine.resample.MIN_REPLICATES).
 MIN_REPLICATES = 2
 
@@ -362,6 +367,7 @@ def main(args: argparse.Namespace) -> int:
     from ..engine.design import Design
     from ..engine.estimates import by_groups, n_hat_by
     from ..engine.fit import fit_model
+    from ..engine.profile import profile_interval
     from ..engine.resample import parametric_bootstrap
 
     select = args.select
@@ -392,6 +398,7 @@ def main(args: argparse.Namespace) -> int:
         "status": fit.status,
         "by": {},
         "interval": None,
+        "profile": None,
     }
     if selected is not None:
         result["terms"] = list(fit.terms)
@@ -403,6 +410,8 @@ def main(args: argparse.Namespace) -> int:
     if groups is not None:
         for label, n_obs, n_hat in zip(_labels(groups, by), groups["n_obs"], groups["n_hat"]):
             result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
+    if fit.ok:
+        result["profile"] = profile_result(fit, factors, profile_interval)
     if args.bootstrap and fit.ok:
         rng = seeds.rng(args.seed, "estimate", 0)
         boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
@@ -425,6 +434,27 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(render(result, source, lists, factors, by))
     return 0 if fit.ok else 1
+
+
+def profile_result(fit, factors: list[str], profile_interval) -> dict:
+    """The JSON ``profile`` entry of an ok fit: the interval, or why there is none."""
+    if factors:
+        return {"available": False, "reason": PROFILE_COVARIATES}
+    try:
+        prof = profile_interval(fit, LEVEL)
+    except (RuntimeError, ValueError) as exc:  # a profile fit failed: say so, keep the estimate
+        return {"available": False, "reason": f"no profile-likelihood interval: {exc}"}
+    return {
+        "available": True,
+        "lower": _num(prof.lower),
+        "upper": _num(prof.upper),
+        "lower_open": prof.lower_open,
+        "upper_open": prof.upper_open,
+        "n_hat_multinomial": _num(prof.n_hat_multinomial),
+        "level": LEVEL,
+        "method": "profile likelihood, multinomial",
+        "search_limit": _num(prof.search_limit),
+    }
 
 
 def run_select(design: Design, method: str, start: tuple[str, ...] | None):
@@ -476,6 +506,23 @@ def run_select(design: Design, method: str, start: tuple[str, ...] | None):
     }
 
 
+def _bound(value: float | None, is_open: bool, limit: float | None, side: str) -> str:
+    """One bound rounded to the person; an open bound as "> limit" (never as a number)."""
+    if is_open:
+        return f"> {limit:,.0f}" if side == "upper" else "open"
+    return f"{value:,.0f}"
+
+
+def _profile_text(prof: dict) -> str:
+    """The profile interval as text: ``9,982 - 13,182``, an open upper bound as ``> 123,000``."""
+    lower = _bound(prof["lower"], prof["lower_open"], None, "lower")
+    upper = _bound(prof["upper"], prof["upper_open"], prof["search_limit"], "upper")
+    if prof["upper_open"]:
+        limit = f"{prof['search_limit']:,.0f}"
+        return f"{lower} - {upper}  (open: the profile deviance stays below 3.84 up to N = {limit})"
+    return f"{lower} - {upper}"
+
+
 def render(result: dict, source: str, lists: list[str], factors: list[str], by: list[str]) -> str:
     """The readable report of ``mse estimate``."""
 
@@ -502,6 +549,11 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
         lines.append(f"  {result.get('message', '')}")
         lines.append("  no estimate is reported for this model")
     lines += ["", f"  observed (n_obs)   {result['n_obs']:,}", f"  estimated (N-hat)  {f(result['n_hat'])}"]
+    prof = result.get("profile")
+    if prof and prof["available"]:
+        lines.append(f"  95% profile-likelihood interval {_profile_text(prof)}")
+    elif prof:
+        lines.append(f"  {prof['reason']}")
     iv = result["interval"]
     if iv:
         lines.append(

@@ -1,0 +1,189 @@
+"""Profile-likelihood interval of N (mse_helpers.engine.profile) against Rcapture's ``closedpCI.t``.
+
+The reference rows are ``tests/fixtures/r_reference.csv`` (``interval == profile-multinomial-95``,
+fixed models, tables without covariates); no R is needed. Rcapture 1.4 replaces ``log N! - log (N-n)!``
+by Stirling's formula without its ``1/(12N) - 1/(12(N-n))`` term when N > 100, and searches the
+upper bound only up to 3 N-hat. With the same constant (``stirling=True``) the bounds agree to 1e-6
+relative; with the exact constant (the default) to a tenth of a person.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy.special import gammaln
+from test_r_reference import degenerate
+
+from mse_helpers import cli
+from mse_helpers.cli.estimate import read_counts, split_columns
+from mse_helpers.engine.cells import complete_table
+from mse_helpers.engine.design import Design
+from mse_helpers.engine.fit import fit_model
+from mse_helpers.engine.profile import _Profile, _rcapture_constant, profile_interval
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TABLES = {"korea": FIXTURES / "korea.csv", "uk2013": FIXTURES / "uk2013.csv"}
+
+
+def table_path(dataset: str) -> Path:
+    return TABLES.get(dataset, FIXTURES / "published" / f"{dataset}.csv")
+
+
+def has_covariates(dataset: str) -> bool:
+    path = table_path(dataset)
+    return bool(split_columns(read_counts(path), None, str(path))[1])
+
+
+def profile_rows() -> list[dict]:
+    with (FIXTURES / "r_reference.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        r
+        for r in rows
+        if r["interval"] == "profile-multinomial-95" and r["kind"] == "fixed" and not has_covariates(r["dataset"])
+    ]
+
+
+def fitted(dataset: str, terms: str):
+    path = table_path(dataset)
+    frame = read_counts(path)
+    lists, factors = split_columns(frame, None, str(path))
+    design = Design(complete_table(frame, lists, factors, source=str(path)), lists, factors)
+    return fit_model(design, terms or None)
+
+
+ROWS = profile_rows()
+IDS = [f"{r['dataset']}|{r['model']}|{r['terms'] or 'main'}" for r in ROWS]
+
+
+def test_reference_has_enough_profile_rows():
+    assert len(ROWS) >= 40
+    assert sum(1 for r in ROWS if not r["upper"]) >= 5  # Rcapture's open upper bounds
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_bounds_equal_rcapture(row):
+    fit = fitted(row["dataset"], row["terms"])
+    if not fit.ok:
+        # this project refuses the model (no MLE); R's number is then not an estimate either
+        assert degenerate(row)
+        return
+    assert not degenerate(row)
+    exact = profile_interval(fit)
+    like_r = profile_interval(fit, stirling=True)
+    assert like_r.lower == pytest.approx(float(row["lower"]), rel=1e-6)
+    assert exact.lower == pytest.approx(float(row["lower"]), abs=0.1, rel=1e-5)
+    assert exact.lower >= fit.n_obs
+    # the maximum of a flat curve is located only to about sqrt(eps) of its width (R: optimize)
+    assert like_r.n_hat_multinomial == pytest.approx(float(row["n_hat_multinomial"]), rel=1e-5)
+    if row["upper"]:
+        assert like_r.upper == pytest.approx(float(row["upper"]), rel=1e-6)
+        assert exact.upper == pytest.approx(float(row["upper"]), abs=0.1, rel=1e-5)
+    else:
+        # Rcapture searched only up to 3 N-hat ("profile upper bound above ..."): ours lies beyond
+        limit = float(re.search(r"above ([0-9.]+)", row["note"]).group(1))
+        assert exact.upper_open or exact.upper > limit
+        assert like_r.upper_open or like_r.upper > limit
+    assert exact.lower < exact.n_hat_multinomial < (exact.upper or float("inf"))
+
+
+def test_deviance_at_the_bounds_is_the_critical_value():
+    fit = fitted("korea", "b:c,c:d")
+    iv = profile_interval(fit)
+    prof = _Profile(fit)
+    top = prof.llf(iv.n_hat_multinomial)
+    for bound in (iv.lower, iv.upper):
+        assert 2 * (top - prof.llf(bound)) == pytest.approx(3.841459, abs=1e-5)
+    # the maximum is a maximum
+    assert top > prof.llf(iv.n_hat_multinomial - 0.5) and top > prof.llf(iv.n_hat_multinomial + 0.5)
+
+
+def test_rcapture_constant_is_stirling_without_the_last_term():
+    assert _rcapture_constant(80.0, 10.0) == pytest.approx(gammaln(81.0) - gammaln(11.0), rel=1e-14)
+    exact = gammaln(1001.0) - gammaln(11.0)
+    assert _rcapture_constant(1000.0, 10.0) - exact == pytest.approx(-(1 / 12000 - 1 / 120), rel=1e-3)
+
+
+def open_table(tmp_path: Path) -> str:
+    """Two lists overlapping in one person: N-hat = 500 x 500, and the profile deviance
+    stays below 3.84 up to far beyond 1000 x n_obs."""
+    path = tmp_path / "open.csv"
+    pd.DataFrame({"A": [1, 0, 1], "B": [0, 1, 1], "count": [500, 500, 1]}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_open_upper_bound_is_none_with_a_flag(tmp_path):
+    path = open_table(tmp_path)
+    design = Design(complete_table(read_counts(path), ["A", "B"], []), ["A", "B"])
+    fit = fit_model(design)
+    iv = profile_interval(fit)
+    assert iv.upper is None and iv.upper_open and not iv.lower_open
+    assert iv.search_limit == 1000 * 1001
+    prof = _Profile(fit)
+    assert 2 * (prof.llf(iv.n_hat_multinomial) - prof.llf(iv.search_limit)) < 3.841459
+    # with a wider search the bound exists, beyond the first limit: open means "not found up to it"
+    wide = profile_interval(fit, max_factor=1e5)
+    assert not wide.upper_open and wide.upper > iv.search_limit
+
+
+def estimate(*argv: str) -> tuple[int, str]:
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = cli.main(["estimate", *argv])
+    return code, buf.getvalue()
+
+
+def test_cli_text_and_json_give_the_profile_interval():
+    terms = "LA:NG,LA:PF,NG:GO,NG:GP,PF:GP,PF:NCA,GO:GP"
+    code, text = estimate(str(TABLES["uk2013"]), "--terms", terms)
+    assert code == 0 and "95% profile-likelihood interval 9,982 - 13,182" in text
+    code, out = estimate(str(TABLES["uk2013"]), "--terms", terms, "--json")
+    prof = json.loads(out)["profile"]
+    assert prof["lower"] == pytest.approx(9982.256, abs=0.1) and prof["upper"] == pytest.approx(13181.69, abs=0.1)
+    assert prof["lower_open"] is False and prof["upper_open"] is False and prof["level"] == 0.95
+
+
+def test_cli_open_bound_is_never_a_number(tmp_path):
+    path = open_table(tmp_path)
+    code, text = estimate(path)
+    assert code == 0 and "> 1,001,000" in text
+    code, out = estimate(path, "--json")
+    prof = json.loads(out)["profile"]
+    assert prof["upper"] is None and prof["upper_open"] is True and prof["lower"] > 1001
+
+
+def test_cli_with_covariates_says_why_there_is_no_profile(tmp_path):
+    path = tmp_path / "cov.csv"
+    rows = [(a, b, s, 5 + a + 2 * b + s) for a in (0, 1) for b in (0, 1) for s in (0, 1) if a or b]
+    pd.DataFrame(rows, columns=["A", "B", "S", "count"]).assign(S=lambda d: d["S"].map({0: "F", 1: "M"})).to_csv(
+        path, index=False
+    )
+    code, text = estimate(str(path), "--lists", "A,B")
+    assert code == 0 and "profile-likelihood interval is given only for tables without covariates" in text
+    code, out = estimate(str(path), "--lists", "A,B", "--json")
+    assert json.loads(out)["profile"] == {
+        "available": False,
+        "reason": "the profile-likelihood interval is given only for tables without covariates",
+    }
+
+
+def test_cli_keeps_the_estimate_when_a_profile_fit_fails(monkeypatch):
+    import mse_helpers.engine.profile as profile
+
+    def fails(fit, level):
+        raise RuntimeError("profile interval: the fit with N = 200.0 did not converge")
+
+    monkeypatch.setattr(profile, "profile_interval", fails)
+    code, out = estimate(str(TABLES["korea"]), "--terms", "b:c", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["n_hat"] == pytest.approx(268.7778, abs=1e-4)
+    assert res["profile"]["available"] is False and "did not converge" in res["profile"]["reason"]
+    code, text = estimate(str(TABLES["korea"]), "--terms", "b:c")
+    assert "no profile-likelihood interval: profile interval: the fit with N = 200.0 did not converge" in text

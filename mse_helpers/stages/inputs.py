@@ -28,7 +28,7 @@ import hmac
 import io
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -860,26 +860,49 @@ def read_reports(
         lambda f: _read_reports_file(f, register_map, encoding=encoding, separator=separator, today=today),
         "reports",
     )
+    return _combine(
+        frames,
+        "reports",
+        ["report_id"],
+        "report_id",
+        lambda r, file, row: (
+            f"report_id {shorten(r['report_id'])} is also in {file} row {row}: report ids must be unique across "
+            "the files"
+        ),
+    )
+
+
+def _combine(
+    frames: list[pd.DataFrame],
+    name: str,
+    key: list[str],
+    column: str,
+    describe: Callable[[pd.Series, str, int], str],
+) -> pd.DataFrame:
+    """The files of one input, read one by one (:func:`_read_each`), as one frame.
+
+    A ``key`` found in two files is refused at its second place, naming the
+    first (``describe(row, first_file, first_row)`` says it); the notes of the
+    files are joined and the files read listed (``attrs["files"]``).
+    """
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     notes = [n for f in frames for n in f.attrs.get("notes", [])]
     if len(frames) > 1:
+        first = out.drop_duplicates(key).set_index(key)[["file", "row"]]
         bad = []
-        dup = out["report_id"].duplicated(keep="first")
-        first = out.drop_duplicates("report_id").set_index("report_id")[["file", "row"]]
-        for i in out.index[dup]:
-            rid = out.at[i, "report_id"]
+        for i in out.index[out.duplicated(key, keep="first")]:
+            k = tuple(out.loc[i, key]) if len(key) > 1 else out.at[i, key[0]]
             bad.append(
                 Violation(
                     out.at[i, "file"],
                     int(out.at[i, "row"]),
-                    "report_id",
-                    f"report_id {shorten(rid)} is also in {first.at[rid, 'file']} row "
-                    f"{int(first.at[rid, 'row'])}: report ids must be unique across the files",
+                    column,
+                    describe(out.loc[i], first.at[k, "file"], int(first.at[k, "row"])),
                 )
             )
         if bad:
             raise InputError(bad)
-    notes.append(_files_read_note("reports", frames))
+    notes.append(_files_read_note(name, frames))
     out.attrs["notes"] = notes
     out.attrs["files"] = [(f.attrs["file"], len(f)) for f in frames]
     return out
@@ -1006,28 +1029,13 @@ def read_aggregates(
         lambda f: _read_aggregates_file(f, register_map, encoding=encoding, separator=separator, today=today),
         "aggregates",
     )
-    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    notes = [n for f in frames for n in f.attrs.get("notes", [])]
-    if len(frames) > 1:
-        dup = out.duplicated(["year", "organisation"], keep="first")
-        first = out.drop_duplicates(["year", "organisation"]).set_index(["year", "organisation"])
-        bad = [
-            Violation(
-                out.at[i, "file"],
-                int(out.at[i, "row"]),
-                "organisation",
-                f"{shorten(out.at[i, 'organisation'])} for year {out.at[i, 'year']} is also in "
-                f"{first.at[(out.at[i, 'year'], out.at[i, 'organisation']), 'file']} row "
-                f"{int(first.at[(out.at[i, 'year'], out.at[i, 'organisation']), 'row'])}",
-            )
-            for i in out.index[dup]
-        ]
-        if bad:
-            raise InputError(bad)
-    notes.append(_files_read_note("aggregates", frames))
-    out.attrs["notes"] = notes
-    out.attrs["files"] = [(f.attrs["file"], len(f)) for f in frames]
-    return out
+    return _combine(
+        frames,
+        "aggregates",
+        ["year", "organisation"],
+        "organisation",
+        lambda r, file, row: f"{shorten(r['organisation'])} for year {r['year']} is also in {file} row {row}",
+    )
 
 
 def empty_aggregates() -> pd.DataFrame:

@@ -16,8 +16,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
+from helpers import write_notebook
 
 from mse_helpers.cli import main
 from mse_helpers.runner import pipeline
@@ -58,12 +58,7 @@ RUNNER = textwrap.dedent("""\
 
 
 def _notebook(path, *cells):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    par = nbformat.v4.new_code_cell(PARAMS)
-    par.metadata["tags"] = ["parameters"]
-    nb.cells = [par] + [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, path)
+    write_notebook(path, PARAMS, *cells)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import setuptools
+from helpers import QUICK
 
 from mse_helpers.runner.params import PROJECT_ROOT
 
@@ -90,14 +91,7 @@ def test_wheel_install_runs_from_any_folder(tmp_path):
             "run",
             "--params",
             "synthetic",
-            "--set",
-            "m=2",
-            "--set",
-            "maxit=2",
-            "--set",
-            "bootstrap=10",
-            "--set",
-            "three_factor_candidates=3",
+            *QUICK,
         ],
         cwd=work,
         env=env,

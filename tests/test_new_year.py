@@ -14,6 +14,7 @@ import pytest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from helpers import QUICK as HELPER_QUICK  # noqa: E402
 
 from mse_helpers.cli import main  # noqa: E402
 from mse_helpers.report import figures as plots  # noqa: E402
@@ -21,18 +22,7 @@ from mse_helpers.report import tables
 from mse_helpers.runner.params import PROJECT_ROOT  # noqa: E402
 
 NEW_YEAR = 2020
-QUICK = [
-    "--set",
-    "m=2",
-    "--set",
-    "maxit=2",
-    "--set",
-    "bootstrap=10",
-    "--set",
-    "three_factor_candidates=3",
-    "--set",
-    "sensitivity=[]",
-]
+QUICK = HELPER_QUICK + ["--set", "sensitivity=[]"]
 
 # Cells of notebook 04 that show results tables, by the call they make.
 TABLE_CALLS = (

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from helpers import QUICK
 
 from mse_helpers.cli import main
 from mse_helpers.codes import YEAR, model_factors, uses_year_factor
@@ -26,14 +27,7 @@ def test_one_year_run_end_to_end(tmp_path, capsys):
         str(reports),
         "--set",
         "years=2016",
-        "--set",
-        "m=2",
-        "--set",
-        "maxit=2",
-        "--set",
-        "bootstrap=10",
-        "--set",
-        "three_factor_candidates=3",
+        *QUICK,
     ]
     assert main(args) == 0, capsys.readouterr().err
     (run,) = [d for d in reports.iterdir() if d.is_dir()]

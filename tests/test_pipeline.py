@@ -6,6 +6,7 @@ import os
 
 import nbformat
 import pytest
+from helpers import write_notebook
 
 from mse_helpers.runner.params import load_params
 from mse_helpers.runner.pipeline import headline_from_estimates, new_run_dir, run_pipeline, sha256_file
@@ -15,12 +16,7 @@ PARAMS = 'params_file = None\noverrides = {}\nrun_dir = "."'
 
 
 def _notebook(path, *cells):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    par = nbformat.v4.new_code_cell(PARAMS)
-    par.metadata["tags"] = ["parameters"]
-    nb.cells = [par] + [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, path)
+    write_notebook(path, PARAMS, *cells)
 
 
 @pytest.fixture

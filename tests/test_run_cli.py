@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+from helpers import QUICK
 
 from mse_helpers.cli import main
 from mse_helpers.runner.params import PROJECT_ROOT
@@ -44,14 +45,7 @@ def test_quick_run_on_bundled_data(tmp_path, capsys):
         "run",
         "--reports",
         str(reports),
-        "--set",
-        "m=2",
-        "--set",
-        "maxit=2",
-        "--set",
-        "bootstrap=10",
-        "--set",
-        "three_factor_candidates=3",
+        *QUICK,
     ]
     assert main(args) == 0
     out = capsys.readouterr().out

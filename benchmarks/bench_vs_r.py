@@ -48,6 +48,9 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from compare_r import run_r, table_paths  # noqa: E402  (one R runner and one table list for both)
+
 INSTALL_HELP = """\
 This benchmark needs R and the R package mice. On Debian or Ubuntu:
   apt-get install r-base-core r-cran-mice
@@ -118,14 +121,6 @@ for (i in seq_len(nrow(tasks))) {
 """
 
 
-def published_tables() -> dict[str, Path]:
-    """The published capture-history tables in tests/fixtures (see the README there)."""
-    fixtures = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
-    paths = {f.stem: f for f in sorted((fixtures / "published").glob("*.csv"))}
-    paths.update(korea=fixtures / "korea.csv", uk2013=fixtures / "uk2013.csv")
-    return paths
-
-
 def bench_published(reps: int) -> None:
     """Small published tables: Rcapture's fit + profile interval and SparseMSE's stepwise
     selection against ``mse estimate`` (fit of the same model; backward AIC), per table."""
@@ -141,7 +136,7 @@ def bench_published(reps: int) -> None:
             "scripts/compare_r.py says how to install them)"
         )
         return
-    paths = published_tables()
+    paths = table_paths()
     ours = {}
     for name, path in paths.items():
         sel, _ = estimate_json(str(path), "--select", "backward-aic")  # warm-up, and the model
@@ -190,23 +185,6 @@ def r_missing() -> str | None:
         ["Rscript", "-e", "suppressPackageStartupMessages(library(mice))"], capture_output=True, text=True, check=False
     )
     return None if probe.returncode == 0 else "the R package mice is missing"
-
-
-def run_r(code: str, *args: str) -> dict[str, list[str]]:
-    """Run R code; return its tagged output lines (first word -> the rest, split)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
-        fh.write(code)
-    try:
-        done = subprocess.run(["Rscript", fh.name, *args], capture_output=True, text=True, check=False)
-    finally:
-        os.unlink(fh.name)
-    if done.returncode != 0:
-        raise RuntimeError(f"R failed:\n{done.stderr}")
-    out: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        tag, _, rest = line.partition(" ")
-        out.setdefault(tag, []).append(rest.strip())
-    return out
 
 
 def estimate_json(*argv: str) -> tuple[dict, float]:

@@ -278,8 +278,11 @@ def r_available() -> str | None:
     return None
 
 
-def run_r(code: str, *args: str) -> None:
-    """Run an R script given as text; raise with R's error output when it fails."""
+def run_r(code: str, *args: str) -> dict[str, list[str]]:
+    """Run an R script given as text; raise with R's error output when it fails.
+
+    Returns its output lines tagged by their first word (tag -> the rest of each line).
+    """
     with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
         fh.write(code)
     try:
@@ -288,6 +291,11 @@ def run_r(code: str, *args: str) -> None:
         os.unlink(fh.name)
     if done.returncode != 0:
         raise RuntimeError(f"R failed:\n{done.stderr}")
+    out: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        tag, _, rest = line.partition(" ")
+        out.setdefault(tag, []).append(rest.strip())
+    return out
 
 
 def export_tables() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -344,3 +345,42 @@ def test_notebook_tables_from_model_objects():
     table = selection_plots.sensitivity_table(sens, "two-factor")
     assert table.loc["2016", "n_hat main"] == 110.0 and table.loc["total", "n_hat main"] == 315.0
     assert table.loc["n_datasets", "n_hat main"] == 2 and table.loc["2017", "n_obs main"] == 30.0
+
+
+def _korea_design() -> Design:
+    frame = pd.read_csv(Path(__file__).parent / "fixtures" / "korea.csv", comment="#")
+    return Design(complete_table(frame, ["b", "c", "d"], []), ["b", "c", "d"], [], three_factor="all")
+
+
+def test_start_without_mle_removes_one_term_at_a_time_on_korea():
+    # all two-list terms have no MLE (nobody on c and d only); the check blames b:c and b:d.
+    # Removing b:d gives b:c + c:d (AIC 40.27), removing b:c gives b:d + c:d (AIC 125.5, a worse
+    # fit); the old rule removed both and ended at c:d (AIC 124.0, N-hat 126.2)
+    design = _korea_design()
+    aic = {t: fit_model(design, t).aic for t in ("b:c,c:d", "b:d,c:d", "c:d")}
+    assert aic["b:c,c:d"] == pytest.approx(40.268, abs=1e-3) and aic["c:d"] == pytest.approx(124.003, abs=1e-3)
+    assert aic["b:c,c:d"] < aic["b:d,c:d"]
+    terms, removed = selection.existing_start(design, design.terms("all2"))
+    assert terms == ("b:c", "c:d")
+    assert [(r["step"], r["term"], r["status"]) for r in removed] == [(0, "b:d", "mle_does_not_exist")]
+    assert "lowest AIC (40.268)" in removed[0]["reason"]
+    back = selection.backward(design, "all2", criterion="aic")
+    assert back.fit.terms == ("b:c", "c:d") and back.path == []
+    assert back.fit.n_hat == pytest.approx(157.1667, abs=5e-5)  # the published estimate of this model
+
+
+def test_start_rule_when_no_single_removal_gives_an_mle():
+    # b:c:d is not identifiable (the all-zero cell is unobserved) and the only removable term;
+    # removing it leaves all two-list terms, still without MLE: it goes anyway (the blamed term
+    # supported by the fewest persons), then the one-at-a-time rule continues as above
+    design = _korea_design()
+    terms, removed = selection.existing_start(design, design.terms("b*c*d"))
+    assert [r["term"] for r in removed] == ["b:c:d", "b:d"]
+    assert removed[0]["status"] == "not_identifiable" and "no single removal" in removed[0]["reason"]
+    assert terms == ("b:c", "c:d")
+
+
+def test_start_rule_uses_the_search_criterion():
+    design = _korea_design()
+    _, removed = selection.existing_start(design, design.terms("all2"), criterion="bic")
+    assert "lowest BIC (39.943)" in removed[0]["reason"]

@@ -4,9 +4,10 @@ For every completed data set two models are selected, as in the study:
 
 1. **two-factor model**: backward stepwise AIC from all two-factor terms of the
    registers, covariates and year. When the all-two-factor model has no MLE
-   (it has none on the bundled data), the terms the existence check names as
-   responsible are removed first, each recorded with the reason, until the
-   MLE exists; the backward search starts from there.
+   (it has none on the bundled data), terms are removed first, each recorded
+   with the reason, until the MLE exists (:func:`existing_start`: terms with a
+   zero sufficient statistic together, then one term at a time, the removal
+   with the best criterion); the backward search starts from there.
 2. **three-factor model**: forward stepwise BIC from the two-factor model over
    the ``k`` three-factor terms kept by a screening on data set 0; a
    three-factor term is eligible only when its three two-factor margins are
@@ -32,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Sequence
@@ -133,10 +135,45 @@ def _pick(values: Sequence[tuple[str, float]], current: float, tol: float = TOL)
 # --- starting model ----------------------------------------------------------------
 
 
+def _removable(terms: Sequence[str]) -> list[str]:
+    """Interaction terms that may be dropped alone: not a margin of another term (marginality)."""
+    return [t for t in terms if ":" in t and not any(t != u and set(t.split(":")) < set(u.split(":")) for u in terms)]
+
+
+def _statistic(design: Design, term: str, y: np.ndarray) -> np.ndarray:
+    """Sufficient statistic of each column of a term: persons in the cells where it is 1."""
+    return design.X_obs[:, design.blocks[term]].T @ y
+
+
+def _record(term: str, status: FitStatus, why: str) -> dict:
+    return {"step": 0, "term": term, "status": status, "reason": f"removed from the starting model: {why}"}
+
+
 def existing_start(
-    design: Design, terms: Sequence[str], counts: np.ndarray | None = None, counter: Counter | None = None
+    design: Design,
+    terms: Sequence[str],
+    counts: np.ndarray | None = None,
+    counter: Counter | None = None,
+    criterion: str = "aic",
 ) -> tuple[tuple[str, ...], list[dict]]:
-    """Remove the terms the existence check blames until the model's MLE exists.
+    """Remove terms from a starting model without MLE until its MLE exists (docs/selection.md 2).
+
+    While the model fails the existence or rank check:
+
+    1. terms with a column whose sufficient statistic is 0 (two lists that
+       never overlap, a list with nobody in a stratum) are removed together:
+       no model containing one of them has an MLE, so their order is immaterial;
+    2. otherwise one term is removed. Every single removal of a term the
+       check blames (respecting marginality) is checked; of those whose model
+       passes, the one with the lowest ``criterion`` is taken and the start is
+       reached. When none passes, every other removable term is tried the
+       same way;
+    3. when no single removal gives a model that passes, the blamed term
+       supported by the fewest persons (smallest sufficient statistic; ties in
+       design order) is removed and the loop repeats.
+
+    Ties of the criterion go to the first candidate in design order, as in
+    :func:`_pick`.
 
     Parameters
     ----------
@@ -146,36 +183,88 @@ def existing_start(
     counts : ndarray, optional
         Observed-cell counts (default: the design's).
     counter : Counter, optional
-        Incremented per check.
+        Incremented per check and per fit.
+    criterion : {"aic", "bic"}
+        The criterion of the search that starts from here.
 
     Returns
     -------
     terms : tuple of str
-        The largest model reached this way whose MLE exists and is identifiable.
+        The starting model reached, whose MLE exists and is identifiable.
     removed : list of dict
-        One record per removed term: ``step`` (0), ``term``, ``status``, ``reason``.
+        One record per removed term, in order: ``step`` (0), ``term``,
+        ``status`` (of the model it was removed from), ``reason``.
 
     Raises
     ------
     RuntimeError
-        When the check fails without naming a term (nothing to remove).
+        When the check fails and no interaction term is left to remove.
     """
     terms = _order(design, design.canonical(tuple(terms)))
     counter = counter if counter is not None else Counter()
+    y = design.check_counts(counts)
     removed: list[dict] = []
-    while True:
-        counter.checks += 1
-        ex = check_existence(design, terms, counts=counts, explain=True)
-        if ex.status == FitStatus.OK:
-            return terms, removed
-        blamed = [t for t in ex.responsible if t in terms and ":" in t]
-        if not blamed:
+    counter.checks += 1
+    ex = check_existence(design, terms, counts=y, explain=True)
+    while ex.status != FitStatus.OK:
+        removable = _removable(terms)
+        if not removable:
             raise RuntimeError(f"starting model: {ex.message}; no interaction term to remove")
-        for t in blamed:
-            removed.append(
-                {"step": 0, "term": t, "status": ex.status, "reason": f"removed from the starting model: {ex.message}"}
-            )
-        terms = tuple(t for t in terms if t not in blamed)
+        forced = []
+        if ex.status == FitStatus.NO_MLE:
+            forced = [t for t in removable if (_statistic(design, t, y) == 0).any()]
+        if forced:
+            why = f"{ex.message}; a term with a zero sufficient statistic is in no model whose MLE exists"
+            removed += [_record(t, ex.status, why) for t in forced]
+            terms = tuple(t for t in terms if t not in forced)
+            counter.checks += 1
+            ex = check_existence(design, terms, counts=y, explain=True)
+            continue
+        blamed = [t for t in removable if t in ex.responsible]
+        others = [t for t in removable if t not in blamed]
+        for group in (blamed, others):
+            best = _best_removal(design, terms, group, y, counter, criterion)
+            if best is not None:
+                term, value = best
+                why = (
+                    f"{ex.message}; of the single removals whose model has an MLE, this one gives the "
+                    f"lowest {criterion.upper()} ({value:.3f})"
+                )
+                removed.append(_record(term, ex.status, why))
+                return tuple(t for t in terms if t != term), removed
+        pool = blamed or removable
+        term = min(pool, key=lambda t: float(_statistic(design, t, y).sum()))  # min keeps the first of ties
+        why = (
+            f"{ex.message}; no single removal gives a model with an MLE, so the "
+            f"{'blamed ' if blamed else ''}term supported by the fewest persons "
+            f"({_statistic(design, term, y).sum():,.0f}) goes first"
+        )
+        removed.append(_record(term, ex.status, why))
+        terms = tuple(t for t in terms if t != term)
+        counter.checks += 1
+        ex = check_existence(design, terms, counts=y, explain=True)
+    return terms, removed
+
+
+def _best_removal(
+    design: Design, terms: tuple[str, ...], candidates: Sequence[str], y: np.ndarray, counter: Counter, criterion: str
+) -> tuple[str, float] | None:
+    """Of the models ``terms`` minus one candidate, the one whose MLE exists with the lowest criterion.
+
+    Returns the candidate and its criterion, or None when none of these models has an MLE.
+    """
+    values = []
+    for t in candidates:
+        sub = tuple(u for u in terms if u != t)
+        counter.checks += 1
+        if check_existence(design, sub, counts=y, explain=False).status != FitStatus.OK:
+            continue
+        counter.fits += 1
+        fit = fit_model(design, sub, counts=y, check=False, explain=False)
+        if fit.ok:
+            values.append((t, float(getattr(fit, criterion))))
+    best = _pick(values, math.inf)
+    return None if best is None else (best, dict(values)[best])
 
 
 # --- the searches ------------------------------------------------------------------
@@ -236,7 +325,7 @@ def backward(
     )
     refused: list[dict] = []
     if repair_start:
-        terms, refused = existing_start(design, terms, counts, counter)
+        terms, refused = existing_start(design, terms, counts, counter, criterion)
     current = _fit(design, terms, counts, None, counter)
     if not current.ok:
         raise RuntimeError(f"starting model {list(terms)}: {current.status}: {current.message}")

@@ -255,7 +255,7 @@ def test_select_forward_bic_on_korea_finds_the_lowest_bic_model(capsys):
 
 def test_select_unknown_method_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["estimate", KOREA, "--select", "stepwise"])
+        cli.main(["estimate", KOREA, "--select", "lasso"])
     assert exc.value.code == 2
     assert "--select" in capsys.readouterr().err
 

@@ -41,7 +41,7 @@ PROFILE_COVARIATES = "the profile-likelihood interval is given only for tables w
 MIN_REPLICATES = 2
 
 LEVEL = 0.95
-SELECT_METHODS = ("backward-aic", "forward-bic", "study")
+SELECT_METHODS = ("backward-aic", "forward-bic", "study", "stepwise")
 #: Limits of a request, checked before the design is built (a table of 20
 #: lists has 2^20 cells; its design with the two-factor candidates needs
 #: about 4 GB and minutes per fit).
@@ -96,8 +96,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default all two-factor terms); 'forward-bic' adds two- and three-factor terms by "
         "BIC to --terms (default main effects), a term only when its margins are in; "
         "'study' does both (backward AIC from all two-factor terms, then forward BIC over "
-        "all three-factor terms). A start without MLE first loses the terms the existence "
-        "check blames; refused terms are reported",
+        "all three-factor terms); 'stepwise' is SparseMSE's method (Chan, Silverman and Vincent "
+        "2021): from main effects, add the two-list term with the smallest Poisson p-value of its "
+        "overlap while below 0.02 (tables without covariates). From a start without MLE, terms "
+        "with a zero sufficient statistic go first, then one term at a time (the removal giving "
+        "an existing model with the best criterion); refused terms are reported",
+    )
+    parser.add_argument(
+        "--bias-correct",
+        action="store_true",
+        help="also report the bias-corrected estimate of Rivest and Levesque (2001), as Rcapture's "
+        "closedp.bc computes it, where it applies: the main-effects model Mt (also with covariates "
+        "the lists do not interact with, or stratified by one covariate every list interacts with)",
     )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
@@ -412,6 +422,8 @@ def main(args: argparse.Namespace) -> int:
             result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
     if fit.ok:
         result["profile"] = profile_result(fit, factors, profile_interval)
+    if getattr(args, "bias_correct", False):
+        result["bias_corrected"] = bias_result(fit)
     if args.bootstrap and fit.ok:
         rng = seeds.rng(args.seed, "estimate", 0)
         boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
@@ -434,6 +446,30 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(render(result, source, lists, factors, by))
     return 0 if fit.ok else 1
+
+
+def bias_result(fit) -> dict:
+    """The JSON ``bias_corrected`` entry: the estimate of :mod:`mse_helpers.engine.bias`, or why there is none."""
+    from ..engine.bias import NotApplicable, bias_corrected
+
+    try:
+        bc = bias_corrected(fit)
+    except NotApplicable as exc:
+        return {"available": False, "reason": f"no bias-corrected estimate: {exc}"}
+    out = {
+        "available": True,
+        "n_hat": _num(bc.n_hat),
+        "stderr": _num(bc.stderr),
+        "model": bc.model,
+        "method": "Rivest and Levesque (2001), as Rcapture closedp.bc",
+    }
+    if bc.by is not None:
+        g = bc.by.columns[0]
+        out["by"] = {
+            f"{g}={r[g]}": {"n_obs": int(round(r["n_obs"])), "n_hat": _num(r["n_hat"]), "stderr": _num(r["stderr"])}
+            for r in bc.by.to_dict("records")
+        }
+    return out
 
 
 def profile_result(fit, factors: list[str], profile_interval) -> dict:
@@ -464,9 +500,10 @@ def run_select(design: Design, method: str, start: tuple[str, ...] | None):
     ----------
     design : Design
         Built with ``three_factor="all"``.
-    method : {"backward-aic", "forward-bic", "study"}
+    method : {"backward-aic", "forward-bic", "study", "stepwise"}
     start : tuple of str or None
-        The ``--terms`` model, or None for the method's default start.
+        The ``--terms`` model, or None for the method's default start
+        (``stepwise`` always starts from main effects).
 
     Returns
     -------
@@ -475,8 +512,32 @@ def run_select(design: Design, method: str, start: tuple[str, ...] | None):
     selection : dict
         ``method``, ``removed`` and ``added`` (terms in order), ``refused``
         (term, status, reason, step), ``fits``, ``checks``.
+
+    Raises
+    ------
+    RuntimeError
+        No starting model with an MLE, or ``stepwise`` asked for what it does
+        not do (a start from ``--terms``, covariates).
     """
     from ..stages import selection
+
+    if method == "stepwise":
+        from ..stages.stepwise import stepwise
+
+        if start:
+            raise RuntimeError("SparseMSE's stepwise method starts from main effects; leave out --terms")
+        try:
+            sw = stepwise(design)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        return sw.fit, {
+            "method": method,
+            "removed": [],
+            "added": list(sw.path),
+            "refused": [dict(r, type="stepwise") for r in sw.refused],
+            "fits": sw.counter.fits,
+            "checks": sw.counter.checks,
+        }
 
     two_factor = tuple(t for t in design.candidate_terms if t.count(":") == 1)
     removed: list[str] = []
@@ -554,6 +615,16 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
         lines.append(f"  95% profile-likelihood interval {_profile_text(prof)}")
     elif prof:
         lines.append(f"  {prof['reason']}")
+    bc = result.get("bias_corrected")
+    if bc and bc["available"]:
+        lines.append(
+            f"  bias-corrected     {f(bc['n_hat'])}  (model {bc['model']}, standard error {f(bc['stderr'])}; "
+            f"{bc['method']})"
+        )
+        for label, g in bc.get("by", {}).items():
+            lines.append(f"    {label:<16} {f(g['n_hat']):>12}  (standard error {f(g['stderr'])})")
+    elif bc:
+        lines.append(f"  {bc['reason']}")
     iv = result["interval"]
     if iv:
         lines.append(

@@ -122,7 +122,8 @@ def test_cli_select_stepwise_on_korea():
     assert res["n_hat"] == pytest.approx(268.7777777777, rel=1e-9)  # SparseMSE: 268.77777777777777
     sel = res["selection"]
     assert sel["method"] == "stepwise" and sel["added"] == ["b:c"] and sel["removed"] == []
-    assert [(r["term"], r["type"], r["step"]) for r in sel["refused"]] == [("b:d", "stepwise", 2)]
+    # b:d (no MLE with b:c) never came up: its p-value in the model b:c is above 0.02
+    assert sel["refused"] == []
 
 
 def test_cli_select_stepwise_refuses_a_start_and_covariates(capsys, tmp_path):

@@ -10,11 +10,13 @@ Not part of the test suite and not needed to use the package: it needs R. It
    Mt (``closedpCI.t``), fixed log-linear models with given two-list interactions
    (``closedpCI.t`` with ``mX``: main effects, the model this project's ``--select backward-aic``
    reaches, the model SparseMSE's stepwise method reaches, and all two-list terms) with their
-   multinomial profile-likelihood intervals, and SparseMSE ``estimatepopulation`` (stepwise
+   multinomial profile-likelihood intervals, Rcapture ``closedp.bc`` (the bias-corrected Mt
+   estimate of Rivest and Levesque 2001), and SparseMSE ``estimatepopulation`` (stepwise
    selection and its BCa bootstrap interval);
-3. writes ``tests/fixtures/r_reference.csv``, which ``tests/test_r_reference.py`` reads (no R needed
-   there), and prints a Markdown table of this project's ``--select backward-aic`` result beside
-   SparseMSE's stepwise estimate (for docs/r_comparison.md).
+3. writes ``tests/fixtures/r_reference.csv``, which ``tests/test_r_reference.py``,
+   ``tests/test_stepwise.py`` and ``tests/test_bias.py`` read (no R needed there), and prints
+   Markdown tables of this project's ``--select backward-aic``, ``--select stepwise`` and
+   ``--bias-correct`` results beside the R packages' (for docs/r_comparison.md).
 
 When ``Rscript`` or one of the R packages is missing it says how to install them and exits 0
 ("skipped").
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -167,6 +170,15 @@ for (ds in unique(tasks$dataset)) {
           info = num(r$results[1, "infoFit"]), note = p$note)
     }
   }
+  # Rcapture closedp.bc: the bias-corrected Mt estimate (Rivest and Levesque 2001); its root
+  # of Darroch's equation comes from uniroot with the default tolerance (about 1.2e-4)
+  bc <- tryCatch(suppressWarnings(closedp.bc(Xr, dfreq = TRUE, m = "Mt")), error = function(e) e)
+  add(dataset = ds, n_obs = n, package = "Rcapture", version = ver("Rcapture"),
+      func = "closedp.bc", kind = "bias-corrected", model = "Mt", terms = "",
+      n_hat = if (inherits(bc, "error")) "" else num(bc$results[1, "abundance"]),
+      lower = "", upper = "", interval = "none", n_hat_multinomial = "", info = "",
+      stderr = if (inherits(bc, "error")) "" else num(bc$results[1, "stderr"]),
+      note = if (inherits(bc, "error")) paste("error:", conditionMessage(bc)) else "")
   # Rcapture Poisson fit of fixed log-linear models, with profile intervals
   for (i in which(tk$task == "fixed")) {
     terms <- tk$terms[i]
@@ -237,7 +249,10 @@ for (ds in unique(tasks$dataset)) {
     }
   }
 }
-for (i in seq_along(out)) if (is.null(out[[i]]$glm_warning)) out[[i]]$glm_warning <- ""
+for (i in seq_along(out)) {
+  if (is.null(out[[i]]$glm_warning)) out[[i]]$glm_warning <- ""
+  if (is.null(out[[i]]$stderr)) out[[i]]$stderr <- ""
+}
 res <- do.call(rbind, out)
 write.csv(res, args[2], row.names = FALSE)
 """
@@ -258,6 +273,7 @@ COLUMNS = [
     "n_hat_multinomial",
     "info",
     "glm_warning",
+    "stderr",
     "note",
 ]
 
@@ -350,25 +366,45 @@ def stepwise_terms(path: Path) -> str | None:
     return None
 
 
+def our_results(paths: dict[str, Path]) -> dict[str, dict]:
+    """This project's results per table: ``backward`` (``--select backward-aic``), ``stepwise``
+    (``--select stepwise``) and ``mt`` (main effects with ``--bias-correct``)."""
+    return {
+        name: {
+            "backward": mse_estimate(path, "--select", "backward-aic"),
+            "stepwise": mse_estimate(path, "--select", "stepwise"),
+            "mt": mse_estimate(path, "--bias-correct"),
+        }
+        for name, path in paths.items()
+    }
+
+
+def _terms(res: dict) -> str | None:
+    """The model of an ``mse estimate --json`` result as ``--terms`` takes it (None when refused)."""
+    return None if res.get("terms") is None else ",".join(res["terms"])
+
+
 def build_tasks(paths: dict[str, Path]) -> tuple[list[dict], dict]:
-    """The fixed models to fit in R per table, and this project's backward-AIC result."""
+    """The fixed models to fit in R per table, and this project's results (:func:`our_results`)."""
     import pandas as pd  # with the project's other imports: only when R is there
 
-    tasks, ours = [], {}
+    tasks, ours = [], our_results(paths)
     for name, path in paths.items():
-        back = mse_estimate(path, "--select", "backward-aic")
-        ours[name] = back
-        models = {"": "main effects"}
-        if back.get("terms") is not None:
-            models.setdefault(",".join(back["terms"]), "mse backward-aic")
+        lists = [c for c in pd.read_csv(path, comment="#").columns if c != "count"]
+        every = ",".join(f"{a}:{b}" for i, a in enumerate(lists) for b in lists[i + 1 :])
         sw = stepwise_terms(path)
-        if sw is not None:
-            models.setdefault(sw, "terms of SparseMSE stepwise")
-        models.setdefault("all2", "all two-list terms")
-        for terms, source in models.items():
-            if terms == "all2":
-                lists = [c for c in pd.read_csv(path, comment="#").columns if c != "count"]
-                terms = ",".join(f"{a}:{b}" for i, a in enumerate(lists) for b in lists[i + 1 :])
+        candidates = [
+            ("", "main effects"),
+            (_terms(ours[name]["backward"]), "mse backward-aic"),
+            (sw, "terms of SparseMSE stepwise"),
+            (_terms(ours[name]["stepwise"]), "mse stepwise"),
+            (every, "all two-list terms"),
+        ]
+        seen: set[frozenset] = set()  # a model is fitted once, under the first source that gives it
+        for terms, source in candidates:
+            if terms is None or frozenset(terms.split(",")) in seen:
+                continue
+            seen.add(frozenset(terms.split(",")))
             tasks.append({"dataset": name, "path": str(path), "task": "fixed", "terms": terms, "source": source})
     return tasks, ours
 
@@ -418,10 +454,13 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
         w.writerows({c: r.get(c, "") for c in COLUMNS} for r in rows)
     log.info("wrote %s (%d rows)", REFERENCE.relative_to(ROOT), len(rows))
-    print(markdown_table(rows, ours))
-    print()
-    print(side_by_side(rows, ours))
+    print(all_tables(rows, ours))
     return 0
+
+
+def all_tables(rows: list[dict], ours: dict) -> str:
+    """The three Markdown tables of docs/r_comparison.md."""
+    return "\n\n".join([side_by_side(rows, ours), markdown_table(rows, ours), stepwise_table(rows, ours)])
 
 
 def _interval(row: dict | None) -> str:
@@ -439,33 +478,78 @@ def _nhat(row: dict | None) -> str:
     return f"{float(row['n_hat']):,.1f}" if row and row["n_hat"] else ""
 
 
+def _pick(rows: list[dict], name: str, **kw) -> dict | None:
+    hits = [r for r in rows if r["dataset"] == name and all(r[k] == v for k, v in kw.items())]
+    return hits[0] if hits else None
+
+
+def _fixed(rows: list[dict], name: str, terms: str) -> dict | None:
+    """Rcapture's fit of the model with these terms (in any order: each model is fitted once)."""
+    want = frozenset(terms.split(","))
+    hits = [
+        r for r in rows if r["dataset"] == name and r["kind"] == "fixed" and frozenset(r["terms"].split(",")) == want
+    ]
+    return hits[0] if hits else None
+
+
+def _ours_nhat(res: dict) -> str:
+    return f"{res['n_hat']:,.1f}" if res.get("n_hat") is not None else str(res.get("status"))
+
+
 def side_by_side(rows: list[dict], ours: dict) -> str:
-    """Per table: SparseMSE stepwise (BCa), Rcapture's fit of its terms and of ours (profile)."""
-
-    def pick(name: str, **kw) -> dict | None:
-        hits = [r for r in rows if r["dataset"] == name and all(r[k] == v for k, v in kw.items())]
-        return hits[0] if hits else None
-
+    """Per table: SparseMSE stepwise (BCa) and ours, Rcapture's fit of its terms and of our
+    backward-AIC model (profile), main effects, and the bias-corrected Mt estimate."""
+    pick = functools.partial(_pick, rows)
     lines = [
         (
-            "| data set | n_obs | SparseMSE stepwise N-hat | BCa 95% | Rcapture, same terms: N-hat "
+            "| data set | n_obs | SparseMSE stepwise N-hat | BCa 95% | mse stepwise N-hat "
+            "| Rcapture, SparseMSE's terms: N-hat "
             "| profile 95% | mse backward-aic N-hat | Rcapture, same terms: N-hat | profile 95% "
-            "| main effects (Mt): Rcapture = mse | profile 95% |"
+            "| main effects (Mt): Rcapture = mse | profile 95% | Mt bias-corrected: Rcapture | mse |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, back in ours.items():
+    for name, res in ours.items():
+        back = res["backward"]
         sw = pick(name, func="estimatepopulation.0")
         bca = pick(name, func="estimatepopulation")
-        sw_fix = pick(name, kind="fixed", terms=sw["terms"]) if sw else None
+        sw_fix = _fixed(rows, name, sw["terms"]) if sw else None
         our_terms = ",".join(back["terms"]) if back.get("terms") is not None else None
-        our_fix = pick(name, kind="fixed", terms=our_terms) if our_terms is not None else None
+        our_fix = _fixed(rows, name, our_terms) if our_terms is not None else None
         main = pick(name, kind="fixed", terms="")
-        our_n = f"{back['n_hat']:,.1f}" if back.get("n_hat") is not None else str(back.get("status"))
+        bc = pick(name, kind="bias-corrected")
+        our_bc = (res["mt"].get("bias_corrected") or {}).get("n_hat")
         lines.append(
             f"| {name} | {sw['n_obs'] if sw else ''} | {_nhat(sw)} | {_interval(bca)} "
-            f"| {_nhat(sw_fix)} | {_interval(sw_fix)} | {our_n} | {_nhat(our_fix)} "
-            f"| {_interval(our_fix)} | {_nhat(main)} | {_interval(main)} |"
+            f"| {_ours_nhat(res['stepwise'])} "
+            f"| {_nhat(sw_fix)} | {_interval(sw_fix)} | {_ours_nhat(back)} | {_nhat(our_fix)} "
+            f"| {_interval(our_fix)} | {_nhat(main)} | {_interval(main)} "
+            f"| {_nhat(bc)} | {'' if our_bc is None else f'{our_bc:,.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def stepwise_table(rows: list[dict], ours: dict) -> str:
+    """``--select stepwise`` against SparseMSE's stepwise method, per table."""
+    lines = [
+        "| data set | SparseMSE stepwise terms (in order added) | N-hat | mse stepwise terms | N-hat | difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, res in ours.items():
+        sw = _pick(rows, name, func="estimatepopulation.0")
+        mine = res["stepwise"]
+        if sw is None or not sw["n_hat"] or mine.get("n_hat") is None:
+            diff = "n/a"
+        else:
+            d = mine["n_hat"] - float(sw["n_hat"])
+            diff = (
+                "same" if abs(d) <= 1e-6 * abs(mine["n_hat"]) else f"{d:+,.1f} ({100 * d / float(sw['n_hat']):+.1f}%)"
+            )
+        empty = sw["note"].split(";")[0].split(": ")[1] if sw and "minus infinity" in sw["note"] else ""
+        sw_terms = (sw["terms"] or "main effects") + (f" (+ {empty} at minus infinity)" if empty else "") if sw else ""
+        mine_terms = ",".join(mine["selection"]["added"]) if mine.get("selection") else str(mine.get("status"))
+        lines.append(
+            f"| {name} | {sw_terms} | {_nhat(sw)} | {mine_terms or 'main effects'} | {_ours_nhat(mine)} | {diff} |"
         )
     return "\n".join(lines)
 
@@ -474,10 +558,7 @@ def print_tables() -> int:
     """The Markdown tables from the reference already written (no R needed)."""
     with REFERENCE.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    ours = {name: mse_estimate(path, "--select", "backward-aic") for name, path in table_paths().items()}
-    print(markdown_table(rows, ours))
-    print()
-    print(side_by_side(rows, ours))
+    print(all_tables(rows, our_results(table_paths())))
     return 0
 
 
@@ -490,7 +571,8 @@ def markdown_table(rows: list[dict], ours: dict) -> str:
         ),
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, back in ours.items():
+    for name, res in ours.items():
+        back = res["backward"]
         sw = [r for r in rows if r["dataset"] == name and r["func"] == "estimatepopulation.0"]
         bca = [r for r in rows if r["dataset"] == name and r["func"] == "estimatepopulation"]
         n_obs = sw[0]["n_obs"] if sw else ""

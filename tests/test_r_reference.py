@@ -3,8 +3,8 @@
 The reference ``tests/fixtures/r_reference.csv`` is written by ``scripts/compare_r.py`` (which
 needs R); these tests need no R. Only the fixed-model rows are asserted on (Rcapture
 ``closedpCI.t`` with ``mX`` and ``closedp.t``'s model Mt, which is the main-effects model);
-the profile-likelihood bounds are asserted on in tests/test_profile.py; SparseMSE's stepwise
-rows are kept in the reference for methods this project does not have yet (docs/r_comparison.md).
+the profile-likelihood bounds are asserted on in tests/test_profile.py, SparseMSE's stepwise
+rows in tests/test_stepwise.py and Rcapture's ``closedp.bc`` rows in tests/test_bias.py.
 """
 
 from __future__ import annotations

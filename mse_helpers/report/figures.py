@@ -244,12 +244,13 @@ def _family_title(key: str) -> str:
 
 
 def _earlier_label(kind: str, label: str) -> str:
-    return "published (not this run)" if kind == tables.PUBLISHED else f"{label} (earlier run)"
+    return "published estimate (not this run)" if kind == tables.PUBLISHED else f"{label} (earlier run)"
 
 
-def _draw_earlier(ax, pub: pd.DataFrame, color) -> None:
-    """One group's earlier estimates: single years as markers with their interval (a run's joined by a
-    dashed line), periods as a dashed line at the yearly average with the published range shaded."""
+def _draw_earlier(ax, pub: pd.DataFrame, color, labelled: bool) -> None:
+    """One group's earlier estimates: single years as open markers with their interval (a run's joined by
+    a dashed line), periods as a dashed line at the yearly average with the published range shaded.
+    ``labelled``: the artists carry legend labels (a panel of one group; otherwise grey proxies do)."""
     for (kind, label), src in pub.groupby(["kind", "label"], sort=False):
         single = src[src["first_year"] == src["last_year"]].sort_values("first_year")
         if len(single):
@@ -266,17 +267,26 @@ def _draw_earlier(ax, pub: pd.DataFrame, color) -> None:
                 mfc="white",
                 capsize=3,
                 lw=1.2,
-                label="_earlier",
+                label=_earlier_label(kind, label) if labelled else "_earlier",
             )
-        for r in src[src["first_year"] < src["last_year"]].itertuples():
+        for k, r in enumerate(src[src["first_year"] < src["last_year"]].itertuples()):
             x = [r.first_year - 0.4, r.last_year + 0.4]
-            ax.plot(x, [r.n_hat, r.n_hat], color=color, lw=2.5, ls="--", label="_earlier period")
+            name = f"published yearly average {r.year}" if labelled and k == 0 else "_earlier period"
+            ax.plot(x, [r.n_hat, r.n_hat], color=color, lw=2.5, ls="--", label=name)
             if np.isfinite(r.lower) and np.isfinite(r.upper):
-                ax.fill_between(x, r.lower, r.upper, color=color, alpha=0.12, lw=0)
+                ax.fill_between(
+                    x,
+                    r.lower,
+                    r.upper,
+                    color=color,
+                    alpha=0.12,
+                    lw=0,
+                    label="published range" if name[0] != "_" else None,
+                )
 
 
 def _source_handles(earlier: pd.DataFrame) -> list:
-    """Legend entries for the line styles of Figure 6: this run, each earlier source, a published period."""
+    """Grey legend entries for the styles of a panel of several groups: this run, each earlier source, a period."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color="0.3", marker="o", lw=2, label="this run (shaded: 95% interval)")]
@@ -291,30 +301,37 @@ def _source_handles(earlier: pd.DataFrame) -> list:
     return handles
 
 
-def _draw_family(ax, est: pd.DataFrame, earlier: pd.DataFrame, key: str, groups, with_sources: bool = False) -> None:
-    """One panel of Figure 6: this run (solid, interval shaded) and the earlier estimates of each group;
-    the legend names the groups (colours), with ``with_sources`` also the line styles."""
+def _draw_family(ax, est: pd.DataFrame, earlier: pd.DataFrame, key: str, groups) -> None:
+    """One panel of Figure 6: this run (solid, interval shaded) and the earlier estimates of each group.
+
+    A panel of one group is titled by the group (``sexual (U=S)``) and its
+    lines are labelled as such; a panel of several names the groups in its
+    legend (colours) and the styles with grey entries."""
     years: set[int] = set()
+    single = len(groups) == 1
     for k, g in enumerate(groups):
         rows = _group_rows(est, g)
-        color = ESTIMATED_COLOR if key == "total" else f"C{k}"
-        _band(ax, rows, color, None)
-        name = "this run: estimated" if key == "total" else tables.group_name(g)
+        color = ESTIMATED_COLOR if single else f"C{k}"
+        _band(ax, rows, color, f"this run: {_interval_name(est)}" if single else None)
+        name = "this run: estimated" if single else tables.group_name(g)
         ax.plot(rows["x"], rows["n_hat"], color=color, marker="o", lw=2, label=name)
         if key == "total":
             ax.plot(rows["x"], rows["n_obs"], label="this run: observed", **OBSERVED_STYLE)
         pub = earlier[earlier["group"] == g]
-        _draw_earlier(ax, pub, PUBLISHED_COLOR if key == "total" else color)
+        _draw_earlier(ax, pub, PUBLISHED_COLOR if single else color, labelled=single)
         years |= set(rows["x"]) | set(pub["first_year"]) | set(pub["last_year"])
     handles, _ = ax.get_legend_handles_labels()
-    if with_sources:
+    if not single:
         handles += _source_handles(earlier[earlier["group"].isin(groups)])
     ax.legend(handles=handles, fontsize=6.5, loc="best", framealpha=0.7)
     ax.set_xticks(range(min(years), max(years) + 1))
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("victims")
-    ax.set_title(_family_title(key), fontsize=9)
+    ax.set_title(
+        "all victims" if key == "total" else tables.group_name(groups[0]) if single else _family_title(key),
+        fontsize=9,
+    )
 
 
 def figure6(estimates: pd.DataFrame, earlier=None, ax: Axes | None = None, *, max_panels: int = MAX_PANELS) -> Figure:
@@ -326,7 +343,7 @@ def figure6(estimates: pd.DataFrame, earlier=None, ax: Axes | None = None, *, ma
     panels for four covariates, under 2,000 px high). In each panel: this run's
     estimates (solid lines, interval shaded; observed in black for all victims)
     and the earlier ones in the same colour, open markers with their interval:
-    squares for published figures (labelled *published (not this run)*),
+    squares for published figures (labelled *published estimate (not this run)*),
     diamonds joined by a dashed line for an earlier run (labelled with the run,
     e.g. *run 2026-12-03 (earlier run)*). A published period (``2010-2015``) is
     a dashed line at its yearly average, its range shaded.
@@ -359,21 +376,22 @@ def figure6(estimates: pd.DataFrame, earlier=None, ax: Axes | None = None, *, ma
     families = _families(groups)
     if ax is not None:
         fig = ax.figure
-        _draw_family(ax, est, earlier, *families[0], with_sources=True)
+        _draw_family(ax, est, earlier, *families[0])
         return fig
     left_out = families[max_panels:]
     families = families[:max_panels]
     ncols = 1 if len(families) == 1 else 2
     nrows = int(np.ceil(len(families) / ncols))
-    fig = Figure(figsize=(6.2 * ncols, 3.3 * nrows + 0.6), layout="constrained")
+    fig = Figure(figsize=(6.2 * ncols, 3.3 * nrows + 0.4), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for a, (key, gs) in zip(axes.flat, families):
         _draw_family(a, est, earlier, key, gs)
     for a in list(axes.flat)[len(families) :]:
         a.remove()
-    handles = _source_handles(earlier[earlier["group"].isin([g for _, gs in families for g in gs])])
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
-    kinds = [_earlier_label(k, lb) for (k, lb), _ in earlier.groupby(["kind", "label"], sort=False)]
+    kinds = [
+        "earlier published estimates" if k == tables.PUBLISHED else f"{lb} (an earlier run)"
+        for (k, lb), _ in earlier.groupby(["kind", "label"], sort=False)
+    ]
     title = f"Long series: this run beside {', '.join(kinds)}; earlier figures are not re-estimated in this run"
     if left_out:
         title += (

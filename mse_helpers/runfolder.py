@@ -329,12 +329,137 @@ ESTIMATE_COLUMNS: tuple[str, ...] = (
 ESTIMATE_TABLE_COLUMNS: tuple[str, ...] = ESTIMATE_COLUMNS[:7]
 
 
+#: ``results/revisions.csv``: per year and group in both runs, the previous and the new estimate and
+#: the cause of the change (written by notebook 04 when the run has a previous run; docs/report.md).
+REVISIONS_FILE = "revisions.csv"
+#: Columns of ``results/revisions.csv``, in order (:mod:`mse_helpers.stages.revisions`).
+REVISION_COLUMNS: tuple[str, ...] = (
+    "year",
+    "group",
+    "previous_run",
+    "n_obs_previous",
+    "n_hat_previous",
+    "lower_previous",
+    "upper_previous",
+    "n_obs_new",
+    "n_hat_new",
+    "lower_new",
+    "upper_new",
+    "change",
+    "change_percent",
+    "in_previous_interval",
+    "n_hat_pinned",
+    "change_new_data",
+    "change_reselection",
+)
+
+
 def write_results(results_dir: Path, estimates: pd.DataFrame, models: pd.DataFrame) -> None:
     """Write ``results/estimates.csv`` (columns :data:`ESTIMATE_COLUMNS`) and ``results/models.csv``."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     estimates[list(ESTIMATE_COLUMNS)].to_csv(results_dir / ESTIMATES_FILE, index=False)
     models.to_csv(results_dir / MODELS_CSV, index=False)
+
+
+def write_revisions(results_dir: Path, revisions: pd.DataFrame) -> Path:
+    """Write ``results/revisions.csv`` (columns :data:`REVISION_COLUMNS`)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / REVISIONS_FILE
+    revisions[list(REVISION_COLUMNS)].to_csv(path, index=False)
+    return path
+
+
+def read_revisions(results_dir: Path) -> pd.DataFrame:
+    """``results/revisions.csv`` (years as text, as in ``estimates.csv``)."""
+    return pd.read_csv(Path(results_dir) / REVISIONS_FILE, dtype={"year": str})
+
+
+# --- another run folder (a previous run, or the run whose models are pinned) ----------------
+
+
+class RunFolderError(ValueError):
+    """A folder named as an earlier run is not a usable run folder; the message says why."""
+
+
+def run_estimates_path(run_dir: Path) -> Path:
+    """``results/estimates.csv`` of a run folder (existing or not)."""
+    return Path(run_dir) / RESULTS_DIR / ESTIMATES_FILE
+
+
+def read_run_manifest(run_dir: Path) -> dict | None:
+    """A run folder's ``manifest.json``; None when it has none or it is not readable JSON."""
+    path = Path(run_dir) / MANIFEST_FILE
+    try:
+        out = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
+def read_run_params(run_dir: Path) -> dict:
+    """A run folder's ``params.yaml`` as written by ``mse run`` (raw values).
+
+    Raises
+    ------
+    RunFolderError
+        The file is missing or not a YAML mapping.
+    """
+    import yaml
+
+    path = Path(run_dir) / PARAMS_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise RunFolderError(f"run folder {run_dir}: no {PARAMS_FILE} (not a folder made by mse run)") from None
+    except yaml.YAMLError as exc:
+        raise RunFolderError(f"run folder {run_dir}: {PARAMS_FILE} is not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise RunFolderError(f"run folder {run_dir}: {PARAMS_FILE} is not a mapping of key: value")
+    return raw
+
+
+def read_run_models(run_dir: Path) -> list[dict]:
+    """The selected models (``work/models.json``) of another run folder, checked for the keys pinning needs.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run folder (not its ``work/``).
+
+    Returns
+    -------
+    list of dict
+        Objects with at least ``dataset`` (int), ``type`` and ``terms`` (list of str).
+
+    Raises
+    ------
+    RunFolderError
+        Missing or unreadable file, or an entry without those keys (named).
+    """
+    shown = f"run folder {run_dir}: {MODELS.shown}"
+    path = MODELS.path(Path(run_dir) / WORK_DIR)
+    if not path.is_file():
+        raise RunFolderError(f"{shown} is missing (the run did not finish model selection, or work/ was deleted)")
+    try:
+        models = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{shown}: not readable JSON ({exc})") from None
+    if not isinstance(models, list) or not models:
+        raise RunFolderError(f"{shown}: must be a non-empty list of model objects")
+    for k, mod in enumerate(models):
+        ok = (
+            isinstance(mod, dict)
+            and isinstance(mod.get("dataset"), int)
+            and not isinstance(mod.get("dataset"), bool)
+            and isinstance(mod.get("type"), str)
+            and isinstance(mod.get("terms"), list)
+            and all(isinstance(t, str) for t in mod["terms"])
+        )
+        if not ok:
+            raise RunFolderError(f"{shown}: model {k} (entry {k + 1}) needs 'dataset' (integer), 'type' and 'terms'")
+    return models
 
 
 # --- the bundled files ------------------------------------------------------------------

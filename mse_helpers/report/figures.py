@@ -7,6 +7,8 @@ global figure manager), so a notebook only displays the figure and never needs
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -205,84 +207,197 @@ def figure5(estimates: pd.DataFrame, covariates=None) -> Figure:
     return fig
 
 
-def figure6(estimates: pd.DataFrame, earlier: pd.DataFrame) -> Figure:
-    """Study Figure 6: the long series, this run's years with earlier published estimates.
+#: Figure 6 never has more panels than this (small multiples stay readable).
+MAX_PANELS = 12
+#: Marker of an earlier source by kind (:data:`tables.PUBLISHED`, :data:`tables.EARLIER_RUN`).
+EARLIER_MARKERS = {tables.PUBLISHED: "s", tables.EARLIER_RUN: "D"}
 
-    One panel per group that has earlier estimates and estimates in this run
-    (``total`` first). This run: observed (black) and estimated (blue, interval
-    shaded). Published figures (orange, labelled "published") as points with
-    their interval where one was published; a period (``2010-2015``) as a
-    horizontal line at the yearly average over the period, its band the
-    published range.
+
+def _families(groups) -> list[tuple[str, tuple[str, ...]]]:
+    """Group labels by family: the total, each covariate's levels, each pair of covariates' level pairs.
+
+    Returns
+    -------
+    list of (str, tuple of str)
+        ``(family key, groups)`` in the order total, covariates (code order),
+        pairs; the key is ``total``, a covariate code (``U``) or ``S&L``.
+    """
+    by: dict[str, list[str]] = {}
+    for g in groups:
+        key = "&".join(tables.parse_group(g)) or "total"
+        by.setdefault(key, []).append(g)
+    order = sorted(
+        by,
+        key=lambda k: (
+            k != "total",
+            k.count("&"),
+            [list(COVARIATES).index(c) for c in k.split("&")] if k != "total" else [],
+        ),
+    )
+    return [(k, tuple(sorted(by[k], key=tables.group_sort_key))) for k in order]
+
+
+def _family_title(key: str) -> str:
+    if key == "total":
+        return "all victims"
+    return " × ".join(COVARIATE_NAMES[c] for c in key.split("&"))
+
+
+def _earlier_label(kind: str, label: str) -> str:
+    return "published estimate (not this run)" if kind == tables.PUBLISHED else f"{label} (earlier run)"
+
+
+def _draw_earlier(ax, pub: pd.DataFrame, color, labelled: bool) -> None:
+    """One group's earlier estimates: single years as open markers with their interval (a run's joined by
+    a dashed line), periods as a dashed line at the yearly average with the published range shaded.
+    ``labelled``: the artists carry legend labels (a panel of one group; otherwise grey proxies do)."""
+    for (kind, label), src in pub.groupby(["kind", "label"], sort=False):
+        single = src[src["first_year"] == src["last_year"]].sort_values("first_year")
+        if len(single):
+            err = np.vstack(
+                [(single["n_hat"] - single["lower"]).fillna(0), (single["upper"] - single["n_hat"]).fillna(0)]
+            )
+            ax.errorbar(
+                single["first_year"] + 0.08,  # beside this run's point of the same year
+                single["n_hat"],
+                yerr=err,
+                fmt=EARLIER_MARKERS.get(kind, "s"),
+                ls="--" if kind == tables.EARLIER_RUN else "none",
+                color=color,
+                mfc="white",
+                capsize=3,
+                lw=1.2,
+                label=_earlier_label(kind, label) if labelled else "_earlier",
+            )
+        for k, r in enumerate(src[src["first_year"] < src["last_year"]].itertuples()):
+            x = [r.first_year - 0.4, r.last_year + 0.4]
+            name = f"published yearly average {r.year}" if labelled and k == 0 else "_earlier period"
+            ax.plot(x, [r.n_hat, r.n_hat], color=color, lw=2.5, ls="--", label=name)
+            if np.isfinite(r.lower) and np.isfinite(r.upper):
+                ax.fill_between(
+                    x,
+                    r.lower,
+                    r.upper,
+                    color=color,
+                    alpha=0.12,
+                    lw=0,
+                    label="published range" if name[0] != "_" else None,
+                )
+
+
+def _source_handles(earlier: pd.DataFrame) -> list:
+    """Grey legend entries for the styles of a panel of several groups: this run, each earlier source, a period."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.3", marker="o", lw=2, label="this run (shaded: 95% interval)")]
+    for (kind, label), _ in earlier.groupby(["kind", "label"], sort=False):
+        marker = EARLIER_MARKERS.get(kind, "s")
+        ls = "--" if kind == tables.EARLIER_RUN else "none"
+        handles.append(
+            Line2D([], [], color="0.3", marker=marker, mfc="white", ls=ls, label=_earlier_label(kind, label))
+        )
+    if (earlier["first_year"] < earlier["last_year"]).any():
+        handles.append(Line2D([], [], color="0.3", lw=2.5, ls="--", label="published yearly average of a period"))
+    return handles
+
+
+def _draw_family(ax, est: pd.DataFrame, earlier: pd.DataFrame, key: str, groups) -> None:
+    """One panel of Figure 6: this run (solid, interval shaded) and the earlier estimates of each group.
+
+    A panel of one group is titled by the group (``sexual (U=S)``) and its
+    lines are labelled as such; a panel of several names the groups in its
+    legend (colours) and the styles with grey entries."""
+    years: set[int] = set()
+    single = len(groups) == 1
+    for k, g in enumerate(groups):
+        rows = _group_rows(est, g)
+        color = ESTIMATED_COLOR if single else f"C{k}"
+        _band(ax, rows, color, f"this run: {_interval_name(est)}" if single else None)
+        name = "this run: estimated" if single else tables.group_name(g)
+        ax.plot(rows["x"], rows["n_hat"], color=color, marker="o", lw=2, label=name)
+        if key == "total":
+            ax.plot(rows["x"], rows["n_obs"], label="this run: observed", **OBSERVED_STYLE)
+        pub = earlier[earlier["group"] == g]
+        _draw_earlier(ax, pub, PUBLISHED_COLOR if single else color, labelled=single)
+        years |= set(rows["x"]) | set(pub["first_year"]) | set(pub["last_year"])
+    handles, _ = ax.get_legend_handles_labels()
+    if not single:
+        handles += _source_handles(earlier[earlier["group"].isin(groups)])
+    ax.legend(handles=handles, fontsize=6.5, loc="best", framealpha=0.7)
+    ax.set_xticks(range(min(years), max(years) + 1))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("victims")
+    ax.set_title(
+        "all victims" if key == "total" else tables.group_name(groups[0]) if single else _family_title(key),
+        fontsize=9,
+    )
+
+
+def figure6(estimates: pd.DataFrame, earlier=None, ax: Axes | None = None, *, max_panels: int = MAX_PANELS) -> Figure:
+    """Study Figure 6: the long series, this run's years beside earlier estimates.
+
+    One panel per group family that has earlier estimates: all victims, each
+    covariate (its levels as lines), each pair of covariates (its level pairs),
+    at most ``max_panels`` panels in two columns (a run folder as source gives 11
+    panels for four covariates, under 2,000 px high). In each panel: this run's
+    estimates (solid lines, interval shaded; observed in black for all victims)
+    and the earlier ones in the same colour, open markers with their interval:
+    squares for published figures (labelled *published estimate (not this run)*),
+    diamonds joined by a dashed line for an earlier run (labelled with the run,
+    e.g. *run 2026-12-03 (earlier run)*). A published period (``2010-2015``) is
+    a dashed line at its yearly average, its range shaded.
 
     Parameters
     ----------
     estimates : DataFrame
         This run's estimates.
-    earlier : DataFrame
-        From :func:`tables.read_earlier_estimates`.
+    earlier : DataFrame, str or Path, optional
+        From :func:`tables.read_earlier_estimates`, or what it reads: a CSV of
+        published figures or an earlier run folder; None: the bundled published figures.
+    ax : matplotlib.axes.Axes, optional
+        Draw only the panel of all victims into this axes.
+    max_panels : int
+        Families beyond this many are left out (said in the title).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     est = tables.check_estimates(estimates)
-    groups = [g for g in dict.fromkeys(["total"] + list(earlier["group"])) if g in set(est["group"])]
+    if earlier is None or isinstance(earlier, (str, Path)):
+        earlier = tables.read_earlier_estimates(earlier)
+    if "kind" not in earlier.columns:  # a frame made before sources had a kind: published figures
+        earlier = earlier.assign(kind=tables.PUBLISHED, label=tables.PUBLISHED)
+    have = set(est.loc[est["year"].str.fullmatch(r"\d{4}"), "group"])
+    groups = [g for g in dict.fromkeys(["total"] + list(earlier["group"])) if g in have]
     if not groups:
         raise ValueError("earlier estimates: none of their groups is estimated in this run")
-    fig = Figure(figsize=(8, 3.8 * len(groups)))
-    axes = fig.subplots(len(groups), 1, squeeze=False)
-    for ax, g in zip(axes[:, 0], groups):
-        rows = _group_rows(est, g)
-        _band(ax, rows, ESTIMATED_COLOR, f"this run: {_interval_name(est)}")
-        ax.plot(rows["x"], rows["n_hat"], color=ESTIMATED_COLOR, marker="o", lw=2, label="this run: estimated")
-        ax.plot(rows["x"], rows["n_obs"], label="this run: observed", **OBSERVED_STYLE)
-        pub = earlier[earlier["group"] == g]
-        single = pub[pub["first_year"] == pub["last_year"]].sort_values("first_year")
-        if len(single):
-            err = np.vstack(
-                [(single["n_hat"] - single["lower"]).fillna(0), (single["upper"] - single["n_hat"]).fillna(0)]
-            )
-            ax.errorbar(
-                single["first_year"],
-                single["n_hat"],
-                yerr=err,
-                fmt="s",
-                color=PUBLISHED_COLOR,
-                capsize=4,
-                label="published estimate (not this run)",
-            )
-        for k, r in enumerate(pub[pub["first_year"] < pub["last_year"]].itertuples()):
-            x = [r.first_year - 0.4, r.last_year + 0.4]
-            ax.plot(
-                x,
-                [r.n_hat, r.n_hat],
-                color=PUBLISHED_COLOR,
-                lw=2.5,
-                ls="--",
-                label=f"published yearly average {r.year}" if k == 0 else None,
-            )
-            if np.isfinite(r.lower) and np.isfinite(r.upper):
-                ax.fill_between(
-                    x,
-                    r.lower,
-                    r.upper,
-                    color=PUBLISHED_COLOR,
-                    alpha=0.15,
-                    lw=0,
-                    label=f"published range {r.year}" if k == 0 else None,
-                )
-        years = sorted(set(rows["x"]) | set(pub["first_year"]) | set(pub["last_year"]))
-        ax.set_xticks(range(min(years), max(years) + 1))
-        ax.set_xlabel("year")
-        ax.set_ylim(bottom=0)
-        ax.set_ylabel("victims")
-        ax.set_title("all victims" if g == "total" else tables.group_name(g))
-        ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(
-        "Long series: this run and earlier published estimates (orange: published, not re-estimated)", fontsize=10
-    )
-    fig.tight_layout()
+    families = _families(groups)
+    if ax is not None:
+        fig = ax.figure
+        _draw_family(ax, est, earlier, *families[0])
+        return fig
+    left_out = families[max_panels:]
+    families = families[:max_panels]
+    ncols = 1 if len(families) == 1 else 2
+    nrows = int(np.ceil(len(families) / ncols))
+    fig = Figure(figsize=(6.2 * ncols, 3.3 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for a, (key, gs) in zip(axes.flat, families):
+        _draw_family(a, est, earlier, key, gs)
+    for a in list(axes.flat)[len(families) :]:
+        a.remove()
+    kinds = [
+        "earlier published estimates" if k == tables.PUBLISHED else f"{lb} (an earlier run)"
+        for (k, lb), _ in earlier.groupby(["kind", "label"], sort=False)
+    ]
+    title = f"Long series: this run beside {', '.join(kinds)}; earlier figures are not re-estimated in this run"
+    if left_out:
+        title += (
+            f"\n({len(left_out)} more group families not drawn: {', '.join(_family_title(k) for k, _ in left_out)})"
+        )
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

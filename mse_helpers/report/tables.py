@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .. import runfolder
 from ..codes import COVARIATE_NAMES, COVARIATES, LEVEL_NAMES, REGISTERS, group_label
 from ..runfolder import ESTIMATE_TABLE_COLUMNS, bundled_dir
 
@@ -659,25 +660,94 @@ def validation_summary(validation: pd.DataFrame) -> pd.DataFrame:
 PUBLISHED_ESTIMATES = bundled_dir("data") / "published_estimates.csv"
 
 
-def read_earlier_estimates(path=None) -> pd.DataFrame:
-    """Read and check a CSV of earlier published estimates.
+#: ``kind`` of an earlier estimate: a published figure, or an earlier run of this tool.
+PUBLISHED, EARLIER_RUN = "published", "run"
 
-    Rules: columns :data:`EARLIER_COLUMNS`; ``year`` a year (``2016``) or a
+
+def earlier_run_folder(path) -> Path | None:
+    """The run folder meant by ``path`` when it names an earlier run (the folder, or its
+    ``results/estimates.csv``), else None (a CSV of published figures)."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.name == runfolder.ESTIMATES_FILE and path.parent.name == runfolder.RESULTS_DIR:
+        return path.parent.parent
+    return None
+
+
+def run_label(run_dir: Path) -> str:
+    """How Figure 6 names an earlier run: ``run 2026-12-03`` (the folder name, which is its date), with the
+    date it started when the name does not begin with it."""
+    run_dir = Path(run_dir)
+    started = str((runfolder.read_run_manifest(run_dir) or {}).get("started") or "")[:10]
+    return f"run {run_dir.name}" + (f" of {started}" if started and not run_dir.name.startswith(started) else "")
+
+
+def read_run_estimates(run_dir) -> pd.DataFrame:
+    """An earlier run's ``results/estimates.csv`` as earlier estimates (:func:`read_earlier_estimates` columns).
+
+    The yearly rows of every group; the ``all`` rows (a sum over that run's
+    years, not a yearly figure) are left out. ``source`` names the run and
+    the file, ``kind`` is :data:`EARLIER_RUN`, ``label`` :func:`run_label`.
+
+    Raises
+    ------
+    ValueError
+        The folder has no estimates file, its run did not finish with status
+        ok, or the file lacks columns.
+    """
+    run_dir = Path(run_dir)
+    path = runfolder.run_estimates_path(run_dir)
+    if not path.is_file():
+        raise ValueError(
+            f"earlier estimates: run folder {run_dir} has no {runfolder.RESULTS_DIR}/{runfolder.ESTIMATES_FILE}"
+        )
+    manifest = runfolder.read_run_manifest(run_dir)
+    if manifest is not None and manifest.get("status") != "ok":
+        raise ValueError(
+            f"earlier estimates: run folder {run_dir} has status {manifest.get('status')!r}; only a finished run "
+            f"(status ok) has estimates to show"
+        )
+    est = check_estimates(pd.read_csv(path, dtype={"year": str}), name=f"earlier estimates file {path}")
+    est = est[est["year"].str.fullmatch(r"\d{4}")]
+    label = run_label(run_dir)
+    return pd.DataFrame(
+        {
+            "year": est["year"],
+            "group": est["group"],
+            "n_hat": est["n_hat"].astype(float),
+            "lower": est["lower"].astype(float),
+            "upper": est["upper"].astype(float),
+            "source": f"{label}: {runfolder.RESULTS_DIR}/{runfolder.ESTIMATES_FILE}",
+            "first_year": est["year"].astype(int),
+            "last_year": est["year"].astype(int),
+            "kind": EARLIER_RUN,
+            "label": label,
+        }
+    ).reset_index(drop=True)
+
+
+def read_earlier_estimates(path=None) -> pd.DataFrame:
+    """Read and check earlier estimates: a CSV of published figures, or an earlier run folder.
+
+    Rules for a CSV: columns :data:`EARLIER_COLUMNS`; ``year`` a year (``2016``) or a
     period (``2010-2015``: a yearly average over the period); ``group`` a
     group label (``total``, ``U=S``); ``n_hat`` a positive number; ``lower``
     and ``upper`` empty or numbers with lower <= n_hat <= upper; ``source``
-    non-empty.
+    non-empty. A run folder (or its ``results/estimates.csv``) is read with
+    :func:`read_run_estimates`.
 
     Parameters
     ----------
     path : str or Path, optional
-        The file (``p.earlier_estimates``); None: :data:`PUBLISHED_ESTIMATES`.
+        The file or run folder (``p.earlier_estimates``); None: :data:`PUBLISHED_ESTIMATES`.
 
     Returns
     -------
     DataFrame
         The columns above plus ``first_year`` and ``last_year`` (int; equal for
-        a single year).
+        a single year), ``kind`` (:data:`PUBLISHED` or :data:`EARLIER_RUN`) and
+        ``label`` (how Figure 6 names the source: ``published`` or ``run 2026-12-03``).
 
     Raises
     ------
@@ -687,6 +757,9 @@ def read_earlier_estimates(path=None) -> pd.DataFrame:
     from ..stages.inputs import read_table
 
     path = Path(path) if path is not None else PUBLISHED_ESTIMATES
+    run_dir = earlier_run_folder(path)
+    if run_dir is not None:
+        return read_run_estimates(run_dir)
     if not path.is_file():
         raise ValueError(f"earlier estimates file {path}: no such file")
     frame = read_table(path)  # encoding and separator detected; index = spreadsheet row
@@ -735,6 +808,8 @@ def read_earlier_estimates(path=None) -> pd.DataFrame:
             "source": frame["source"].str.strip(),
             "first_year": first,
             "last_year": last,
+            "kind": PUBLISHED,
+            "label": PUBLISHED,
         }
     ).reset_index(drop=True)
     return out

@@ -24,7 +24,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..codes import COVARIATES, REGISTERS
+from .. import runfolder
+from ..codes import COVARIATES, REGISTERS, YEAR
 from ..engine.pooling import INTERVALS
 from ..parallel import Backend, Workers
 from ..runfolder import bundled_dir, checkout_root
@@ -47,6 +48,11 @@ INPUT_KEYS: dict[str, bool] = {
     "truth": True,
     "earlier_estimates": True,
 }
+
+#: Parameters naming another run folder (paths relative to the parameters file, like the inputs).
+RUN_FOLDER_KEYS = ("previous_run", "models_from")
+#: ``previous_run: auto``: the newest good run in the same reports folder whose years overlap.
+AUTO = "auto"
 
 #: Sections of ``defaults.yaml``, in order.
 SECTIONS = ("inputs", "data preparation", "imputation, model selection, variance")
@@ -119,9 +125,19 @@ class Params:
         _IN,
     )
     earlier_estimates: Path | None = param(
-        "CSV of earlier published estimates for the long series; `null`: the bundled `data/published_estimates.csv`",
-        "file or null",
+        "earlier estimates for the long series (Figure 6): a CSV of published figures, or an earlier run folder "
+        "(its `results/estimates.csv`, labelled with the run); `null`: the bundled `data/published_estimates.csv`",
+        "file, run folder or null",
         None,
+        _IN,
+    )
+    previous_run: Path | str | None = param(
+        "the run whose estimates this run revises: the results page gets a revision section and "
+        "`results/revisions.csv` (previous and new estimate, change, cause: new data or re-selected models); "
+        "`auto`: the newest finished run (status ok) in the same reports folder whose years overlap; "
+        "`null`: none",
+        "`auto`, run folder or null",
+        AUTO,
         _IN,
     )
     encoding: str | None = param(
@@ -188,6 +204,14 @@ class Params:
     three_factor_candidates: int = param(
         "three-factor terms kept after the screening", "whole number", 20, _EST, bounds=(0, 10000)
     )
+    models_from: Path | None = param(
+        "a run folder whose selected models are used instead of selecting: completed data set k is fitted "
+        "with the terms of both model types of that run's data set k (that run needs at least m data sets, "
+        "the same registers and covariates); `null`: select as usual",
+        "run folder or null",
+        None,
+        _EST,
+    )
     bootstrap: int = param("parametric bootstrap replicates per model", "whole number", 100, _EST, bounds=(2, 100000))
     sensitivity: tuple[str, ...] = param(
         "sensitivity analyses shown beside the main result: `drop:K` leaves out a register (the earlier study "
@@ -253,6 +277,9 @@ class Params:
         for k in INPUT_KEYS:
             v = getattr(self, k)
             if v is None:
+                continue
+            if k == "earlier_estimates" and Path(v).is_dir():  # an earlier run folder: the file read
+                out[k] = runfolder.run_estimates_path(v)
                 continue
             files = input_paths(v, k) if isinstance(v, tuple) or Path(v).is_dir() else [Path(v)]
             if len(files) == 1 and not isinstance(v, tuple) and not Path(v).is_dir():
@@ -346,7 +373,7 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ParameterError(f"parameters file {path}: must be a mapping of key: value")
-    for key in INPUT_KEYS:
+    for key in (*INPUT_KEYS, *RUN_FOLDER_KEYS):
         if key in raw:
             raw[key] = _resolve_inputs(raw[key], path.parent)
     return raw
@@ -356,7 +383,9 @@ def _resolve_inputs(value: Any, base: Path) -> Any:
     """Input paths (one, or a list) made absolute relative to ``base``; other values unchanged."""
 
     def one(v: Any) -> Any:
-        return str((base / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute() else v
+        if not isinstance(v, str) or v == AUTO or Path(v).is_absolute():
+            return v
+        return str((base / v).resolve())
 
     return [one(v) for v in value] if isinstance(value, list) else one(value)
 
@@ -383,7 +412,7 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
             out[key] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError:
             out[key] = value
-        if key in INPUT_KEYS:
+        if key in INPUT_KEYS or key in RUN_FOLDER_KEYS:
             out[key] = _resolve_inputs(out[key], Path.cwd())
     return out
 
@@ -420,7 +449,7 @@ def load_params(params_file: str | Path | None = None, overrides: Mapping[str, A
         raw.update(read_params_file(params_file_path(params_file)))
     if overrides:
         over = dict(overrides)
-        for key in INPUT_KEYS:
+        for key in (*INPUT_KEYS, *RUN_FOLDER_KEYS):
             if key in over:
                 over[key] = _resolve_inputs(over[key], Path.cwd())
         raw.update(over)
@@ -526,6 +555,13 @@ def _path(key: str, value: Any, optional: bool) -> Path | tuple[Path, ...] | Non
     if path.is_dir():
         if key in MULTI_FILE_KEYS:
             return path.resolve()
+        if key == "earlier_estimates":  # an earlier run folder (its results/estimates.csv)
+            if not runfolder.run_estimates_path(path).is_file():
+                raise ParameterError(
+                    f"parameter {key}: {path} is a folder without {runfolder.RESULTS_DIR}/"
+                    f"{runfolder.ESTIMATES_FILE}; name a CSV of earlier estimates or a finished run folder"
+                )
+            return path.resolve()
         raise ParameterError(f"parameter {key}: {path} is a folder, not a file")
     if not path.is_file():
         raise ParameterError(f"parameter {key}: input file {path} does not exist")
@@ -587,6 +623,95 @@ def _sensitivity(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _run_folder(key: str, value: Any) -> Path:
+    """A folder made by ``mse run`` (exists, is a folder)."""
+    if not isinstance(value, (str, Path)):
+        raise ParameterError(f"parameter {key}: must be a run folder (reports/YYYY-MM-DD) or null, got {value!r}")
+    path = Path(value)
+    if not path.exists():
+        raise ParameterError(f"parameter {key}: run folder {path} does not exist")
+    if not path.is_dir():
+        raise ParameterError(f"parameter {key}: {path} is a file; name the run folder (reports/YYYY-MM-DD)")
+    return path.resolve()
+
+
+def _previous_run(value: Any) -> Path | str | None:
+    """``auto``, null, or a finished run folder with results/estimates.csv."""
+    if value is None or value == AUTO:
+        return value
+    path = _run_folder("previous_run", value)
+    if not runfolder.run_estimates_path(path).is_file():
+        raise ParameterError(
+            f"parameter previous_run: run folder {path} has no {runfolder.RESULTS_DIR}/{runfolder.ESTIMATES_FILE} "
+            f"(the run did not finish); name a finished run, `auto` or null"
+        )
+    manifest = runfolder.read_run_manifest(path)
+    status = (manifest or {}).get("status")
+    if manifest is not None and status != "ok":
+        raise ParameterError(
+            f"parameter previous_run: run folder {path} has status {status!r}; only a run with status ok has "
+            f"estimates to revise"
+        )
+    return path
+
+
+def check_models_from(
+    run_dir: Path, *, m: int, registers: tuple[str, ...], covariates: tuple[str, ...], years: tuple[int, ...] | None
+) -> list[str]:
+    """Whether the models of another run can be pinned in this one (``models_from``); the problems found.
+
+    Rules: the run folder has ``work/models.json`` with both model types for
+    every data set ``0..m-1`` (data set k gets that run's data set k; a run
+    with more data sets gives its first m); it used the same registers and
+    covariates (``params.yaml``); its terms name only this run's registers,
+    covariates and, when more than one year is analysed (or ``years`` is
+    null), the year ``J``.
+
+    Returns
+    -------
+    list of str
+        One line per problem, each starting ``parameter models_from:`` (empty: usable).
+    """
+    from ..stages.selection import THREE_FACTOR, TWO_FACTOR
+
+    where = f"parameter models_from: run {run_dir}"
+    try:
+        models = runfolder.read_run_models(run_dir)
+        used = runfolder.read_run_params(run_dir)
+    except runfolder.RunFolderError as exc:
+        return [f"parameter models_from: {exc}"]
+    problems = []
+    for key, mine in (("registers", registers), ("covariates", covariates)):
+        theirs = used.get(key)
+        if theirs is None or sorted(theirs) != sorted(mine):
+            problems.append(
+                f"{where} used {key} {theirs}, this run {list(mine)}: pinned models are only comparable with the "
+                f"same registers and covariates (set {key} as in that run, or select: models_from: null)"
+            )
+    have = {(int(mod["dataset"]), mod["type"]) for mod in models}
+    n_from = len({d for d, _ in have})
+    missing = [(k, t) for k in range(m) for t in (TWO_FACTOR, THREE_FACTOR) if (k, t) not in have]
+    if missing:
+        k, t = missing[0]
+        problems.append(
+            f"{where} has no {t} model for data set {k} ({n_from} data set(s) there, m = {m} here): data set k is "
+            f"fitted with that run's data set k, so m may be at most {n_from}"
+        )
+    variables = set(registers) | set(covariates) | ({YEAR} if years is None or len(set(years)) > 1 else set())
+    for mod in models:
+        if int(mod["dataset"]) >= m:
+            continue
+        bad = sorted({v for t in mod["terms"] for v in t.split(":") if v not in variables})
+        if bad:
+            problems.append(
+                f"{where}: data set {mod['dataset']} ({mod['type']}) has term(s) with {bad}, which this run's "
+                f"models do not have (registers {list(registers)}, covariates {list(covariates)}"
+                + (", one year: no J)" if YEAR in bad else ")")
+            )
+            break
+    return problems
+
+
 def validate(raw: Mapping[str, Any]) -> Params:
     """Check every value and build :class:`Params`.
 
@@ -642,6 +767,8 @@ def validate(raw: Mapping[str, Any]) -> Params:
         sensitivity_datasets=lambda v: None if v is None else _int("sensitivity_datasets", v),
         backend=lambda v: v,
         scheduler=lambda v: v,
+        previous_run=_previous_run,
+        models_from=lambda v: None if v is None else _run_folder("models_from", v),
     )
     for key, optional in INPUT_KEYS.items():
         checks[key] = lambda v, key=key, optional=optional: _path(key, v, optional)
@@ -656,6 +783,14 @@ def validate(raw: Mapping[str, Any]) -> Params:
             Workers(n_jobs=values["n_jobs"], backend=values["backend"], scheduler=values["scheduler"])
         except ValueError as exc:
             problems.append(str(exc))
+    if not problems and values["models_from"] is not None:
+        problems += check_models_from(
+            values["models_from"],
+            m=values["m"],
+            registers=values["registers"],
+            covariates=values["covariates"],
+            years=values["years"],
+        )
     if problems:
         raise ParameterError("\n".join(problems))
     return Params(**values)

@@ -295,3 +295,69 @@ def write_index(reports_dir: Path) -> Path:
     out = reports_dir / "index.html"
     out.write_text(body, encoding="utf-8")
     return out
+
+
+# --- the previous run (parameter previous_run) ------------------------------------------------
+
+
+def previous_run(reports_dir: Path, years, exclude: Path | None = None) -> Path | None:
+    """The newest good run in ``reports_dir`` whose years overlap ``years`` (``previous_run: auto``).
+
+    Good: status ``ok`` (as :func:`shown_status` gives it) and a
+    ``results/estimates.csv``. The run ``exclude`` (the current one) is never
+    chosen, nor a run started after it (its manifest's ``started``), so that
+    re-reading an old run never compares it with a later one.
+
+    Parameters
+    ----------
+    reports_dir : Path
+        The reports folder of the current run (its parent folder).
+    years : iterable of int
+        The current run's analysed years.
+    exclude : Path, optional
+
+    Returns
+    -------
+    Path or None
+    """
+    wanted = {int(y) for y in years}
+    skip = Path(exclude).resolve() if exclude is not None else None
+    current = runfolder.read_run_manifest(skip) if skip is not None else None
+    before = (current or {}).get("started") or None
+    for m in read_runs(Path(reports_dir)):
+        d = m["_dir"]
+        if skip is not None and d.resolve() == skip:
+            continue
+        if before is not None and (m.get("started") or "") > before:
+            continue
+        if m.get("status") != "ok" or not runfolder.run_estimates_path(d).is_file():
+            continue
+        if wanted & {int(y) for y in (m.get("years") or [])}:
+            return d
+    return None
+
+
+def resolve_previous_run(value, run_dir: Path, years) -> Path | None:
+    """The folder a ``previous_run`` parameter means for the run in ``run_dir``.
+
+    Parameters
+    ----------
+    value : "auto", None or path
+        The parameter as validated (:mod:`mse_helpers.runner.params`).
+    run_dir : Path
+        The current run folder; ``auto`` looks among its sibling run folders.
+    years : iterable of int
+        The current run's analysed years.
+
+    Returns
+    -------
+    Path or None
+        None for ``null`` and for ``auto`` when no earlier good run overlaps.
+    """
+    from .params import AUTO
+
+    if value is None:
+        return None
+    if value == AUTO:
+        return previous_run(Path(run_dir).parent, years, exclude=run_dir)
+    return Path(value)

@@ -692,6 +692,150 @@ def select_table(
     }
 
 
+# --- pinned models (parameter models_from) -------------------------------------------------
+
+#: Step number of a pinned model's record in refused.csv (no search step).
+PINNED_STEP = 0
+
+
+def pinned_terms(models: Sequence[dict], m: int) -> dict[int, dict[str, tuple[str, ...]]]:
+    """The terms to pin per data set and model type, from another run's models.json.
+
+    Data set k gets the other run's data set k (its first ``m`` data sets when it has more).
+
+    Parameters
+    ----------
+    models : sequence of dict
+        That run's models.json objects (``dataset``, ``type``, ``terms``).
+    m : int
+        Completed data sets of this run.
+
+    Returns
+    -------
+    dict
+        Data set -> {model type -> terms}.
+
+    Raises
+    ------
+    ValueError
+        When a data set below ``m`` lacks a model type (``runner.params`` refuses this before a run).
+    """
+    out: dict[int, dict[str, tuple[str, ...]]] = {}
+    for mod in models:
+        k = int(mod["dataset"])
+        if k < m:
+            out.setdefault(k, {})[mod["type"]] = tuple(mod["terms"])
+    missing = [(k, t) for k in range(m) for t in (TWO_FACTOR, THREE_FACTOR) if t not in out.get(k, {})]
+    if missing:
+        raise ValueError(f"parameter models_from: no {missing[0][1]} model for data set {missing[0][0]}")
+    return out
+
+
+def fit_pinned(
+    table: pd.DataFrame,
+    lists: Sequence[str],
+    factors: Sequence[str],
+    pinned: dict[str, Sequence[str]],
+    dataset: int = 0,
+    source: str = "models_from",
+) -> dict:
+    """Fit given terms (both model types) on one table instead of selecting (parameter ``models_from``).
+
+    A pinned model whose MLE does not exist on this table (or whose fit does
+    not converge) is kept with its status, so that it appears in models.json
+    and the bootstrap stage reports it as not used; a record of the reason
+    goes to refused.csv. It is never dropped silently.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Complete count table (:func:`engine.cells.dataset_table`).
+    lists, factors : sequence of str
+    pinned : dict
+        Model type -> interaction terms.
+    dataset : int
+    source : str
+        Where the terms come from (the run folder's name), for the records.
+
+    Returns
+    -------
+    dict
+        As :func:`select_table`: ``models``, ``refused``, ``fits``, ``checks``.
+
+    Raises
+    ------
+    ValueError
+        A term with a variable the table does not have.
+    """
+    models, refused = [], []
+    keys: list[str] = []
+    for model_type in (TWO_FACTOR, THREE_FACTOR):
+        terms = tuple(pinned[model_type])
+        three = tuple(t for t in terms if t.count(":") >= 2)
+        design, y = design_for(table, lists, factors, three or None)
+        try:
+            terms = _order(design, design.canonical(terms))
+        except ValueError as exc:
+            raise ValueError(f"parameter models_from: {source}, data set {dataset} ({model_type}): {exc}") from None
+        fit = fit_model(design, terms, counts=y, check=True, explain=True)
+        if fit.ok:
+            models.append(SelectedModel.from_fit(fit, dataset, model_type))
+            continue
+        if not keys:  # the years of a per-year N-hat, for a failed model's empty numbers
+            keys = ["total"] + ([str(int(v)) for v in factor_years(table)] if YEAR in factors else [])
+        nan = float("nan")
+        models.append(
+            SelectedModel(
+                dataset=int(dataset),
+                type=model_type,
+                terms=terms,
+                status=str(fit.status),
+                n_hat={k: nan for k in keys},
+                n_obs={k: nan for k in keys},
+            )
+        )
+        refused.append(
+            {
+                "dataset": int(dataset),
+                "type": model_type,
+                "step": PINNED_STEP,
+                "term": ";".join(terms),
+                "status": str(fit.status),
+                "reason": f"pinned model from {source} has no usable fit on this run's data: {fit.message}",
+            }
+        )
+    return {"models": models, "refused": refused, "fits": 2, "checks": 2}
+
+
+def factor_years(table: pd.DataFrame) -> list[int]:
+    """The years of a count table (its ``J`` column), sorted."""
+    return sorted({int(v) for v in table[YEAR].unique()}) if YEAR in table.columns else []
+
+
+def _pinned_task(path: Path, i: int, registers, covariates, years, pinned, source: str) -> dict:
+    """One data set with pinned terms (runs in a joblib worker)."""
+    persons = runfolder.read_imputed(path)
+    table = dataset_table(persons, registers, covariates, years)
+    out = fit_pinned(table, registers, model_factors(covariates, years), pinned, dataset=i, source=source)
+    out["analysis"] = "main"
+    return out
+
+
+def run_pinned(
+    files: Sequence[Path],
+    registers: Sequence[str],
+    covariates: Sequence[str],
+    years: Sequence[int],
+    pinned: dict[int, dict[str, tuple[str, ...]]],
+    source: str,
+    workers: Workers | None = None,
+) -> list[dict]:
+    """:func:`fit_pinned` on every completed data set, in parallel (data set i at position i of ``files``)."""
+    args = (tuple(registers), tuple(covariates), tuple(years))
+    tasks = [(f, i, *args, pinned[i], source) for i, f in enumerate(files)]
+    return (workers or Workers(n_jobs=1)).map(_pinned_task, tasks)
+
+
 # --- sensitivity transformations ---------------------------------------------------------
 
 
@@ -856,6 +1000,12 @@ def run_stage(p, work_dir: Path) -> SelectionResult:
     set with ``p.n_jobs`` workers; runs each analysis of ``p.sensitivity`` on
     the first ``p.sensitivity_datasets`` data sets (``None``: all ``p.m``).
 
+    With ``p.models_from`` (a run folder) the main models are not selected:
+    data set k is fitted with the terms of both model types of that run's data
+    set k (:func:`fit_pinned`; a pinned model without MLE here keeps its status
+    and is recorded in refused.csv). The screening and the sensitivity analyses
+    run as usual (they are not the published models).
+
     Parameters
     ----------
     p : Params
@@ -884,7 +1034,13 @@ def run_stage(p, work_dir: Path) -> SelectionResult:
     candidates = tuple(screening.loc[screening["kept"], "term"])
     t1 = time.perf_counter()
     workers = Workers.from_params(p)
-    main = run_selections(files, registers, covariates, years, candidates, workers=workers)
+    models_from = getattr(p, "models_from", None)
+    if models_from is not None:
+        pinned = pinned_terms(runfolder.read_run_models(Path(models_from)), p.m)
+        source = f"run {Path(models_from).name}"
+        main = run_pinned(files, registers, covariates, years, pinned, source, workers=workers)
+    else:
+        main = run_selections(files, registers, covariates, years, candidates, workers=workers)
     t2 = time.perf_counter()
     n_sens = p.m if p.sensitivity_datasets is None else min(p.m, p.sensitivity_datasets)
     sens_results = {
@@ -914,6 +1070,8 @@ def run_stage(p, work_dir: Path) -> SelectionResult:
         "n_jobs": p.n_jobs,
         "m": p.m,
         "sensitivity_datasets": n_sens if p.sensitivity else 0,
+        "models_from": str(models_from) if models_from is not None else None,
+        "pinned_not_usable": sum(mdl.status != FitStatus.OK for mdl in models) if models_from is not None else 0,
     }
     result = SelectionResult(models, screening, refused, sensitivity, years, stats)
     write_outputs(result, work_dir)

@@ -277,3 +277,27 @@ def test_help_does_not_load_pandas_or_the_engine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_json_interval_has_exactly_the_documented_keys(capsys):
+    common = {
+        "lower",
+        "upper",
+        "level",
+        "method",
+        "ci",
+        "reselect",
+        "n_boot",
+        "n_failed",
+        "failed_share",
+        "failed_status",
+        "reliable",
+        "warning",
+        "n_same_model",
+        "n_models",
+    }
+    _, pct = run_json(capsys, KOREA, "--terms", "b:c", "--bootstrap", "10", "--seed", "1")
+    assert set(pct["interval"]) == common
+    _, bca = run_json(capsys, KOREA, "--terms", "b:c", "--bootstrap", "10", "--seed", "1", "--ci", "bca")
+    assert set(bca["interval"]) == common | {"acceleration", "z0", "n_jackknife", "n_jackknife_failed"}
+    assert bca["interval"]["n_jackknife"] == 6  # the observed histories with a count above 0 (0,1,1 has none)

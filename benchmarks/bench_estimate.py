@@ -97,6 +97,19 @@ cat("DONE\n")
 """
 
 
+#: Processes that only import what a default ``mse estimate`` call needs, cumulatively: the
+#: libraries the engine loads at its top level (pandas with pyarrow; scipy.optimize for the
+#: existence LP and the profile interval's root finding) set the floor of a call's start-up.
+IMPORT_FLOOR = {
+    "python": "pass",
+    "+ numpy": "import numpy",
+    "+ pandas": "import numpy, pandas",
+    "+ scipy.special, linalg, sparse, optimize": "import numpy, pandas, scipy.special, scipy.linalg, "
+    "scipy.sparse, scipy.optimize",
+    "+ the engine": "import mse_helpers.engine.estimates, mse_helpers.engine.profile, mse_helpers.engine.resample",
+}
+
+
 def estimate_json(*argv: str) -> tuple[dict, float]:
     """``mse estimate ... --json`` in-process: its JSON object and the seconds it took."""
     from mse_helpers import cli
@@ -233,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"start-up (median of 5 processes): `mse estimate --help` {t_help:.2f} s, "
         f"`mse estimate UKdat_5.csv` (5 lists, profile interval) {t_uk5:.2f} s; target 0.5 s each"
+    )
+    floor = {what: process_seconds([sys.executable, "-c", code], runs=5) for what, code in IMPORT_FLOOR.items()}
+    print(
+        "  where a call's start-up goes (median of 5 processes each): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in floor.items())
     )
     mine = ours(paths, args.reps, args.reselect_boot)
     why = r_available()

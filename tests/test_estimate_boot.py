@@ -301,3 +301,21 @@ def test_json_interval_has_exactly_the_documented_keys(capsys):
     _, bca = run_json(capsys, KOREA, "--terms", "b:c", "--bootstrap", "10", "--seed", "1", "--ci", "bca")
     assert set(bca["interval"]) == common | {"acceleration", "z0", "n_jackknife", "n_jackknife_failed"}
     assert bca["interval"]["n_jackknife"] == 6  # the observed histories with a count above 0 (0,1,1 has none)
+
+
+def test_bca_is_undefined_when_every_replicate_is_on_one_side():
+    from mse_helpers.engine.estimates import GroupMatrix
+
+    groups = by_groups(design_of(KOREA).strata, [])
+    assert isinstance(groups, GroupMatrix)
+    above = np.array([[5.0], [6.0], [7.0]])  # every replicate's dark number above the estimate's 3
+    boot = resample.Bootstrap(groups, np.array([123.0]), np.array([126.0]), 123 + above, above, 3, {}, 0)
+    flat = resample.Jackknife(weights=np.array([2.0, 3.0]), dark=np.array([[3.0], [3.0]]), n_failed=0)
+    assert flat.acceleration[0] == 0.0  # no spread in the jackknife: no acceleration
+    iv = resample.bca_interval(boot, flat)
+    assert np.isinf(iv["z0"].iloc[0]) and np.isnan(iv["lower"].iloc[0]) and np.isnan(iv["upper"].iloc[0])
+    # with the estimate inside the replicates it is defined
+    mid = resample.Bootstrap(groups, np.array([123.0]), np.array([129.0]), 123 + above, above, 3, {}, 0)
+    iv = resample.bca_interval(mid, flat)
+    assert iv["z0"].iloc[0] == pytest.approx(-0.4307, abs=1e-4)  # Phi^-1(1/3): one of 3 below 6
+    assert 128.0 <= iv["lower"].iloc[0] < iv["upper"].iloc[0] <= 130.0

@@ -319,3 +319,26 @@ def test_bca_is_undefined_when_every_replicate_is_on_one_side():
     iv = resample.bca_interval(mid, flat)
     assert iv["z0"].iloc[0] == pytest.approx(-0.4307, abs=1e-4)  # Phi^-1(1/3): one of 3 below 6
     assert 128.0 <= iv["lower"].iloc[0] < iv["upper"].iloc[0] <= 130.0
+
+
+# R, SparseMSE 2.0.1: set.seed(5); x <- round(rexp(57) * 100, 3); bcaconfvalues(x, 80, a, alpha)
+R_VALUES = [
+    198.801, 37.044, 7.254, 40.211, 5.592, 61.587, 7.656, 87.516, 200.130, 124.325, 38.464, 14.649, 148.332,
+    79.151, 4.115, 79.374, 347.577, 128.387, 128.047, 63.215, 175.607, 38.109, 217.560, 58.722, 26.561, 123.145,
+    13.255, 64.673, 121.780, 71.540, 72.308, 196.139, 147.750, 24.793, 177.626, 68.388, 10.906, 57.318, 43.468,
+    163.717, 67.092, 392.011, 2.705, 91.070, 64.749, 207.553, 254.551, 72.785, 56.631, 98.911, 22.297, 42.604,
+    103.713, 188.659, 128.076, 98.383, 63.191,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "acceleration,level,expected",
+    [
+        (0.031, 0.95, (6.872270731573, 392.011)),
+        (0.031, 0.80, (25.444957119966, 249.894518283374)),
+        (-0.05, 0.80, (21.443952414739, 215.504887002667)),
+    ],
+)
+def test_bca_bounds_equal_sparsemse_bcaconfvalues(acceleration, level, expected):
+    got = resample.bca_bounds(np.array(R_VALUES), 80.0, acceleration, level)
+    assert got == pytest.approx(expected, rel=1e-11)

@@ -339,14 +339,39 @@ def jackknife(fit: Fit, groups: GroupMatrix, *, refit: Refit | None = None) -> J
     return Jackknife(weights=fit.y[cells].astype(float), dark=dark, n_failed=n_failed)
 
 
+def bca_bounds(values: np.ndarray, estimate: float, acceleration: float, level: float = 0.95) -> tuple[float, float]:
+    """BCa bounds of one quantity from its bootstrap values: SparseMSE's ``bcaconfvalues``.
+
+    ``z0 = Phi^-1(share of values strictly below the estimate)``; for alpha =
+    (1 - level) / 2 and 1 - alpha, the quantile (type 8, R's ``type=8``:
+    numpy's "median_unbiased") of the values at
+    ``Phi(z0 + (z0 + z_alpha) / (1 - a (z0 + z_alpha)))``.
+
+    Returns
+    -------
+    lower, upper : float
+        NaN when z0 is infinite (every value on one side of the estimate) or
+        there are no values.
+    """
+    from scipy.special import ndtr, ndtri
+
+    values = np.asarray(values, dtype=float)
+    if not values.size or not np.isfinite(acceleration):
+        return float("nan"), float("nan")
+    z0 = float(ndtri(np.mean(values < estimate)))
+    if not np.isfinite(z0):
+        return float("nan"), float("nan")
+    za = ndtri(np.array([(1 - level) / 2, 1 - (1 - level) / 2])) + z0
+    q = np.quantile(values, ndtr(z0 + za / (1 - acceleration * za)), method="median_unbiased")
+    return float(q[0]), float(q[1])
+
+
 def bca_interval(boot: Bootstrap, jack: Jackknife, level: float = 0.95) -> pd.DataFrame:
     """BCa interval of the dark number per group, added to the observed count.
 
-    As SparseMSE's ``bcaconfvalues`` (DiCiccio & Efron 1996), on the dark
-    number: bias correction ``z0 = Phi^-1(share of replicates' dark numbers
-    below the estimate's)``, acceleration from the jackknife, the percentiles
-    ``Phi(z0 + (z0 + z_a) / (1 - a (z0 + z_a)))`` of the replicates' dark
-    numbers (quantile type 8, R's ``type=8``: numpy's "median_unbiased").
+    As SparseMSE's ``estimatepopulation`` (DiCiccio & Efron 1996), on the
+    dark number: :func:`bca_bounds` of the replicates' dark numbers around the
+    data's, with the jackknife's acceleration (:attr:`Jackknife.acceleration`).
 
     Returns
     -------
@@ -355,18 +380,15 @@ def bca_interval(boot: Bootstrap, jack: Jackknife, level: float = 0.95) -> pd.Da
         ``lower``/``upper`` NaN where the BCa is not defined (no usable
         replicate, or every replicate on one side of the estimate: z0 infinite).
     """
-    from scipy.special import ndtr, ndtri
+    from scipy.special import ndtri
 
     out = boot.groups.frame()
     dark_hat = boot.n_hat - boot.n_obs
     a = jack.acceleration
-    z0 = ndtri(np.mean(boot.dark < dark_hat, axis=0)) if boot.n_ok else np.full(len(dark_hat), np.nan)
-    lower, upper = np.full(len(dark_hat), np.nan), np.full(len(dark_hat), np.nan)
-    za = ndtri(np.array([(1 - level) / 2, 1 - (1 - level) / 2]))
-    for g in np.flatnonzero(np.isfinite(z0) & np.isfinite(a)):
-        zq = ndtr(z0[g] + (z0[g] + za) / (1 - a[g] * (z0[g] + za)))
-        lower[g], upper[g] = boot.n_obs[g] + np.quantile(boot.dark[:, g], zq, method="median_unbiased")
-    out["lower"], out["upper"] = lower, upper
+    n_groups = len(dark_hat)
+    z0 = ndtri(np.mean(boot.dark < dark_hat, axis=0)) if boot.n_ok else np.full(n_groups, np.nan)
+    bounds = np.array([bca_bounds(boot.dark[:, g], dark_hat[g], a[g], level) for g in range(n_groups)])
+    out["lower"], out["upper"] = boot.n_obs + bounds[:, 0], boot.n_obs + bounds[:, 1]
     out["n_boot_ok"] = boot.n_ok
     out["z0"], out["acceleration"] = z0, a
     return out

@@ -342,3 +342,12 @@ R_VALUES = [
 def test_bca_bounds_equal_sparsemse_bcaconfvalues(acceleration, level, expected):
     got = resample.bca_bounds(np.array(R_VALUES), 80.0, acceleration, level)
     assert got == pytest.approx(expected, rel=1e-11)
+
+
+def test_acceleration_of_values_equal_up_to_rounding_is_zero():
+    d = np.array([[0.1 + 0.2], [0.3], [0.3]])  # 0.30000000000000004, 0.3, 0.3
+    jack = resample.Jackknife(weights=np.array([3.0, 1.0, 7.0]), dark=d, n_failed=0)
+    assert jack.acceleration[0] == 0.0
+    skewed = resample.Jackknife(weights=np.array([1.0, 1.0, 1.0]), dark=np.array([[0.0], [0.0], [3.0]]), n_failed=0)
+    r = np.array([1.0, 1.0, -2.0])  # mean 1 minus the values
+    assert skewed.acceleration[0] == pytest.approx(np.sum(r**3) / (6 * np.sum(r**2) ** 1.5), rel=1e-12)

@@ -183,8 +183,10 @@ class Jackknife:
             return np.full(self.dark.shape[1], np.nan)
         r = (w @ d) / w.sum() - d
         num, den = w @ r**3, w @ r**2
+        # values equal up to rounding have residuals of rounding size, whose ratio is noise
+        flat = np.sqrt(den / w.sum()) <= 1e-9 * np.maximum(np.abs(d).max(axis=0), 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / (6 * den**1.5), 0.0)
+            return np.where(flat, 0.0, num / (6 * den**1.5))
 
 
 def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None) -> tuple[Fit | None, FitStatus, bool]:

@@ -473,11 +473,11 @@ def bootstrap_result(
 
     refit = reselect_refit(fit.design, *reselect) if reselect else None
     boot = parametric_bootstrap(fit, n_boot, lambda b: seeds.rng(seed, "estimate", BOOT_STREAM, b), groups, refit=refit)
-    out: dict = {}
+    bca: dict = {}
     if ci == "bca":
         jack = jackknife(fit, groups, refit=refit)
         iv = bca_interval(boot, jack, LEVEL)
-        out.update(
+        bca.update(
             acceleration=_num(float(iv["acceleration"].iloc[0])),
             z0=_num(float(iv["z0"].iloc[0])),
             n_jackknife=int(jack.weights.size),
@@ -514,7 +514,7 @@ def bootstrap_result(
         "warning": warning,
         "n_same_model": boot.models.get(tuple(fit.terms), 0),
         "n_models": len(boot.models),
-        **out,
+        **bca,
     }
     out["groups"] = {
         label: {"lower": _num(float(iv.loc[label, "lower"])), "upper": _num(float(iv.loc[label, "upper"]))}

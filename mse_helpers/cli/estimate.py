@@ -493,9 +493,12 @@ def bootstrap_result(
             "the interval describes only the tables where the estimate exists"
         )
     if ci == "bca" and np.isnan(iv.loc["total", "lower"]) and boot.n_ok:
-        warning = (
-            warning + "; " if warning else ""
-        ) + "no BCa interval: every replicate is on one side of the estimate"
+        why = (
+            "no jackknife table had an estimate (no acceleration)"
+            if bca["acceleration"] is None
+            else "every replicate is on one side of the estimate"
+        )
+        warning = (warning + "; " if warning else "") + f"no BCa interval: {why}"
     method = "parametric bootstrap of the dark number" + (
         f", {reselect[0]} re-selected in each replicate" if reselect else ""
     )

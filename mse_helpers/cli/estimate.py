@@ -24,21 +24,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..codes import group_label
 from . import UsageError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..engine.design import Design
 
-# The engine (scipy, statsmodels-sized imports) is imported inside main, after
-# the input checks: a request that is refused is refused before it loads.
+# pandas (about 0.25 s) is imported where a table is read, and the engine
+# (pandas, scipy) inside main after the input checks: `mse estimate --help`
+# loads neither, and a request that is refused is refused before the engine loads.
 #: Why tables with covariates get no profile interval (text and JSON).
 PROFILE_COVARIATES = "the profile-likelihood interval is given only for tables without covariates"
 
 #: Fewest bootstrap replicates for an interval (as engine.resample.MIN_REPLICATES).
 MIN_REPLICATES = 2
+#: Bootstrap intervals of ``--ci``.
+CI_METHODS = ("percentile", "bca")
+#: Stream of bootstrap replicate b: ``seeds.rng(seed, "estimate", BOOT_STREAM, b)``.
+BOOT_STREAM = 1
 
 LEVEL = 0.95
 SELECT_METHODS = ("backward-aic", "forward-bic", "study", "stepwise")
@@ -84,11 +90,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="B",
-        help="parametric bootstrap replicates (docs/method.md 7): redraw every cell from the fitted "
-        "model, refit, and report the 2.5%% and 97.5%% percentiles of the B N-hats; "
-        "replicates whose refit has no MLE are counted and left out",
+        help="parametric bootstrap replicates (docs/engine.md 6): redraw every cell from the fitted "
+        "model, refit, and report the 95%% interval of the dark number (N-hat - n_obs of each "
+        "replicate) added to the observed count, so never below n_obs; replicates whose refit has "
+        "no MLE are counted and left out, and with more than 10%% of them the interval is marked "
+        "unreliable",
     )
-    parser.add_argument("--seed", type=int, help="seed of the bootstrap (required with --bootstrap)")
+    parser.add_argument(
+        "--reselect",
+        action="store_true",
+        help="with --select and --bootstrap: repeat the whole model selection on every replicate "
+        "(and on every jackknife table of --ci bca), so the interval includes the uncertainty of "
+        "the choice of model, as SparseMSE's estimatepopulation does",
+    )
+    parser.add_argument(
+        "--ci",
+        choices=CI_METHODS,
+        help="bootstrap interval: 'percentile' (2.5%% and 97.5%% of the replicates' dark numbers) or "
+        "'bca' (bias-corrected and accelerated, acceleration from a delete-one-person jackknife, as "
+        "SparseMSE); default bca with --reselect (selection biases the replicates, which BCa corrects), "
+        "percentile otherwise",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the bootstrap (required with --bootstrap); replicate b draws from its own "
+        "stream, so it is the same table with or without --reselect",
+    )
     parser.add_argument(
         "--select",
         choices=SELECT_METHODS,
@@ -114,6 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_counts(path: str | Path) -> pd.DataFrame:
     """Read the CSV, with errors that name the file."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -167,6 +197,8 @@ def check_counts(frame: pd.DataFrame, source: str, rows: list[int] | None) -> No
     UsageError
         Naming the row and column and showing the value as written.
     """
+    import pandas as pd
+
     raw = frame["count"]
     y = pd.to_numeric(raw, errors="coerce").astype(float)
     bad = ~np.isfinite(y.to_numpy()) | (y.to_numpy() < 0) | (y.to_numpy() > MAX_COUNT)
@@ -183,6 +215,8 @@ def check_counts(frame: pd.DataFrame, source: str, rows: list[int] | None) -> No
 
 def check_list_values(frame: pd.DataFrame, lists: list[str], source: str, rows: list[int] | None) -> None:
     """Every list column holds 0 or 1 in every row (row, column and value named)."""
+    import pandas as pd
+
     for col in lists:
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna().to_numpy() | ~values.isin([0, 1]).to_numpy()
@@ -196,6 +230,8 @@ def check_list_values(frame: pd.DataFrame, lists: list[str], source: str, rows: 
 
 def _looks_like_list(series: pd.Series) -> bool:
     """Numeric, and most values 0 or 1: a list column with a wrong value, not a covariate."""
+    import pandas as pd
+
     values = pd.to_numeric(series, errors="coerce")
     if values.isna().any() or values.empty:
         return False
@@ -310,6 +346,8 @@ def check_request_size(
 
 
 def _is_binary(series: pd.Series) -> bool:
+    import pandas as pd
+
     values = pd.unique(series.dropna())
     try:
         return len(values) > 0 and set(float(v) for v in values) <= {0.0, 1.0}
@@ -319,6 +357,8 @@ def _is_binary(series: pd.Series) -> bool:
 
 def split_columns(frame: pd.DataFrame, lists_opt: str | None, source: str) -> tuple[list[str], list[str]]:
     """Decide which columns are lists and which are covariates."""
+    import pandas as pd
+
     others = [c for c in frame.columns if c != "count"]
     if lists_opt:
         lists = [c.strip() for c in lists_opt.split(",") if c.strip()]
@@ -355,6 +395,148 @@ def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+def check_bootstrap_options(args: argparse.Namespace) -> None:
+    """``--reselect`` and ``--ci`` only with what they act on (checked before the engine loads)."""
+    if args.reselect and not args.select:
+        raise UsageError("--reselect repeats the model selection: it needs --select (the method to repeat)")
+    if (args.reselect or args.ci) and not args.bootstrap:
+        option = "--reselect" if args.reselect else f"--ci {args.ci}"
+        raise UsageError(f"{option} is an option of the bootstrap interval: it needs --bootstrap B --seed S")
+
+
+def replicate_design(design: Design, counts: np.ndarray) -> Design:
+    """The design's table with other observed-cell counts, as a new Design (same cells, same strata order).
+
+    The selection functions read the counts of their design, so a replicate
+    whose model is selected anew needs its own.
+    """
+    from ..engine.design import Design
+
+    table = design.table.copy()
+    table.loc[design.observed, design.count] = counts
+    return Design(table, design.lists, design.factors, three_factor="all")
+
+
+def reselect_refit(design: Design, method: str, start: tuple[str, ...] | None):
+    """A ``refit`` for :func:`engine.resample.parametric_bootstrap` that repeats ``--select`` on each replicate.
+
+    Returns
+    -------
+    callable
+        Counts -> (selected Fit or None, status, False); a replicate where the
+        selection finds no starting model with an MLE fails with status
+        ``mle_does_not_exist``.
+    """
+    from ..engine.status import FitStatus
+
+    def refit(counts: np.ndarray):
+        try:
+            fit, _ = run_select(replicate_design(design, counts), method, start)
+        except RuntimeError:  # no starting model with an MLE
+            return None, FitStatus.NO_MLE, False
+        return (fit, FitStatus.OK, False) if fit.ok else (None, fit.status, False)
+
+    return refit
+
+
+#: How a failed replicate's status reads in "175 of 200 replicates had no MLE".
+FAILED_WORDS = {"mle_does_not_exist": "had no MLE", "not_identifiable": "were not identifiable"}
+
+
+def failed_text(failed_status: dict, n_boot: int) -> str:
+    """``175 of 200 replicates had no MLE`` (statuses named one by one when they differ)."""
+    n_failed = sum(failed_status.values())
+    if len(failed_status) == 1:
+        ((status, n),) = failed_status.items()
+        return f"{n:,} of {n_boot:,} replicates {FAILED_WORDS.get(status, f'failed ({status})')}"
+    parts = ", ".join(f"{n:,} {status}" for status, n in sorted(failed_status.items()))
+    return f"{n_failed:,} of {n_boot:,} replicates failed ({parts})"
+
+
+def bootstrap_result(
+    fit, groups, *, n_boot: int, seed: int, ci: str, reselect: tuple[str, tuple[str, ...] | None] | None
+) -> dict:
+    """The JSON ``interval`` entry: the bootstrap interval of the dark number, with its failures.
+
+    Parameters
+    ----------
+    fit : Fit
+        The model fitted (or selected) on the data: the replicates are drawn from it.
+    groups : GroupMatrix
+        The total and the ``--by`` groups.
+    n_boot, seed : int
+    ci : {"percentile", "bca"}
+    reselect : (method, start) or None
+        Repeat ``run_select(method, start)`` on every replicate (and jackknife table).
+
+    Returns
+    -------
+    dict
+        ``lower``, ``upper``, ``level``, ``method``, ``ci``, ``reselect``,
+        ``n_boot``, ``n_failed``, ``failed_share``, ``failed_status``,
+        ``reliable``, ``warning``, ``n_same_model``, ``n_models``, with BCa
+        ``acceleration``, ``z0``, ``n_jackknife``, ``n_jackknife_failed``;
+        and ``groups`` (label -> ``lower``, ``upper``) for the ``--by`` groups.
+    """
+    from .. import seeds
+    from ..engine.resample import MAX_FAILED_SHARE, bca_interval, jackknife, parametric_bootstrap
+
+    refit = reselect_refit(fit.design, *reselect) if reselect else None
+    boot = parametric_bootstrap(fit, n_boot, lambda b: seeds.rng(seed, "estimate", BOOT_STREAM, b), groups, refit=refit)
+    bca: dict = {}
+    if ci == "bca":
+        jack = jackknife(fit, groups, refit=refit)
+        iv = bca_interval(boot, jack, LEVEL)
+        bca.update(
+            acceleration=_num(float(iv["acceleration"].iloc[0])),
+            z0=_num(float(iv["z0"].iloc[0])),
+            n_jackknife=int(jack.weights.size),
+            n_jackknife_failed=jack.n_failed,
+        )
+    else:
+        iv = boot.interval(LEVEL)
+    iv = iv.set_index("group")
+    warning = None
+    if not boot.reliable:
+        warning = (
+            f"unreliable: {failed_text(boot.failed_status, boot.n_boot)} (more than {MAX_FAILED_SHARE:.0%}); "
+            "the interval describes only the tables where the estimate exists"
+        )
+    if ci == "bca" and np.isnan(iv.loc["total", "lower"]) and boot.n_ok:
+        why = (
+            "no jackknife table had an estimate (no acceleration)"
+            if bca["acceleration"] is None
+            else "every replicate is on one side of the estimate"
+        )
+        warning = (warning + "; " if warning else "") + f"no BCa interval: {why}"
+    method = "parametric bootstrap of the dark number" + (
+        f", {reselect[0]} re-selected in each replicate" if reselect else ""
+    )
+    out = {
+        "lower": _num(float(iv.loc["total", "lower"])),
+        "upper": _num(float(iv.loc["total", "upper"])),
+        "level": LEVEL,
+        "method": f"{method}, {ci}",
+        "ci": ci,
+        "reselect": reselect[0] if reselect else None,
+        "n_boot": boot.n_boot,
+        "n_failed": boot.n_failed,
+        "failed_share": boot.failed_share,
+        "failed_status": {str(k): v for k, v in boot.failed_status.items()},
+        "reliable": boot.reliable,
+        "warning": warning,
+        "n_same_model": boot.models.get(tuple(fit.terms), 0),
+        "n_models": len(boot.models),
+        **bca,
+    }
+    out["groups"] = {
+        label: {"lower": _num(float(iv.loc[label, "lower"])), "upper": _num(float(iv.loc[label, "upper"]))}
+        for label in iv.index
+        if label != "total"
+    }
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``mse estimate``; see the module docstring for exit codes."""
     source = str(args.counts)
@@ -372,13 +554,12 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--bootstrap: must be 0 (no interval) or at least {MIN_REPLICATES}, got {args.bootstrap}")
     if args.bootstrap and args.seed is None:
         raise UsageError("--bootstrap needs --seed (the interval must be reproducible)")
-    from .. import seeds
+    check_bootstrap_options(args)
     from ..engine.cells import complete_table
     from ..engine.design import Design
     from ..engine.estimates import by_groups, n_hat_by
     from ..engine.fit import fit_model
     from ..engine.profile import profile_interval
-    from ..engine.resample import parametric_bootstrap
 
     select = args.select
     try:
@@ -425,22 +606,17 @@ def main(args: argparse.Namespace) -> int:
     if getattr(args, "bias_correct", False):
         result["bias_corrected"] = bias_result(fit)
     if args.bootstrap and fit.ok:
-        rng = seeds.rng(args.seed, "estimate", 0)
-        boot = parametric_bootstrap(fit, args.bootstrap, rng, by_groups(design.strata[list(factors)], by))
-        iv = boot.interval(LEVEL).set_index("group")
-        result["interval"] = {
-            "lower": _num(iv.loc["total", "lower"]),
-            "upper": _num(iv.loc["total", "upper"]),
-            "level": LEVEL,
-            "method": "parametric bootstrap, percentile",
-            "n_boot": boot.n_boot,
-            "n_failed": boot.n_failed,
-        }
+        result["interval"] = bootstrap_result(
+            fit,
+            by_groups(design.strata[list(factors)], by),
+            n_boot=args.bootstrap,
+            seed=args.seed,
+            ci=args.ci or ("bca" if args.reselect else "percentile"),
+            reselect=(select, terms if args.terms else None) if args.reselect else None,
+        )
+        group_intervals = result["interval"].pop("groups")
         for label in result["by"]:
-            result["by"][label]["interval"] = {
-                "lower": _num(iv.loc[label, "lower"]),
-                "upper": _num(iv.loc[label, "upper"]),
-            }
+            result["by"][label]["interval"] = group_intervals[label]
     if args.json:
         print(json.dumps(result))
     else:
@@ -584,6 +760,23 @@ def _profile_text(prof: dict) -> str:
     return f"{lower} - {upper}"
 
 
+def _person(x: float | None) -> str:
+    """A bound rounded to the person (``-`` when there is none)."""
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _bootstrap_lines(iv: dict) -> list[str]:
+    """The bootstrap interval: bounds to the person, the method, the usable replicates, a warning."""
+    usable = f"{iv['n_boot'] - iv['n_failed']:,} of {iv['n_boot']:,} replicates usable"
+    if iv["reselect"]:
+        usable += f", {iv['n_same_model']:,} selected the same model"
+    lines = [f"  95% bootstrap interval {_person(iv['lower'])} - {_person(iv['upper'])}  ({iv['ci']}, {usable})"]
+    if iv["warning"]:
+        lines.append(f"    {iv['warning']}")
+    lines.append(f"    {iv['method'].removesuffix(', ' + iv['ci'])}")
+    return lines
+
+
 def render(result: dict, source: str, lists: list[str], factors: list[str], by: list[str]) -> str:
     """The readable report of ``mse estimate``."""
 
@@ -625,12 +818,8 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
             lines.append(f"    {label:<16} {f(g['n_hat']):>12}  (standard error {f(g['stderr'])})")
     elif bc:
         lines.append(f"  {bc['reason']}")
-    iv = result["interval"]
-    if iv:
-        lines.append(
-            f"  95% interval       {f(iv['lower'])} - {f(iv['upper'])}  "
-            f"({iv['method']}, {iv['n_boot'] - iv['n_failed']} of {iv['n_boot']} replicates usable)"
-        )
+    if result["interval"]:
+        lines += _bootstrap_lines(result["interval"])
     lines += [
         f"  log-likelihood     {f(result['loglik'], 3)}",
         f"  deviance           {f(result['deviance'], 3)} on {result['df']} df",
@@ -640,6 +829,6 @@ def render(result: dict, source: str, lists: list[str], factors: list[str], by: 
         lines += ["", f"  by {','.join(by)}:", f"  {'group':<20}{'n_obs':>10}{'N-hat':>14}{'interval':>26}"]
         for label, g in result["by"].items():
             giv = g.get("interval")
-            ivs = f"{f(giv['lower'])} - {f(giv['upper'])}" if giv else ""
+            ivs = f"{_person(giv['lower'])} - {_person(giv['upper'])}" if giv else ""
             lines.append(f"  {label:<20}{g['n_obs']:>10,}{f(g['n_hat']):>14}{ivs:>26}")
     return "\n".join(lines)

@@ -7,14 +7,22 @@ exists for the new counts (:func:`existence.mle_exists`, about 1 ms instead
 of the full check's linear program), refits the model warm-started from the
 original fit (:func:`refit_replicate`) and keeps its stratum estimates; the
 groups follow from one matrix product with a :class:`~.estimates.GroupMatrix`.
+A caller may pass its own ``refit`` instead, e.g. one that repeats the whole
+model selection on the replicate (``mse estimate --reselect``): the engine
+does not know the selection methods.
 
-Used by the bootstrap stage of ``mse run`` (every report group) and by
-``mse estimate --bootstrap`` (the total and the ``--by`` groups).
+Intervals (:meth:`Bootstrap.interval`, :func:`bca_interval`) are intervals of
+the dark number (N-hat* - n_obs* of each replicate) added to the observed
+count, so they never reach below n_obs.
+
+Used by the bootstrap stage of ``mse run`` (every report group, variances
+only) and by ``mse estimate --bootstrap`` (the total and the ``--by`` groups).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,6 +37,18 @@ from .status import FitStatus
 DRIFT_RATIO = 1e-6
 #: Fewest replicates: a variance and a percentile interval need two.
 MIN_REPLICATES = 2
+#: Largest share of failed replicates for an interval to count as reliable:
+#: above it the usable replicates are a selection of the tables (those where
+#: the MLE exists), and their spread says little about the estimate's.
+MAX_FAILED_SHARE = 0.10
+
+#: A replicate's refit: observed-cell counts -> (usable Fit or None, status,
+#: whether the direction LP ran). :func:`refit_replicate` of the original
+#: model by default; ``mse estimate --reselect`` passes one that reselects.
+Refit = Callable[[np.ndarray], tuple["Fit | None", str, bool]]
+#: Replicate index -> its own random stream (order-free), e.g.
+#: ``lambda b: seeds.rng(seed, "estimate", 1, b)``.
+StreamOf = Callable[[int], np.random.Generator]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +73,9 @@ class Bootstrap:
     n_lp_checks : int
         Replicates whose existence needed the direction LP (the null-space
         check was undecided).
+    models : dict
+        Terms (tuple) of the usable replicates' models -> replicates; one
+        entry unless the refit reselects the model.
     """
 
     groups: GroupMatrix
@@ -63,6 +86,7 @@ class Bootstrap:
     n_boot: int
     failed_status: dict
     n_lp_checks: int
+    models: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:
@@ -73,6 +97,16 @@ class Bootstrap:
     def n_ok(self) -> int:
         """Usable replicates."""
         return self.n_boot - self.n_failed
+
+    @property
+    def failed_share(self) -> float:
+        """Share of the replicates drawn that were left out."""
+        return self.n_failed / self.n_boot
+
+    @property
+    def reliable(self) -> bool:
+        """At most :data:`MAX_FAILED_SHARE` of the replicates failed (and at least two are usable)."""
+        return self.failed_share <= MAX_FAILED_SHARE and self.n_ok >= MIN_REPLICATES
 
     @property
     def var_within(self) -> np.ndarray:
@@ -89,7 +123,12 @@ class Bootstrap:
         return np.log(self.dark).var(axis=0, ddof=1)
 
     def interval(self, level: float = 0.95) -> pd.DataFrame:
-        """Percentile interval of the replicates' N-hat per group.
+        """Percentile interval of the dark number per group, added to the observed count.
+
+        ``n_obs + quantile(dark*)``: each replicate's N-hat* - n_obs*, so the
+        spread of the replicates' own observed counts is not mixed into the
+        interval and no bound is below n_obs (a percentile of N-hat* itself
+        can be, when the dark number is small).
 
         Returns
         -------
@@ -100,12 +139,54 @@ class Bootstrap:
         out = self.groups.frame()
         lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
         if self.n_ok:
-            out["lower"] = np.quantile(self.replicates, lo, axis=0)
-            out["upper"] = np.quantile(self.replicates, hi, axis=0)
+            out["lower"] = self.n_obs + np.quantile(self.dark, lo, axis=0)
+            out["upper"] = self.n_obs + np.quantile(self.dark, hi, axis=0)
         else:
             out["lower"] = out["upper"] = np.nan
         out["n_boot_ok"] = self.n_ok
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Jackknife:
+    """Delete-one-person jackknife of the dark number, for the BCa acceleration.
+
+    One estimate per observed cell with a count above zero: the table with
+    one person fewer in that cell, re-estimated (the same refit as the
+    bootstrap's: the fixed model, or the whole selection).
+
+    Attributes
+    ----------
+    weights : ndarray
+        Per such cell: its count (the persons whose removal gives that table).
+    dark : ndarray
+        Cells x groups: the dark number of each table (NaN where it failed).
+    n_failed : int
+        Cells whose table had no usable estimate (left out of the acceleration).
+    """
+
+    weights: np.ndarray
+    dark: np.ndarray
+    n_failed: int
+
+    @property
+    def acceleration(self) -> np.ndarray:
+        """Per group: ``sum w r^3 / (6 (sum w r^2)^1.5)``, r = weighted mean - jackknife value.
+
+        SparseMSE's ``estimatepopulation`` (the residuals of the jackknife
+        estimates, each counted as often as its cell's count); 0 where the
+        jackknife values do not vary.
+        """
+        ok = np.isfinite(self.dark).all(axis=1)
+        w, d = self.weights[ok], self.dark[ok]
+        if not w.size:
+            return np.full(self.dark.shape[1], np.nan)
+        r = (w @ d) / w.sum() - d
+        num, den = w @ r**3, w @ r**2
+        # values equal up to rounding have residuals of rounding size, whose ratio is noise
+        flat = np.sqrt(den / w.sum()) <= 1e-9 * np.maximum(np.abs(d).max(axis=0), 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(flat, 0.0, num / (6 * den**1.5))
 
 
 def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None) -> tuple[Fit | None, FitStatus, bool]:
@@ -150,20 +231,40 @@ def refit_replicate(fit: Fit, counts: np.ndarray, X: np.ndarray | None = None) -
     return (rf, FitStatus.OK, lp) if rf.ok else (None, rf.status, lp)
 
 
-def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups: GroupMatrix) -> Bootstrap:
+def _fixed_refit(fit: Fit) -> Refit:
+    """The default refit: ``fit``'s own model (:func:`refit_replicate`)."""
+    X = fit.design.X_obs[:, fit.cols]
+    return lambda counts: refit_replicate(fit, counts, X)
+
+
+def parametric_bootstrap(
+    fit: Fit,
+    n_boot: int,
+    rng: np.random.Generator | StreamOf,
+    groups: GroupMatrix,
+    *,
+    refit: Refit | None = None,
+) -> Bootstrap:
     """Parametric bootstrap of one model for the given groups (docs/method.md 7 step 1).
 
     Parameters
     ----------
     fit : Fit
-        A fitted model with status ok.
+        A fitted model with status ok: the replicates are drawn from it.
     n_boot : int
         Replicates (at least :data:`MIN_REPLICATES`).
-    rng : numpy.random.Generator
-        The model's stream, e.g. ``seeds.rng(seed, "bootstrap", k)``.
+    rng : numpy.random.Generator or callable
+        One stream for all replicates in turn (the pipeline: ``seeds.rng(seed,
+        "bootstrap", k)``), or a function giving replicate ``b`` its own stream
+        (``mse estimate``), so that a replicate's table does not depend on
+        which replicates were drawn before it.
     groups : GroupMatrix
         From :func:`estimates.group_matrix` or :func:`estimates.by_groups` on
         ``fit.design.strata``.
+    refit : callable, optional
+        Replicate counts -> (Fit or None, status, LP ran); default the same
+        model (:func:`refit_replicate`). Its Fit must have the strata of
+        ``fit.design`` in the same order.
 
     Returns
     -------
@@ -177,21 +278,25 @@ def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups
     design = fit.design
     if groups.matrix.shape[1] != design.n_strata:
         raise ValueError(f"groups: matrix has {groups.matrix.shape[1]} strata columns, the table has {design.n_strata}")
+    refit = refit or _fixed_refit(fit)
+    stream = rng if callable(rng) else (lambda b: rng)
     obs_s = np.empty((n_boot, design.n_strata))
     dark_s = np.empty((n_boot, design.n_strata))
     ok = np.zeros(n_boot, dtype=bool)
-    X = design.X_obs[:, fit.cols]
     failed: dict[str, int] = {}
+    models: dict[tuple, int] = {}
     n_lp = 0
     for b in range(n_boot):
-        y = rng.poisson(fit.fitted).astype(float)
-        rng.poisson(fit.m0)  # the unobserved cells are drawn too, then dropped (docs/method.md 7)
-        rf, status, lp = refit_replicate(fit, y, X)
+        g = stream(b)
+        y = g.poisson(fit.fitted).astype(float)
+        g.poisson(fit.m0)  # the unobserved cells are drawn too, then dropped (docs/method.md 7)
+        rf, status, lp = refit(y)
         n_lp += lp
         if rf is None:
             failed[status] = failed.get(status, 0) + 1
             continue
         ok[b] = True
+        models[tuple(rf.terms)] = models.get(tuple(rf.terms), 0) + 1
         obs_s[b] = design.n_obs_by_stratum(y)
         dark_s[b] = rf.m0
     dark_g = groups.sums(dark_s[ok])
@@ -205,4 +310,87 @@ def parametric_bootstrap(fit: Fit, n_boot: int, rng: np.random.Generator, groups
         n_boot=n_boot,
         failed_status=failed,
         n_lp_checks=n_lp,
+        models=models,
     )
+
+
+def jackknife(fit: Fit, groups: GroupMatrix, *, refit: Refit | None = None) -> Jackknife:
+    """Delete-one-person jackknife of the dark number (:class:`Jackknife`).
+
+    Parameters
+    ----------
+    fit : Fit
+        The model fitted to the data (status ok).
+    groups : GroupMatrix
+        As for :func:`parametric_bootstrap`.
+    refit : callable, optional
+        As for :func:`parametric_bootstrap` (default the same model).
+    """
+    refit = refit or _fixed_refit(fit)
+    cells = np.flatnonzero(fit.y > 0)
+    dark = np.full((cells.size, len(groups.group)), np.nan)
+    n_failed = 0
+    for i, c in enumerate(cells):
+        y = fit.y.copy()
+        y[c] -= 1
+        rf, _, _ = refit(y)
+        if rf is None:
+            n_failed += 1
+            continue
+        dark[i] = groups.sums(rf.m0)
+    return Jackknife(weights=fit.y[cells].astype(float), dark=dark, n_failed=n_failed)
+
+
+def bca_bounds(values: np.ndarray, estimate: float, acceleration: float, level: float = 0.95) -> tuple[float, float]:
+    """BCa bounds of one quantity from its bootstrap values: SparseMSE's ``bcaconfvalues``.
+
+    ``z0 = Phi^-1(share of values strictly below the estimate)``; for alpha =
+    (1 - level) / 2 and 1 - alpha, the quantile (type 8, R's ``type=8``:
+    numpy's "median_unbiased") of the values at
+    ``Phi(z0 + (z0 + z_alpha) / (1 - a (z0 + z_alpha)))``.
+
+    Returns
+    -------
+    lower, upper : float
+        NaN when z0 is infinite (every value on one side of the estimate) or
+        there are no values.
+    """
+    from scipy.special import ndtr, ndtri
+
+    values = np.asarray(values, dtype=float)
+    if not values.size or not np.isfinite(acceleration):
+        return float("nan"), float("nan")
+    z0 = float(ndtri(np.mean(values < estimate)))
+    if not np.isfinite(z0):
+        return float("nan"), float("nan")
+    za = ndtri(np.array([(1 - level) / 2, 1 - (1 - level) / 2])) + z0
+    q = np.quantile(values, ndtr(z0 + za / (1 - acceleration * za)), method="median_unbiased")
+    return float(q[0]), float(q[1])
+
+
+def bca_interval(boot: Bootstrap, jack: Jackknife, level: float = 0.95) -> pd.DataFrame:
+    """BCa interval of the dark number per group, added to the observed count.
+
+    As SparseMSE's ``estimatepopulation`` (DiCiccio & Efron 1996), on the
+    dark number: :func:`bca_bounds` of the replicates' dark numbers around the
+    data's, with the jackknife's acceleration (:attr:`Jackknife.acceleration`).
+
+    Returns
+    -------
+    DataFrame
+        As :meth:`Bootstrap.interval`, plus ``z0`` and ``acceleration``;
+        ``lower``/``upper`` NaN where the BCa is not defined (no usable
+        replicate, or every replicate on one side of the estimate: z0 infinite).
+    """
+    from scipy.special import ndtri
+
+    out = boot.groups.frame()
+    dark_hat = boot.n_hat - boot.n_obs
+    a = jack.acceleration
+    n_groups = len(dark_hat)
+    z0 = ndtri(np.mean(boot.dark < dark_hat, axis=0)) if boot.n_ok else np.full(n_groups, np.nan)
+    bounds = np.array([bca_bounds(boot.dark[:, g], dark_hat[g], a[g], level) for g in range(n_groups)])
+    out["lower"], out["upper"] = boot.n_obs + bounds[:, 0], boot.n_obs + bounds[:, 1]
+    out["n_boot_ok"] = boot.n_ok
+    out["z0"], out["acceleration"] = z0, a
+    return out

@@ -370,3 +370,46 @@ def test_grouped_profile_refuses_a_failed_fit_and_a_bad_group_matrix(covariate_f
     bad = dataclasses.replace(covariate_fit, status=FitStatus.NOT_CONVERGED, beta=None)
     with pytest.raises(ValueError, match="has no fit"):
         group_profile_intervals(bad, np.ones((1, 4)))
+
+
+# --- the pipeline: interval "profile" in the bootstrap stage ------------------------------------
+
+
+def test_bootstrap_stage_with_the_profile_interval(tmp_path):
+    from test_bootstrap import COVS, REGISTERS, YEARS, params, write_work_dir
+
+    from mse_helpers import runfolder
+    from mse_helpers.engine.cells import dataset_table
+    from mse_helpers.engine.pooling import pool_estimates
+    from mse_helpers.stages import bootstrap as bs
+
+    work, _ = write_work_dir(tmp_path, n_datasets=2)
+    t = bs.run_stage(params(), work, tmp_path / "t")
+    prof = bs.run_stage(params(interval="profile"), work, tmp_path / "p")
+    est, pm = prof.estimates, prof.per_model
+    assert (est["interval"] == "profile").all() and len(est) == len(t.estimates) == 99
+    np.testing.assert_allclose(est["n_hat"], t.estimates["n_hat"], rtol=1e-12)
+    # never below the observed persons, around the pooled N-hat, not the rubin-t interval
+    assert (est["lower"] > est["n_obs"]).all() and (est["lower"] < est["n_hat"]).all()
+    assert (est["n_hat"] < est["upper"]).all() and np.isfinite(est["upper"]).all()
+    assert not np.allclose(est["lower"], t.estimates["lower"])
+    assert "profile_lower" not in t.per_model and pm[["profile_lower", "profile_upper"]].notna().all().all()
+    # the per-model bounds are the engine's profile intervals of the refitted model
+    persons = runfolder.read_imputed(work / "imputed" / "imp_001.parquet")
+    design = Design(dataset_table(persons, REGISTERS, COVS, YEARS), REGISTERS, COVS + ["J"], three_factor=["O:P:R"])
+    mod = json.loads((work / "models.json").read_text())[3]  # data set 1, three-factor
+    fit = fit_model(design, mod["terms"])
+    groups = group_matrix(design.strata, COVS, "J")
+    mine = pm[pm["model"] == 3]
+    assert list(mine["group"]) == list(groups.group) and list(mine["year"]) == list(groups.year)
+    engine = group_profile_intervals(fit, groups.matrix)
+    np.testing.assert_allclose(mine["profile_lower"], [g.lower for g in engine], rtol=1e-10)
+    np.testing.assert_allclose(mine["profile_upper"], [g.upper for g in engine], rtol=1e-10)
+    # M = 1: pooling one model gives that model's profile interval
+    one = pool_estimates(mine, ["year", "group"], "profile").set_index(["year", "group"])
+    mine = mine.set_index(["year", "group"]).loc[one.index]
+    np.testing.assert_allclose(one["lower"], mine["profile_lower"], rtol=1e-12)
+    np.testing.assert_allclose(one["upper"], mine["profile_upper"], rtol=1e-12)
+    # the written results carry the pooled profile interval
+    written = pd.read_csv(tmp_path / "p" / "estimates.csv")
+    np.testing.assert_allclose(written["lower"], est["lower"], rtol=1e-12)

@@ -246,6 +246,9 @@ class GroupProfile:
         ``max_factor * max(n_obs, 1)``: the number after ">" of an open upper bound.
     n_iter : int
         Newton iterations for both bounds (for the benchmark).
+    message : str
+        Why there is no interval (a bound did not converge; ``lower`` and
+        ``upper`` are then None); "" when there is one.
     """
 
     lower: float | None
@@ -257,6 +260,7 @@ class GroupProfile:
     level: float
     search_limit: float
     n_iter: int
+    message: str = ""
 
 
 class _GroupedProfile:
@@ -414,7 +418,7 @@ class _GroupedProfile:
 
 
 def group_profile_intervals(
-    fit: Fit, groups: np.ndarray, level: float = 0.95, max_factor: float = MAX_FACTOR
+    fit: Fit, groups: np.ndarray, level: float = 0.95, max_factor: float = MAX_FACTOR, *, errors: str = "raise"
 ) -> list[GroupProfile]:
     """Poisson profile-likelihood intervals of the N of groups of strata (docs/engine.md 6a).
 
@@ -434,6 +438,9 @@ def group_profile_intervals(
         Confidence level.
     max_factor : float
         An upper bound beyond ``max_factor * max(n_obs_g, 1)`` is returned open.
+    errors : {"raise", "keep"}
+        When a bound does not converge: raise, or keep going and return that
+        group without bounds (``lower``/``upper`` None, ``message`` saying why).
 
     Returns
     -------
@@ -445,8 +452,11 @@ def group_profile_intervals(
     ValueError
         The fit is not ok, or ``groups`` does not have one column per stratum.
     RuntimeError
-        A bound's Newton iteration did not converge (even through smaller regions).
+        A bound's Newton iteration did not converge (even through smaller
+        regions) and ``errors="raise"``.
     """
+    if errors not in ("raise", "keep"):
+        raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
     groups = np.atleast_2d(np.asarray(groups))
     prof = _GroupedProfile(fit)
     if groups.shape[1] != prof.X0.shape[0]:
@@ -460,8 +470,14 @@ def group_profile_intervals(
         limit = max_factor * max(n_obs, 1.0)
         if not mask.any():
             raise ValueError("profile interval: a group without strata")
-        lo, it_lo, _ = prof.bound(mask, -1, crit, np.inf)
-        hi, it_hi, is_open = prof.bound(mask, +1, crit, np.log(max(limit - n_obs, 1e-300)))
+        try:
+            lo, it_lo, _ = prof.bound(mask, -1, crit, np.inf)
+            hi, it_hi, is_open = prof.bound(mask, +1, crit, np.log(max(limit - n_obs, 1e-300)))
+        except RuntimeError as exc:
+            if errors == "raise":
+                raise
+            out.append(GroupProfile(None, None, False, False, n_obs, n_obs + dark_hat, level, limit, 0, str(exc)))
+            continue
         is_open = is_open or n_obs + hi > limit
         out.append(
             GroupProfile(

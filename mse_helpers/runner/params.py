@@ -205,7 +205,9 @@ class Params:
         bounds=(1, 1000),
     )
     interval: str = param(
-        "`rubin-t` (symmetric, as the study) or `log-scale` (for the dark number)",
+        "`rubin-t` (symmetric, as the study), `log-scale` (for the dark number) or `profile` (each model's "
+        "profile-likelihood interval per group, pooled on the log scale of the dark number; never below n_obs; "
+        "adds the profile fits to the bootstrap stage, docs/estimation.md)",
         " or ".join(f"`{v}`" for v in INTERVALS),
         "rubin-t",
         _EST,

@@ -167,19 +167,26 @@ def test_cli_open_bound_is_never_a_number(tmp_path):
     assert prof["upper"] is None and prof["upper_open"] is True and prof["lower"] > 1001
 
 
-def test_cli_with_covariates_says_why_there_is_no_profile(tmp_path):
+def test_cli_with_covariates_gives_the_poisson_profile_of_the_total_and_the_by_groups(tmp_path):
     path = tmp_path / "cov.csv"
-    rows = [(a, b, s, 5 + a + 2 * b + s) for a in (0, 1) for b in (0, 1) for s in (0, 1) if a or b]
-    pd.DataFrame(rows, columns=["A", "B", "S", "count"]).assign(S=lambda d: d["S"].map({0: "F", 1: "M"})).to_csv(
-        path, index=False
-    )
-    code, text = estimate(str(path), "--lists", "A,B")
-    assert code == 0 and "profile-likelihood interval is given only for tables without covariates" in text
-    code, out = estimate(str(path), "--lists", "A,B", "--json")
-    assert json.loads(out)["profile"] == {
-        "available": False,
-        "reason": "the profile-likelihood interval is given only for tables without covariates",
-    }
+    covariate_frame().to_csv(path, index=False)
+    code, out = estimate(str(path), "--lists", "A,B,C", "--terms", "A:B,C:S,B:J", "--by", "S", "--json")
+    res = json.loads(out)
+    prof = res["profile"]
+    assert code == 0 and prof["available"] and prof["method"].startswith("profile likelihood, Poisson")
+    design = Design(covariate_table(), ["A", "B", "C"], ["S", "J"])
+    fit = fit_model(design, "A:B,C:S,B:J")
+    total, female, male = group_profile_intervals(fit, [[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1]])
+    assert list(design.strata["S"]) == ["F", "F", "M", "M"]
+    assert prof["lower"] == pytest.approx(total.lower, rel=1e-12) and prof["upper"] == pytest.approx(total.upper)
+    assert prof["lower"] > res["n_obs"] and prof["lower"] < res["n_hat"] < prof["upper"]
+    assert set(prof["by"]) == {"S=F", "S=M"}
+    for label, g in (("S=F", female), ("S=M", male)):
+        assert prof["by"][label]["lower"] == pytest.approx(g.lower, rel=1e-12)
+        assert prof["by"][label]["upper"] == pytest.approx(g.upper, rel=1e-12)
+        assert prof["by"][label]["lower"] > res["by"][label]["n_obs"] and not prof["by"][label]["upper_open"]
+    code, text = estimate(str(path), "--lists", "A,B,C", "--terms", "A:B,C:S,B:J")
+    assert code == 0 and f"95% profile-likelihood interval {total.lower:,.0f} - {total.upper:,.0f}" in text
 
 
 def test_cli_keeps_the_estimate_when_a_profile_fit_fails(monkeypatch):
@@ -202,16 +209,20 @@ def test_cli_keeps_the_estimate_when_a_profile_fit_fails(monkeypatch):
 CRIT = 3.841458820694124  # chi-square(1) at 0.95
 
 
-def covariate_table(seed: int = 3) -> pd.DataFrame:
-    """Three lists x S x J (four strata), counts drawn from a log-linear model."""
+def covariate_frame(seed: int = 3) -> pd.DataFrame:
+    """Observed cells of three lists x S x J (four strata), counts drawn from a log-linear model."""
     rng = np.random.default_rng(seed)
     rows = []
     for a, b, c, s, j in itertools.product((0, 1), (0, 1), (0, 1), ("F", "M"), (2018, 2019)):
         if a or b or c:
             eta = np.log(60) - a - 0.6 * b - 1.2 * c + 0.8 * a * b + 0.3 * (s == "M") * (1 + c) + 0.5 * (j == 2019) * b
             rows.append((a, b, c, s, j, rng.poisson(np.exp(eta))))
-    frame = pd.DataFrame(rows, columns=["A", "B", "C", "S", "J", "count"])
-    return complete_table(frame, ["A", "B", "C"], ["S", "J"])
+    return pd.DataFrame(rows, columns=["A", "B", "C", "S", "J", "count"])
+
+
+def covariate_table(seed: int = 3) -> pd.DataFrame:
+    """:func:`covariate_frame` as a complete table."""
+    return complete_table(covariate_frame(seed), ["A", "B", "C"], ["S", "J"])
 
 
 class Oracle:

@@ -424,3 +424,11 @@ def test_bootstrap_stage_with_the_profile_interval(tmp_path):
     # the written results carry the pooled profile interval
     written = pd.read_csv(tmp_path / "p" / "estimates.csv")
     np.testing.assert_allclose(written["lower"], est["lower"], rtol=1e-12)
+
+
+def test_grouped_profile_on_the_lattice_path_equals_the_dense_path(covariate_fit):
+    lattice = Design(covariate_table(), ["A", "B", "C"], ["S", "J"], lattice=True)
+    fit = fit_model(lattice, "A:B,C:S,B:J")
+    groups = group_matrix(lattice.strata, ["S"], "J").matrix
+    for a, b in zip(group_profile_intervals(fit, groups), group_profile_intervals(covariate_fit, groups)):
+        assert a.lower == pytest.approx(b.lower, rel=1e-9) and a.upper == pytest.approx(b.upper, rel=1e-9)

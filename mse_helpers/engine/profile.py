@@ -328,7 +328,7 @@ class _GroupedProfile:
             "a": w @ X0g,
         }
 
-    def _solve(self, X0g, sign, beta, kappa, l_t, log_limit, tol=1e-10, max_iter=60):
+    def _solve(self, X0g, sign, beta, kappa, l_t, log_limit, tol=1e-11, max_iter=60):
         """Newton on the KKT system of one bound; returns (beta, kappa, log G, iterations, open)."""
         J, fresh = self.J_hat, False
         cur = self._parts(beta, X0g)
@@ -368,7 +368,10 @@ class _GroupedProfile:
                     raise RuntimeError("profile interval: the Newton iteration of a bound stalled")
                 J, fresh = self.information(cur["mu"]), True
                 continue
-            small = np.max(np.abs(beta - new[0])) < tol
+            # converged when the step moves log G (the bound) by less than tol and beta
+            # only a little: log G is stationary along the boundary, so what is left is second order
+            moved = new[0] - beta
+            small = abs(float(cur["a"] @ moved)) < tol and np.max(np.abs(moved)) < 1e-5
             beta, kappa, cur, F_new = new
             if sign > 0 and cur["l"] >= l_t and cur["log_g"] > log_limit:
                 # a point inside the region beyond the limit: the bound is beyond it too
@@ -392,9 +395,10 @@ class _GroupedProfile:
         Returns (dark number, iterations, open).
         """
         X0g = self.X0[mask]
-        start = self._parts(self.beta_hat, X0g)
-        v = linalg.cho_solve(self.J_hat_factor, start["a"])
-        q = float(start["a"] @ v)
+        w = self.m0[mask] / self.m0[mask].sum()
+        a = w @ X0g  # the gradient of log G at the MLE
+        v = linalg.cho_solve(self.J_hat_factor, a)
+        q = float(a @ v)
         if not q > 0:
             raise RuntimeError("profile interval: the group's dark number does not depend on the parameters")
         total_it = 0

@@ -328,7 +328,7 @@ class _GroupedProfile:
             "a": w @ X0g,
         }
 
-    def _solve(self, X0g, sign, beta, kappa, l_t, log_limit, tol=1e-11, max_iter=60):
+    def _solve(self, X0g, sign, beta, kappa, l_t, log_limit, tol=1e-9, max_iter=60):
         """Newton on the KKT system of one bound; returns (beta, kappa, log G, iterations, open)."""
         J, fresh = self.J_hat, False
         cur = self._parts(beta, X0g)

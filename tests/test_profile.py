@@ -432,3 +432,13 @@ def test_grouped_profile_on_the_lattice_path_equals_the_dense_path(covariate_fit
     groups = group_matrix(lattice.strata, ["S"], "J").matrix
     for a, b in zip(group_profile_intervals(fit, groups), group_profile_intervals(covariate_fit, groups)):
         assert a.lower == pytest.approx(b.lower, rel=1e-9) and a.upper == pytest.approx(b.upper, rel=1e-9)
+
+
+def test_every_interval_has_its_report_text():
+    # the report explains the interval of the run; a new interval without a text would fail the report
+    from mse_helpers.engine.pooling import INTERVALS
+    from mse_helpers.report.text import interval_text
+
+    assert "profile" in INTERVALS
+    for interval in INTERVALS:
+        assert interval.split("-")[0] in interval_text(interval).lower()

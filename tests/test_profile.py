@@ -442,3 +442,26 @@ def test_every_interval_has_its_report_text():
     assert "profile" in INTERVALS
     for interval in INTERVALS:
         assert interval.split("-")[0] in interval_text(interval).lower()
+
+
+def test_grouped_profile_walks_through_smaller_regions_when_newton_fails(covariate_fit, monkeypatch):
+    # the fallback path (critical values 3.84/256 ... 3.84, warm-started) gives the same bounds
+    import mse_helpers.engine.profile as profile
+
+    groups = group_matrix(covariate_fit.design.strata, ["S"], "J").matrix
+    direct = group_profile_intervals(covariate_fit, groups)
+    solve = profile._GroupedProfile._solve
+    calls = []
+
+    def first_fails(self, *args, **kw):
+        calls.append(1)
+        if len(calls) % 6 == 1:  # each bound: the direct attempt fails, then 5 region steps
+            raise RuntimeError("stalled")
+        return solve(self, *args, **kw)
+
+    monkeypatch.setattr(profile._GroupedProfile, "_solve", first_fails)
+    walked = group_profile_intervals(covariate_fit, groups)
+    assert len(calls) == 6 * 2 * len(groups)
+    for a, b in zip(walked, direct):
+        assert a.lower == pytest.approx(b.lower, rel=1e-9) and a.upper == pytest.approx(b.upper, rel=1e-9)
+        assert a.n_iter > b.n_iter

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mse_helpers.engine.pooling import pool_estimates, rubin
+from mse_helpers.engine.pooling import pool_estimates, pool_profile, rubin
 
 
 def test_rubin_by_hand():
@@ -137,3 +137,64 @@ def test_dark_interval_absent_when_a_model_has_no_dark_number():
         pool_estimates(pm, ["year"], "log-scale")
     no_log = pool_estimates(pm.drop(columns="var_within_log"), ["year"], "rubin-t")
     assert no_log["dark_lower"].isna().all() and no_log["dark"].notna().all()
+
+
+def _profile_frame(n_obs, n_hat, lower, upper):
+    return pd.DataFrame(
+        dict(
+            year=2020,
+            group="total",
+            n_obs=n_obs,
+            n_hat=n_hat,
+            var_within=100.0,
+            var_within_log=0.01,
+            profile_lower=lower,
+            profile_upper=upper,
+        )
+    )
+
+
+def test_profile_pooling_of_one_model_is_its_profile_interval():
+    row = pool_estimates(_profile_frame([50.0], [150.0], [120.0], [210.0]), ["year", "group"], "profile").iloc[0]
+    assert row.lower == pytest.approx(120.0, rel=1e-12) and row.upper == pytest.approx(210.0, rel=1e-12)
+    assert row.n_hat == 150.0 and row.var_between == 0.0 and row.df == np.inf and row.n_models == 1
+    # rubin-t and log-scale still need two models
+    with pytest.raises(ValueError, match="at least two"):
+        pool_estimates(_profile_frame([50.0], [150.0], [120.0], [210.0]), ["year", "group"], "rubin-t")
+
+
+def test_profile_pooling_by_hand():
+    # two models, dark numbers 100 and 400; profile half-widths on the log scale:
+    # model 1: below log(100/70), above log(160/100); model 2: below log(400/250), above log(700/400)
+    pm = _profile_frame([50.0, 60.0], [150.0, 460.0], [120.0, 310.0], [210.0, 760.0])
+    z = stats.norm.ppf(0.975)
+    d = np.log([100.0, 400.0])
+    b = np.log(4) ** 2 / 2
+    expect = {}
+    for side, half, sign in (
+        ("lower", np.log([100 / 70, 400 / 250]), -1),
+        ("upper", np.log([160 / 100, 700 / 400]), 1),
+    ):
+        w = np.mean((half / z) ** 2)
+        nu = (1 + w / (1.5 * b)) ** 2
+        expect[side] = 55.0 + np.exp(d.mean() + sign * stats.t.ppf(0.975, nu) * np.sqrt(w + 1.5 * b))
+    row = pool_estimates(pm, ["year", "group"], "profile").iloc[0]
+    assert row.lower == pytest.approx(expect["lower"], rel=1e-12)
+    assert row.upper == pytest.approx(expect["upper"], rel=1e-12)
+    assert row.lower > row.n_obs and row.interval == "profile"
+    # the dark-number columns are the log-scale ones, whatever the interval
+    log_row = pool_estimates(pm, ["year", "group"], "log-scale").iloc[0]
+    assert row.dark_lower == pytest.approx(log_row.dark_lower) and row.n_hat == log_row.n_hat
+
+
+def test_profile_pooling_open_bound_and_bad_rows():
+    pm = _profile_frame([50.0, 60.0], [150.0, 460.0], [120.0, 310.0], [210.0, np.nan])
+    row = pool_estimates(pm, ["year", "group"], "profile").iloc[0]
+    assert row.upper == np.inf and 50 < row.lower < 150
+    failed = _profile_frame([50.0, 60.0], [150.0, 460.0], [120.0, np.nan], [210.0, 700.0])
+    row = pool_estimates(failed, ["year", "group"], "profile").iloc[0]
+    assert np.isnan(row.lower) and np.isnan(row.upper) and row.n_hat == pytest.approx(305.0)
+    with pytest.raises(ValueError, match="missing columns"):
+        pool_estimates(pm.drop(columns="profile_upper"), ["year", "group"], "profile")
+    with pytest.raises(ValueError, match="n_obs < lower"):
+        pool_profile([50.0], [150.0], [40.0], [210.0])

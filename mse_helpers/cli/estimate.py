@@ -5,7 +5,9 @@ possibly covariate strata). The CSV has one column per list (0/1), optional
 categorical covariate columns, and ``count``; histories that are absent count
 0, and a row with every list 0 is an error (that cell is what MSE estimates).
 For a table without covariates the 95% profile-likelihood interval of N is
-reported (the multinomial profile, as Rcapture's closedpCI.t computes it).
+reported (the multinomial profile, as Rcapture's closedpCI.t computes it); with
+covariates the Poisson profile interval of the total's N and of each ``--by``
+group's (JSON ``profile.by``).
 
 Exit codes: 0 an estimate was made; 1 the model's MLE does not exist or is not
 identifiable (the status and the responsible terms are printed, no number);
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
 # pandas (about 0.25 s) is imported where a table is read, and the engine
 # (pandas, scipy) inside main after the input checks: `mse estimate --help`
 # loads neither, and a request that is refused is refused before the engine loads.
-#: Why tables with covariates get no profile interval (text and JSON).
-PROFILE_COVARIATES = "the profile-likelihood interval is given only for tables without covariates"
 
 #: Fewest bootstrap replicates for an interval (as engine.resample.MIN_REPLICATES).
 MIN_REPLICATES = 2
@@ -602,7 +602,7 @@ def main(args: argparse.Namespace) -> int:
         for label, n_obs, n_hat in zip(_labels(groups, by), groups["n_obs"], groups["n_hat"]):
             result["by"][label] = {"n_obs": int(round(n_obs)), "n_hat": _num(n_hat)}
     if fit.ok:
-        result["profile"] = profile_result(fit, factors, profile_interval)
+        result["profile"] = profile_result(fit, factors, profile_interval, by)
     if getattr(args, "bias_correct", False):
         result["bias_corrected"] = bias_result(fit)
     if args.bootstrap and fit.ok:
@@ -648,24 +648,55 @@ def bias_result(fit) -> dict:
     return out
 
 
-def profile_result(fit, factors: list[str], profile_interval) -> dict:
-    """The JSON ``profile`` entry of an ok fit: the interval, or why there is none."""
-    if factors:
-        return {"available": False, "reason": PROFILE_COVARIATES}
+def profile_result(fit, factors: list[str], profile_interval, by: list[str] | tuple[str, ...] = ()) -> dict:
+    """The JSON ``profile`` entry of an ok fit: the interval, or why there is none.
+
+    Without covariates: the multinomial profile of N (:func:`engine.profile.profile_interval`,
+    Rcapture's). With covariates: the Poisson profile of the total's N and, under
+    ``by``, of each group's (:func:`engine.profile.group_profile_intervals`),
+    the latter under ``by`` with the labels of the estimates (``S=F``).
+    """
+    if not factors:
+        try:
+            prof = profile_interval(fit, LEVEL)
+        except (RuntimeError, ValueError) as exc:  # a profile fit failed: say so, keep the estimate
+            return {"available": False, "reason": f"no profile-likelihood interval: {exc}"}
+        return {
+            "available": True,
+            "lower": _num(prof.lower),
+            "upper": _num(prof.upper),
+            "lower_open": prof.lower_open,
+            "upper_open": prof.upper_open,
+            "n_hat_multinomial": _num(prof.n_hat_multinomial),
+            "level": LEVEL,
+            "method": "profile likelihood, multinomial",
+            "search_limit": _num(prof.search_limit),
+        }
+    from ..engine.estimates import by_groups
+    from ..engine.profile import group_profile_intervals
+
+    groups = by_groups(fit.design.strata[list(fit.design.factors)], list(by))
     try:
-        prof = profile_interval(fit, LEVEL)
-    except (RuntimeError, ValueError) as exc:  # a profile fit failed: say so, keep the estimate
+        profs = group_profile_intervals(fit, groups.matrix, LEVEL)
+    except (RuntimeError, ValueError) as exc:
         return {"available": False, "reason": f"no profile-likelihood interval: {exc}"}
+
+    def entry(prof) -> dict:
+        return {
+            "lower": _num(prof.lower),
+            "upper": _num(prof.upper),
+            "lower_open": prof.lower_open,
+            "upper_open": prof.upper_open,
+            "search_limit": _num(prof.search_limit),
+        }
+
+    total = profs[groups.group.index("total")]
     return {
         "available": True,
-        "lower": _num(prof.lower),
-        "upper": _num(prof.upper),
-        "lower_open": prof.lower_open,
-        "upper_open": prof.upper_open,
-        "n_hat_multinomial": _num(prof.n_hat_multinomial),
+        **entry(total),
         "level": LEVEL,
-        "method": "profile likelihood, multinomial",
-        "search_limit": _num(prof.search_limit),
+        "method": "profile likelihood, Poisson (of the strata's summed dark numbers)",
+        "by": {label: entry(prof) for label, prof in zip(groups.group, profs) if label != "total"},
     }
 
 

@@ -29,6 +29,14 @@ INTERVAL_TEXT = {
         "and never falls below the observed number. The study reported the symmetric t interval "
         "(parameter `interval: rubin-t`)."
     ),
+    "profile": (
+        "The interval shown is the pooled profile-likelihood interval: each model's profile-likelihood "
+        "interval of the group's number (the values within 3.84 of the model's maximum log-likelihood) is "
+        "turned into a spread of the logarithm of the dark number on each side, pooled by Rubin's rules "
+        "with the spread between the models, transformed back and n_obs added. It is asymmetric and never "
+        "falls below the observed number. The study reported the symmetric t interval (parameter "
+        "`interval: rubin-t`)."
+    ),
 }
 
 _WAYS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}

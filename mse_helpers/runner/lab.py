@@ -171,7 +171,11 @@ def needed_files(notebook: str, m: int) -> list[WorkFile]:
             if file.name not in found:
                 found[file.name] = file
                 todo.append(file.written_by)
-    return sorted(found.values(), key=lambda f: (NOTEBOOKS.index(f.written_by), f.name))
+    order = [f.name for f in runfolder.WORK_FILES]  # persons before partial; data sets by number
+    return sorted(
+        found.values(),
+        key=lambda f: (NOTEBOOKS.index(f.written_by), order.index(f.name) if f.name in order else len(order), f.name),
+    )
 
 
 def _yaml(value: Any) -> str:

@@ -275,7 +275,8 @@ def test_a_run_made_before_fingerprints_gets_them_from_its_parameters_and_manife
     run = _finished_run(tmp_path, fingerprints=False)
     s = lab.open_session(RESULTS, None, {}, run)
     entries = runfolder.read_fingerprints(s.work_dir)
-    assert entries["models.json"].derived and entries["persons.parquet"].parameters["covariates"] == ["S", "L", "N", "U"]
+    assert entries["models.json"].derived
+    assert entries["persons.parquet"].parameters["covariates"] == ["S", "L", "N", "U"]
     # derived the same as recorded, but for the flag
     recorded = runfolder.read_fingerprints(_finished_run(tmp_path / "b").joinpath("work"))
     for name, fp in recorded.items():

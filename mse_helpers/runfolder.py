@@ -15,7 +15,13 @@ The notebooks talk to each other only through the files of ``work/``
 (:data:`WORK_FILES`). Each file has one reader here; a missing file always
 gives the same message, naming the notebook that writes it
 (:class:`WorkFileMissing`). The messages name files relative to the run
-folder (``work/models.json``), never by their machine path.
+folder (``work/models.json``), never by their machine path. ``work/fingerprints.json``
+records what each work file was made from (:class:`Fingerprint`).
+
+A finished run (status ``ok`` or ``failed``) is never written to again: the
+writers here refuse (:func:`check_writable`) and ``mse run`` makes its files
+read-only (:func:`make_read_only`); JupyterLab explores it in
+``reports/lab/<run>/`` (:func:`exploration_folder`).
 
 This module is a base layer: it imports nothing from the stages, the report,
 the runner or the command line.
@@ -26,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -67,8 +73,103 @@ def make_run_folder(run_dir: Path) -> None:
     run_dir = Path(run_dir)
     for sub in SUBFOLDERS:
         (run_dir / sub).mkdir()
+    make_work_folder(run_dir / WORK_DIR)
+
+
+def make_work_folder(work_dir: Path) -> None:
+    """Create a work folder (and its parents) with the note :data:`WORK_README`; an existing one is kept."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
     name, text = WORK_README
-    (run_dir / WORK_DIR / name).write_text(text, encoding="utf-8")
+    if not (work_dir / name).is_file():
+        (work_dir / name).write_text(text, encoding="utf-8")
+
+
+#: Statuses of a run that has ended (written by ``mse run`` into its manifest): the
+#: run's files never change again (:func:`check_writable`, :func:`make_read_only`).
+FINISHED_STATUSES: tuple[str, ...] = ("ok", "failed")
+#: The run's own page, rebuilt with the run index after the run: the one file left writable.
+RUN_PAGE = "index.html"
+#: Explorations in JupyterLab live beside the runs: ``reports/lab/`` (one of one's own)
+#: and ``reports/lab/<run>/`` (exploring a finished run, which is never written to).
+LAB_DIR = "lab"
+
+
+class FinishedRunError(PermissionError):
+    """A write into a finished run folder; the message names the run and where to explore it."""
+
+
+def read_manifest(run_dir: Path) -> dict | None:
+    """``manifest.json`` of a run folder; ``None`` when the folder has none (it is not a run) or it is unreadable."""
+    try:
+        manifest = json.loads((Path(run_dir) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def run_folder_of(folder: Path) -> Path | None:
+    """The run folder that holds ``folder``: itself, or its parent (``work/``, ``results/``); else ``None``."""
+    folder = Path(folder)
+    for candidate in (folder, folder.parent):
+        if (candidate / MANIFEST_FILE).is_file():
+            return candidate
+    return None
+
+
+def exploration_folder(run_dir: Path) -> Path:
+    """Where exploring the finished run ``run_dir`` in JupyterLab writes: ``<reports>/lab/<run>/``."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / LAB_DIR / run_dir.name
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse to write into a finished run (status in :data:`FINISHED_STATUSES`).
+
+    Every writer of this module calls it first, so that nothing rewrites the
+    files of a run whose numbers have been reported.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder about to be written to (a run's ``work/`` or ``results/``,
+        or any other folder, which is always writable).
+
+    Raises
+    ------
+    FinishedRunError
+        Naming the run, its status and the exploration folder to use instead.
+    """
+    run = run_folder_of(folder)
+    status = (read_manifest(run) or {}).get("status") if run is not None else None
+    if status in FINISHED_STATUSES:
+        lab = exploration_folder(run)
+        raise FinishedRunError(
+            f"run {run.name} has finished (status {status}) and its files are never changed: explore it in "
+            f"JupyterLab with run_dir set to it, which writes to {lab.parent.parent.name}/{LAB_DIR}/{run.name}/"
+        )
+
+
+def make_read_only(run_dir: Path) -> int:
+    """Clear the write bits of every file of a finished run except its page :data:`RUN_PAGE`.
+
+    A second guard beside :func:`check_writable` against other programs and
+    editors (root ignores the bits). Folders keep theirs, so that an old run
+    can still be deleted.
+
+    Returns
+    -------
+    int
+        The number of files made read-only.
+    """
+    run_dir = Path(run_dir)
+    n = 0
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and not path.is_symlink() and path != run_dir / RUN_PAGE:
+            mode = path.stat().st_mode
+            path.chmod(mode & ~0o222)
+            n += 1
+    return n
 
 
 # --- the work files --------------------------------------------------------------------
@@ -160,6 +261,7 @@ def _read_json(work_dir: Path, file: WorkFile) -> Any:
 
 
 def _write_json(work_dir: Path, file: WorkFile, obj: Any, indent: int) -> Path:
+    check_writable(work_dir)
     path = file.path(work_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=indent), encoding="utf-8")
@@ -167,6 +269,7 @@ def _write_json(work_dir: Path, file: WorkFile, obj: Any, indent: int) -> Path:
 
 
 def _write_parquet(work_dir: Path, file: WorkFile, frame: pd.DataFrame) -> Path:
+    check_writable(work_dir)
     path = file.path(work_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
@@ -236,6 +339,7 @@ def write_imputed(work_dir: Path, frames: Sequence[tuple[int, pd.DataFrame]]) ->
     list of Path
         The files, in the order given.
     """
+    check_writable(work_dir)
     out_dir = Path(work_dir) / IMPUTED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(IMPUTED_PATTERN.replace("{:03d}", "*")):
@@ -270,6 +374,7 @@ def write_selection(
     work_dir: Path, models: list[dict], screening: pd.DataFrame, refused: pd.DataFrame, sensitivity: pd.DataFrame
 ) -> None:
     """Write ``models.json``, ``screening.csv``, ``refused.csv`` and ``sensitivity.csv``."""
+    check_writable(work_dir)
     _write_json(work_dir, MODELS, models, indent=1)
     for file, frame in ((SCREENING, screening), (REFUSED, refused), (SENSITIVITY, sensitivity)):
         frame.to_csv(file.path(work_dir), index=False)
@@ -296,6 +401,101 @@ def write_bootstrap(work_dir: Path, per_model: pd.DataFrame) -> Path:
 def read_bootstrap(work_dir: Path) -> pd.DataFrame:
     """``work/bootstrap.parquet``."""
     return pd.read_parquet(require(work_dir, BOOTSTRAP))
+
+
+# --- what each work file was made from ------------------------------------------------------
+
+#: ``work/fingerprints.json``: one :class:`Fingerprint` per work file, by its name in ``work/``.
+FINGERPRINTS_FILE = "fingerprints.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fingerprint:
+    """What one work file was made from (written by :mod:`mse_helpers.runner.lab`).
+
+    Attributes
+    ----------
+    notebook : str
+        The notebook that wrote it.
+    sha256 : str
+        SHA-256 of the file as written (a later change of the file shows).
+    parameters : dict
+        The parameters it depends on (those first used by its notebook or an
+        earlier one), as plain JSON values, by name.
+    inputs : dict
+        The input data files it depends on: parameter key (``reports``,
+        ``reports[0]`` ...) -> ``{"file": name, "sha256": hex}``.
+    work_inputs : dict
+        The work files its notebook read: shown name (``work/persons.parquet``) -> SHA-256.
+    derived : bool
+        Reconstructed from a finished run's ``params.yaml`` and manifest (a run
+        made before fingerprints were recorded), not recorded when written.
+    """
+
+    notebook: str
+    sha256: str
+    parameters: dict
+    inputs: dict
+    work_inputs: dict
+    derived: bool = False
+
+
+def fingerprints_path(work_dir: Path) -> Path:
+    """``work/fingerprints.json`` of the work folder ``work_dir``."""
+    return Path(work_dir) / FINGERPRINTS_FILE
+
+
+def read_fingerprints(work_dir: Path) -> dict[str, Fingerprint]:
+    """The fingerprints of a work folder by file name in ``work/``; ``{}`` when it has none.
+
+    Raises
+    ------
+    WorkFileError
+        The file exists but is not what :func:`write_fingerprints` writes.
+    """
+    path = fingerprints_path(work_dir)
+    if not path.is_file():
+        return {}
+    shown = f"{WORK_DIR}/{FINGERPRINTS_FILE}"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {name: Fingerprint(**entry) for name, entry in raw["files"].items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WorkFileError(f"{shown}: not a fingerprints file ({exc}); re-run the notebooks from 01") from None
+
+
+def write_fingerprints(work_dir: Path, entries: Mapping[str, Fingerprint]) -> Path:
+    """Write ``work/fingerprints.json`` (atomically; refused in a finished run)."""
+    check_writable(work_dir)
+    path = fingerprints_path(work_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"files": {name: dataclasses.asdict(entries[name]) for name in sorted(entries)}}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def written_files(work_dir: Path, notebook: str) -> list[WorkFile]:
+    """The work files of ``notebook`` that exist in ``work_dir`` (the completed data sets included)."""
+    files = [f for f in WORK_FILES if f.written_by == notebook]
+    if notebook == IMPUTATION:
+        pattern = IMPUTED_PATTERN.replace("{:03d}", "*")
+        files += [
+            imputed(int(path.stem.split("_")[1])) for path in sorted((Path(work_dir) / IMPUTED_DIR).glob(pattern))
+        ]
+    return [f for f in files if f.path(work_dir).is_file()]
+
+
+def notebook_reads(notebook: str, m: int) -> tuple[WorkFile, ...]:
+    """The work files ``notebook`` reads when there are ``m`` completed data sets."""
+    datasets = tuple(imputed(i) for i in range(m))
+    return {
+        PREPARATION: (),
+        IMPUTATION: (PERSONS, PARTIAL, PREP_SUMMARY),
+        SELECTION: (PREP_SUMMARY, *datasets),
+        RESULTS: (PREP_SUMMARY, MODELS, *datasets),
+    }[notebook]
 
 
 # --- the published results ----------------------------------------------------------------
@@ -357,6 +557,7 @@ REVISION_COLUMNS: tuple[str, ...] = (
 def write_results(results_dir: Path, estimates: pd.DataFrame, models: pd.DataFrame) -> None:
     """Write ``results/estimates.csv`` (columns :data:`ESTIMATE_COLUMNS`) and ``results/models.csv``."""
     results_dir = Path(results_dir)
+    check_writable(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     estimates[list(ESTIMATE_COLUMNS)].to_csv(results_dir / ESTIMATES_FILE, index=False)
     models.to_csv(results_dir / MODELS_CSV, index=False)

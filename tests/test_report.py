@@ -455,8 +455,9 @@ def test_notebook_04_keeps_its_first_cells_and_has_no_outputs():
 
     nb = nbformat.read(PROJECT_ROOT / "notebooks" / "04_results.ipynb", as_version=4)
     assert nb.cells[1].metadata.get("tags") == ["parameters"]
-    assert '"bootstrap": 20' in nb.cells[1].source and '"m": 3' in nb.cells[1].source
-    assert 'work_dir = run_dir / "work"' in nb.cells[2].source
+    # the exploration's parameters (written by notebook 01), then the session of mse_helpers.runner.lab
+    assert "params_file = None" in nb.cells[1].source and "overrides = {}" in nb.cells[1].source
+    assert 'session = lab.open_session("04_results", params_file, overrides, run_dir)' in nb.cells[2].source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs for c in code)
     assert any("bootstrap.run_stage(p, work_dir, results_dir)" in c.source for c in code)

@@ -28,7 +28,7 @@ from .. import runfolder
 from ..codes import COVARIATES, REGISTERS, YEAR
 from ..engine.pooling import INTERVALS
 from ..parallel import Backend, Workers
-from ..runfolder import bundled_dir, checkout_root
+from ..runfolder import IMPUTATION, NOTEBOOKS, PREPARATION, RESULTS, SELECTION, bundled_dir, checkout_root
 from ..stages.prepare import LINKING
 
 #: The checkout's root (the folder holding ``data/`` and ``notebooks/``), or
@@ -67,7 +67,15 @@ class ParameterError(ValueError):
     """A parameter (or parameters file) breaks a rule; the message names it."""
 
 
-def param(meaning: str, kind: str, default: Any, section: str, bounds: tuple[int, int] | None = None):
+def param(
+    meaning: str,
+    kind: str,
+    default: Any,
+    section: str,
+    bounds: tuple[int, int] | None = None,
+    *,
+    stage: str | None = PREPARATION,
+):
     """A :class:`Params` field with its one description.
 
     Parameters
@@ -82,11 +90,28 @@ def param(meaning: str, kind: str, default: Any, section: str, bounds: tuple[int
         One of :data:`SECTIONS`.
     bounds : (int, int), optional
         Allowed range of a whole number, checked by :func:`validate`.
+    stage : str or None
+        The first notebook that uses it (``runfolder.NOTEBOOKS``): the work
+        files of that notebook and of every later one depend on it, so a
+        notebook refuses work files made with another value
+        (:mod:`mse_helpers.runner.lab`). ``None``: no result depends on it
+        (how the work is spread over workers). The default, the first
+        notebook, is the safe choice for a new parameter: a change makes
+        every work file stale.
     """
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}")
+    if stage is not None and stage not in NOTEBOOKS:
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(NOTEBOOKS)}")
     return dataclasses.field(
-        metadata={"meaning": meaning, "kind": kind, "default": default, "section": section, "bounds": bounds}
+        metadata={
+            "meaning": meaning,
+            "kind": kind,
+            "default": default,
+            "section": section,
+            "bounds": bounds,
+            "stage": stage,
+        }
     )
 
 
@@ -123,6 +148,7 @@ class Params:
         "file or null",
         None,
         _IN,
+        stage=RESULTS,
     )
     earlier_estimates: Path | None = param(
         "earlier estimates for the long series (Figure 6): a CSV of published figures, or an earlier run folder "
@@ -130,6 +156,7 @@ class Params:
         "file, run folder or null",
         None,
         _IN,
+        stage=RESULTS,
     )
     previous_run: Path | str | None = param(
         "the run whose estimates this run revises: the results page gets a revision section and "
@@ -139,6 +166,7 @@ class Params:
         "`auto`, run folder or null",
         AUTO,
         _IN,
+        stage=RESULTS,
     )
     encoding: str | None = param(
         "text encoding of CSV inputs, e.g. `utf-8` or `cp1252`; `null`: detected (UTF-8, else Windows-1252, as "
@@ -199,10 +227,22 @@ class Params:
         "draw",
         _PREP,
     )
-    m: int = param("completed data sets (multiple imputation)", "whole number", 25, _EST, bounds=(1, 1000))
-    maxit: int = param("chained-equation iterations per data set", "whole number", 10, _EST, bounds=(1, 1000))
+    m: int = param(
+        "completed data sets (multiple imputation)", "whole number", 25, _EST, bounds=(1, 1000), stage=IMPUTATION
+    )
+    maxit: int = param(
+        "chained-equation iterations per data set", "whole number", 10, _EST, bounds=(1, 1000), stage=IMPUTATION
+    )
     three_factor_candidates: int = param(
-        "three-factor terms kept after the screening", "whole number", 20, _EST, bounds=(0, 10000)
+        "three-factor terms kept after the screening",
+        "whole number",
+        20,
+        _EST,
+        bounds=(0, 10000),
+        stage=SELECTION,
+    )
+    bootstrap: int = param(
+        "parametric bootstrap replicates per model", "whole number", 100, _EST, bounds=(2, 100000), stage=RESULTS
     )
     models_from: Path | None = param(
         "a run folder whose selected models are used instead of selecting: completed data set k is fitted "
@@ -211,14 +251,15 @@ class Params:
         "run folder or null",
         None,
         _EST,
+        stage=SELECTION,
     )
-    bootstrap: int = param("parametric bootstrap replicates per model", "whole number", 100, _EST, bounds=(2, 100000))
     sensitivity: tuple[str, ...] = param(
         "sensitivity analyses shown beside the main result: `drop:K` leaves out a register (the earlier study "
         "ran with and without KMar), `drop:S,L` covariates, `no-covariates` fits without any; `[]` for none",
         "list",
         ["drop:K", "no-covariates"],
         _EST,
+        stage=SELECTION,
     )
     sensitivity_datasets: int | None = param(
         "the sensitivity analyses use the first this many completed data sets (they would add about half the "
@@ -227,6 +268,7 @@ class Params:
         10,
         _EST,
         bounds=(1, 1000),
+        stage=SELECTION,
     )
     interval: str = param(
         "`rubin-t` (symmetric, as the study), `log-scale` (for the dark number) or `profile` (each model's "
@@ -236,6 +278,7 @@ class Params:
         " or ".join(f"`{v}`" for v in INTERVALS),
         "rubin-t",
         _EST,
+        stage=RESULTS,
     )
     seed: int = param(
         "master seed; every random step derives its own stream from it",
@@ -244,19 +287,23 @@ class Params:
         _EST,
         bounds=(0, 2**63 - 1),
     )
-    n_jobs: int = param("parallel workers; results do not depend on it", "whole number", 2, _EST, bounds=(1, 256))
+    n_jobs: int = param(
+        "parallel workers; results do not depend on it", "whole number", 2, _EST, bounds=(1, 256), stage=None
+    )
     backend: str = param(
         "where the per-data-set work of imputation, selection and bootstrap runs: `loky` (this machine, `n_jobs` "
         "processes) or `dask` (a running Dask distributed cluster at `scheduler`; same numbers, README)",
         " or ".join(f"`{b.value}`" for b in Backend),
         Backend.LOKY.value,
         _EST,
+        stage=None,
     )
     scheduler: str | None = param(
         "with `backend: dask`: the address of the Dask scheduler, e.g. `tcp://host:8786`",
         "address or null",
         None,
         _EST,
+        stage=None,
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,8 +15,10 @@ A run folder ``reports/YYYY-MM-DD[_k]/`` holds:
 - ``work/``: PRIVATE intermediate files (person-level records) that pass
   between the notebooks. Never publish it.
 
-Notebooks talk to each other only through files in ``work/``; each can be
-re-run on its own with the same ``run_dir``.
+Notebooks talk to each other only through files in ``work/``. Once the run
+has ended (``ok`` or ``failed``) it never changes: its files are made
+read-only and the writers refuse it; a notebook re-run with ``run_dir`` set
+to it (JupyterLab) writes into ``reports/lab/<run>/`` instead (:mod:`.lab`).
 
 Each kernel is started through :mod:`.kernelguard` and, with its joblib/loky
 workers, forms one process group that never outlives the notebook: the runner
@@ -319,7 +321,11 @@ def initial_manifest(p: Params, run_dir: Path, notebooks: tuple[str, ...]) -> di
 #: the caller has MPLBACKEND=Agg (as in a headless shell); small matrices and
 #: many fits make single-threaded BLAS much faster (docs/engine.md), the
 #: parallelism comes from joblib across data sets.
+#: Set in every kernel ``mse run`` starts: a notebook may write into its run folder only
+#: then, and only while the run is running (:mod:`.lab`); in JupyterLab a run is read-only.
+RUN_ENV = "MSE_RUN"
 KERNEL_ENV = {
+    RUN_ENV: "1",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -789,5 +795,6 @@ def run_pipeline(
         if failure:
             (run_dir / runfolder.FAILED_FILE).write_text(str(failure) + "\n", encoding="utf-8")
         write_json(run_dir / runfolder.MANIFEST_FILE, manifest)
+        runfolder.make_read_only(run_dir)  # finished: its files never change (the writers refuse too)
         index_error = refresh_index(reports_dir)
     return RunResult(run_dir, manifest["status"], manifest, failure, interrupted, index_error)

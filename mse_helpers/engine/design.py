@@ -249,12 +249,16 @@ class Design:
         self._col_of = {name: c for c, name in enumerate(self.column_names)}
         self._xcache: dict[bytes, _ModelMatrix] = {}
         self._lf: float | None = None
+        self._lf_table = np.zeros(0)  # gammaln(k + 1) for k = 0, 1, ... (see log_factorial)
+        self._cols_of: dict[tuple, np.ndarray] = {}
+        self._start_match: tuple | None = None  # (start Series, its coefficients on every column)
 
     def clear_caches(self) -> None:
         """Forget cached model matrices and information plans (for honest timing)."""
         self._plans.clear()
         self._xcache.clear()
         self._lcache.clear()
+        self._start_match = None
 
     @property
     def uses_lattice(self) -> bool:
@@ -410,7 +414,13 @@ class Design:
         return self.terms(terms if isinstance(terms, str) or terms is None else list(terms))
 
     def columns(self, terms: Sequence[str]) -> np.ndarray:
-        """Column indices of the model: intercept, every main effect, then ``terms``."""
+        """Column indices of the model: intercept, every main effect, then ``terms``.
+
+        Cached per tuple of terms (read-only array): searches ask for the same models often.
+        """
+        key = terms if isinstance(terms, tuple) else None
+        if key is not None and key in self._cols_of:
+            return self._cols_of[key]
         blocks = [self.blocks[INTERCEPT]] + [self.blocks[v] for v in self.variables]
         for t in terms:
             if t not in self.blocks:
@@ -419,7 +429,13 @@ class Design:
                     f"{' and the three-factor terms asked for' if len(self.candidate_terms) else ''})"
                 )
             blocks.append(self.blocks[t])
-        return np.concatenate(blocks)
+        cols = np.concatenate(blocks)
+        if key is not None:
+            if len(self._cols_of) > 4096:
+                self._cols_of.clear()
+            cols.flags.writeable = False
+            self._cols_of[key] = cols
+        return cols
 
     def n_params(self, terms: Sequence[str]) -> int:
         """Number of parameters of the model (year terms count k-1 each)."""
@@ -440,6 +456,12 @@ class Design:
             if self._lf is None:
                 self._lf = float(gammaln(self.y + 1.0).sum())
             return self._lf
+        k = y.astype(np.int64)
+        if k.size and k.max() < 1_000_000 and np.array_equal(k, y):
+            # whole counts (bootstrap draws): the same gammaln values, from a table
+            if self._lf_table.size <= k.max():
+                self._lf_table = gammaln(np.arange(2 * int(k.max()) + 2, dtype=float) + 1.0)
+            return float(self._lf_table[k].sum())
         return float(gammaln(y + 1.0).sum())
 
     def observed_counts(

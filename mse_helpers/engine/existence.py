@@ -42,6 +42,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import linalg, sparse
+from scipy.linalg import lapack
 from scipy.optimize import linprog
 
 from .design import INTERCEPT, Design
@@ -332,6 +333,12 @@ def existence_screen(X: np.ndarray, y: np.ndarray, gram=None) -> bool | None:
         G = Xp.T @ Xp
     else:
         G = gram(pos.astype(float))
+    # the usual case first: G - s I positive definite for s = GAP_TOL x (trace >= the largest
+    # eigenvalue) means every eigenvalue is above the gap, so the null space is {0}
+    # (a Cholesky factorisation instead of the eigen-decomposition)
+    shift = GAP_TOL * max(float(np.trace(G)), 1.0)
+    if lapack.dpotrf(G - shift * np.eye(G.shape[0]), lower=1, clean=0)[1] == 0:
+        return True
     w, V = np.linalg.eigh(G)
     top = max(float(w[-1]), 1.0)
     null = w <= NULL_TOL * top

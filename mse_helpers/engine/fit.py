@@ -228,20 +228,35 @@ def _newton(
     ``X' W X``) as long as the decrement keeps falling tenfold per step;
     otherwise it is refreshed.
     """
-    eta = M.dot(beta)
-    if not np.all(np.isfinite(eta)) or eta.max() > 700:
-        beta = _start_values(M, y, plan)
+    # the bootstrap refits one model from the same start many times: the linear
+    # predictor and the information factor at the start depend only on the start
+    # (not on the counts), so they are kept with the model (the same numbers)
+    key = beta.tobytes()
+    cached = getattr(M, "_start_cache", None)
+    if cached is not None and cached[0] == key:
+        eta, mu, first_factor = cached[1], cached[2], cached[3]
+    else:
         eta = M.dot(beta)
-    mu = np.exp(eta)
+        if not np.all(np.isfinite(eta)) or eta.max() > 700:
+            beta = _start_values(M, y, plan)
+            eta = M.dot(beta)
+            key = None  # a cold start from these counts: nothing to keep
+        mu = np.exp(eta)
+        first_factor = None
     ll = float(y @ eta - mu.sum())
     factor, prev_dec, fresh = None, np.inf, False
     for it in range(1, max_iter + 1):
         score = M.tdot(y - mu)
         if factor is None:
-            try:
-                factor = _hessian_factor(M, mu, plan)
-            except (linalg.LinAlgError, ValueError):
-                return beta, mu, it, False
+            if it == 1 and first_factor is not None:
+                factor = first_factor
+            else:
+                try:
+                    factor = _hessian_factor(M, mu, plan)
+                except (linalg.LinAlgError, ValueError):
+                    return beta, mu, it, False
+                if it == 1 and key is not None:
+                    M._start_cache = (key, eta, mu, factor)
             fresh = True
         step = _chol_solve(factor, score)
         decrement = float(score @ step)
@@ -366,12 +381,18 @@ def fit_model(
 def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> np.ndarray:
     """Start coefficients for ``cols`` from a neighbour's, by column name (0 if absent)."""
     if isinstance(start, pd.Series):
-        # by the design's name -> column dict: a pandas index lookup per fit costs more than the match
-        col_of = design._col_of
-        where = np.fromiter((col_of.get(n, -1) for n in start.index), dtype=np.int64, count=len(start))
-        known = where >= 0
-        every = np.zeros(len(design.column_names))
-        every[where[known]] = start.to_numpy(dtype=float)[known]
+        # the bootstrap and a search step start many fits from one Series: match it once
+        hit = design._start_match
+        if hit is not None and hit[0] is start:
+            every = hit[1]
+        else:
+            # by the design's name -> column dict: a pandas index lookup per fit costs more than the match
+            col_of = design._col_of
+            where = np.fromiter((col_of.get(n, -1) for n in start.index), dtype=np.int64, count=len(start))
+            known = where >= 0
+            every = np.zeros(len(design.column_names))
+            every[where[known]] = start.to_numpy(dtype=float)[known]
+            design._start_match = (start, every)  # holds the Series: its id cannot be reused meanwhile
         return every[cols]
     names = [design.column_names[c] for c in cols]
     return np.array([float(start.get(n, 0.0)) for n in names])

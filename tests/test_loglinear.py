@@ -442,6 +442,8 @@ def test_lattice_products_equal_the_dense_design():
         np.testing.assert_allclose(L.dot(beta), X @ beta, rtol=0, atol=1e-12)
         np.testing.assert_allclose(L.tdot(r), r @ X, rtol=0, atol=1e-10)
         np.testing.assert_allclose(L.information(mu), (X * mu[:, None]).T @ X, rtol=1e-12, atol=1e-10)
+        B = rng.normal(0, 0.3, (cols.size, 5))
+        np.testing.assert_allclose(L.dot_many(B), X @ B, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -40,6 +40,8 @@ from .fit import Fit
 #: Relative widening of each bound (times ``1 + |llf|``): covers rounding in the
 #: constraints ``X_t' m = X_t' y`` and the current fit's remaining score.
 SLACK = 1e-8
+#: Candidates bracketed together (memory: observed cells x CHUNK doubles).
+CHUNK = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +94,13 @@ def drop_bounds(fit: Fit, drops: Sequence[str], steps: int = 0) -> DropBounds:
     pos = np.full(len(design.column_names), -1)
     pos[cols] = np.arange(cols.size)
     blocks = [pos[design.blocks[t]] for t in drops]
-    X = design.model_matrices(cols).dense()
-    G = linalg.cho_solve(linalg.cho_factor(_information(fit, X), lower=True), np.eye(cols.size))
+    if design.uses_lattice:  # products with X as lattice sums: no design matrix at all
+        lat = design.lattice_model(cols)
+        H, prod = lat.information(mu), lat.dot_many
+    else:
+        X = design.model_matrices(cols).dense()
+        H, prod = (X.T * mu) @ X, X.__matmul__
+    G = linalg.cho_solve(linalg.cho_factor(H, lower=True), np.eye(cols.size))
     p, n = cols.size, len(drops)
     D = np.zeros((p, n))
     single = np.array([i for i, r in enumerate(blocks) if r.size == 1], dtype=int)
@@ -104,11 +111,14 @@ def drop_bounds(fit: Fit, drops: Sequence[str], steps: int = 0) -> DropBounds:
         if r.size > 1:
             D[:, i] = G[:, r] @ np.linalg.solve(G[np.ix_(r, r)], beta[r])
         D[r, i] = beta[r]  # exactly: the sub-model has these coefficients at 0
-    E = X @ D  # e = X d, one column per candidate
     eta = np.log(mu)
     lf = design.log_factorial(y)
-    lower = _primal(y, eta, E, X, D, blocks, beta, steps) - lf
-    upper = _dual(mu, E, fit.llf + lf, steps) - lf
+    lower, upper = np.empty(n), np.empty(n)
+    for a in range(0, n, CHUNK):  # candidates in chunks: memory cells x CHUNK, not cells x candidates
+        c = slice(a, min(a + CHUNK, n))
+        E = prod(D[:, c])  # e = X d, one column per candidate
+        lower[c] = _primal(y, eta, E, prod, D[:, c], blocks[c], beta, steps) - lf
+        upper[c] = _dual(mu, E, fit.llf + lf, steps) - lf
     slack = SLACK * (1.0 + abs(fit.llf))
     return DropBounds(
         terms=tuple(drops),
@@ -118,15 +128,7 @@ def drop_bounds(fit: Fit, drops: Sequence[str], steps: int = 0) -> DropBounds:
     )
 
 
-def _information(fit: Fit, X: np.ndarray) -> np.ndarray:
-    """``X' diag(mu) X`` at the fit, in double precision (the lattice sums when the design has them)."""
-    design = fit.design
-    if design.uses_lattice:
-        return design.lattice_model(fit.cols).information(fit.fitted)
-    return (X.T * fit.fitted) @ X
-
-
-def _primal(y, eta, E, X, D, blocks, beta, steps: int) -> np.ndarray:
+def _primal(y, eta, E, prod, D, blocks, beta, steps: int) -> np.ndarray:
     """Best ``sum(y eta - exp eta)`` seen on the sub-model path ``eta - X_r beta_r - s X_t d_t``, from s = 1.
 
     Every s is a point of the sub-model, so every value is a lower bound of
@@ -140,8 +142,8 @@ def _primal(y, eta, E, X, D, blocks, beta, steps: int) -> np.ndarray:
     B = np.zeros_like(D)
     for i, r in enumerate(blocks):
         B[r, i] = beta[r]
-    b = X @ (D - B)  # X_t d_t
-    a = eta[:, None] - X @ B
+    b = prod(D - B)  # X_t d_t
+    a = eta[:, None] - prod(B)
     s = np.ones(E.shape[1])
     for _ in range(steps):
         m = np.exp(np.minimum(a - s * b, 700.0))

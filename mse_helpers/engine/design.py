@@ -668,6 +668,17 @@ class _LatticeModel:
         A.ravel()[self.flat1] += beta[self.pos1]
         return _lattice_sums(A, *self.sub).ravel()[self.flat_obs]
 
+    def dot_many(self, B: np.ndarray) -> np.ndarray:
+        """``X B`` on the observed cells for a matrix of coefficients (columns of B), in one pass."""
+        c = B.shape[1]
+        A = np.zeros((c, self.K, self.N))
+        A[:, :, self.S0] = B[self.pos0].T[:, None, :]
+        A = A.reshape(c, -1)
+        A[:, self.flat1] += B[self.pos1].T  # (level, mask) differs between columns: no repeats
+        Zh, Zl = self.sub
+        out = np.matmul(np.matmul(Zh, A.reshape(c * self.K, Zh.shape[0], Zl.shape[0])), Zl.T)
+        return out.reshape(c, -1)[:, self.flat_obs].T
+
     def tdot(self, r: np.ndarray) -> np.ndarray:
         """``X' r``."""
         Z = self._superset(r)

@@ -473,13 +473,19 @@ def design_for(
     (:func:`engine.cells.dataset_table` fixes the levels), so one Design serves
     them all; the counts are passed to every fit. The cache saves building the
     model matrix, and keeps the information plans of models visited before.
+
+    The design is the dense one (``lattice=False``): with the bounded backward
+    search the lattice path saves little here, and the searches' unchecked fits
+    of candidates without an MLE drift differently on it, which would change when
+    such a candidate is recorded as refused (work/refused.csv); the selected
+    models are the same on both paths (docs/engine.md 3).
     """
     three = three_factor if isinstance(three_factor, str) or three_factor is None else tuple(three_factor)
     key = (tuple(lists), tuple(factors), three)
     d = _DESIGNS.get(key)
     cols = list(lists) + list(factors)
     if d is None or not d.table[cols].equals(table[cols].reset_index(drop=True)):
-        d = Design(table, lists, factors, three_factor=three)
+        d = Design(table, lists, factors, three_factor=three, lattice=False)
         if len(_DESIGNS) > 8:
             _DESIGNS.clear()
         _DESIGNS[key] = d

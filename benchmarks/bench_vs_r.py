@@ -240,7 +240,7 @@ def main() -> int:
         bench_published(args.reps)
         print(f"load average at the end: {load_average()}")
         return 0
-    from mse_helpers.engine.loglinear import complete_table
+    from mse_helpers.engine.cells import complete_table
     from mse_helpers.runner.params import load_params
     from mse_helpers.stages import impute, prepare
 

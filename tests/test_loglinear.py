@@ -23,7 +23,7 @@ from mse_helpers.engine.fit import fit_model, refit
 from mse_helpers.engine.resample import parametric_bootstrap
 from mse_helpers.engine.status import FitStatus
 
-REL = 1e-6
+REL = 1e-8  # issue 14: llf and N-hat equal to statsmodels to 1e-8 relative
 
 
 def table_from_dict(counts: dict[tuple, int], lists: list[str]) -> pd.DataFrame:

@@ -24,8 +24,10 @@ from .cells import _check_columns, cell_codes, check_on_a_list, factor_levels
 INTERCEPT = "(Intercept)"
 
 #: Whether a Design uses the lattice path when not told (``lattice=None``) and
-#: the table allows it (docs/engine.md 3: 2-4x faster, numbers equal to about 1e-12).
-LATTICE_DEFAULT = True
+#: the table allows it (docs/engine.md 3: 2-4x faster, numbers equal to about 1e-12,
+#: but unchecked fits of models without an MLE drift differently, so searches keep
+#: the dense path; the bootstrap stage asks for the lattice explicitly).
+LATTICE_DEFAULT = False
 
 
 # --- terms ---------------------------------------------------------------------

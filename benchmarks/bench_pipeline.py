@@ -52,7 +52,8 @@ def run_pipeline(reports: Path, tree: Path | None = None) -> tuple[Path, float, 
     """``mse run`` with the defaults into ``reports`` (with ``mse_helpers`` of ``tree``, default
     this checkout); the run folder, wall time, manifest."""
     root = PROJECT_ROOT if tree is None else tree
-    cmd = [sys.executable, "-m", "mse_helpers.cli"]
+    # the console script's function, imported from the tree on PYTHONPATH
+    cmd = [sys.executable, "-c", "import sys; from mse_helpers.cli import main; sys.exit(main())"]
     jupyter = os.environ.get("JUPYTER_PATH") or str(Path(sys.executable).parents[1] / "share" / "jupyter")
     env = dict(os.environ, MPLBACKEND="Agg", JUPYTER_PATH=jupyter, PYTHONPATH=str(root))
     t0 = time.perf_counter()

@@ -272,8 +272,12 @@ def backward(
             return None if fits[t] is None else getattr(fits[t], criterion)
 
         brackets: dict[str, tuple[float, float]] = {}
-        if bounded and allowed:
-            lo, hi = drop_bounds(current, allowed).criterion(penalty)
+        try:  # an information matrix that is not numerically positive definite: no brackets, refit all
+            bounds = drop_bounds(current, allowed) if bounded and allowed else None
+        except np.linalg.LinAlgError:
+            bounds = None
+        if bounds is not None:
+            lo, hi = bounds.criterion(penalty)
             # the candidates that can still be the best are fitted now, the others only if the rule needs them
             for i, t in enumerate(allowed):
                 v = exact(t) if lo[i] <= hi.min() + tol else None

@@ -62,7 +62,7 @@ class Fit:
     m0 : ndarray or None
         Fitted unobserved-cell value (dark number) per stratum.
     llf, deviance : float
-        Log-likelihood (with the ``-log(y!)`` term) and deviance.
+        Log-likelihood (with the ``-log(y!)`` term) and deviance (computed on first use).
     n_iter : int
         Newton iterations used.
     """
@@ -77,9 +77,20 @@ class Fit:
     beta: np.ndarray | None = dataclasses.field(default=None, repr=False)
     fitted: np.ndarray | None = None
     m0: np.ndarray | None = None
-    llf: float = float("nan")
-    deviance: float = float("nan")
     n_iter: int = 0
+
+    @functools.cached_property
+    def llf(self) -> float:
+        """Log-likelihood with the ``-log(y!)`` term (NaN when not ok). Computed on first use:
+        bootstrap refits need only ``m0``."""
+        if self.fitted is None:
+            return float("nan")
+        return poisson_loglik(self.y, self.fitted, self.design.log_factorial(self.y))
+
+    @functools.cached_property
+    def deviance(self) -> float:
+        """Deviance ``2 sum(y log(y/mu) - (y - mu))`` (NaN when not ok); computed on first use."""
+        return float("nan") if self.fitted is None else poisson_deviance(self.y, self.fitted)
 
     @functools.cached_property
     def params(self) -> pd.Series:
@@ -225,7 +236,7 @@ def _newton(
     Newton decrement ``g' H^-1 g`` stalls at rounding level with a fresh
     information matrix. Once close, the factor of the information matrix is
     kept (chord steps: a matrix-vector product each instead of a new
-    ``X' W X``) as long as the decrement keeps falling tenfold per step;
+    ``X' W X``) as long as the decrement keeps falling by ``M.chord_ratio`` per step (tenfold on the dense path);
     otherwise it is refreshed.
     """
     # the bootstrap refits one model from the same start many times: the linear
@@ -279,7 +290,7 @@ def _newton(
                 return beta, mu, it, False
         beta, mu, ll = b_new, mu_new, ll_new
         # keep the factor only when close and converging fast with it
-        if t < 1.0 or decrement > 1.0 or decrement > 0.1 * prev_dec:
+        if t < 1.0 or decrement > 1.0 or decrement > M.chord_ratio * prev_dec:
             factor = None
         prev_dec, fresh = decrement, False
     return beta, mu, max_iter, False
@@ -372,8 +383,6 @@ def fit_model(
         beta=beta,
         fitted=mu,
         m0=np.exp(design.X_unobs[:, cols] @ beta),
-        llf=poisson_loglik(y, mu, design.log_factorial(y)),
-        deviance=poisson_deviance(y, mu),
         n_iter=n_iter,
     )
 

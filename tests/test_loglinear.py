@@ -318,6 +318,21 @@ def test_warm_start_gives_the_same_fit_in_fewer_iterations():
     assert back.n_hat == pytest.approx(full.n_hat, rel=1e-9)
 
 
+def test_a_start_series_changed_in_place_is_matched_again():
+    # the start's match is kept per Series object: a Series changed since must not reuse it
+    rng = np.random.default_rng(8)
+    t = random_table(rng, 4, {"J": [2016, 2017, 2018]}, size=30.0)
+    d = Design(t, list("ABCD"), ["J"])
+    full = fit_model(d, "all2")
+    start = full.params.copy()
+    first = fit_model(d, full.terms, start=start)
+    start.iloc[:] = 0.0  # in place: same object, same index
+    again = fit_model(d, full.terms, start=start)
+    fresh = fit_model(d, full.terms, start=pd.Series(0.0, index=full.params.index))
+    assert first.n_iter < again.n_iter
+    assert again.n_iter == fresh.n_iter and np.array_equal(again.beta, fresh.beta)
+
+
 def test_refit_with_new_counts_matches_a_fresh_design():
     rng = np.random.default_rng(8)
     t = random_table(rng, 4, {"J": [2016, 2017]}, size=200.0)

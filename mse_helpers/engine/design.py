@@ -253,14 +253,13 @@ class Design:
         self._lf: float | None = None
         self._lf_table = np.zeros(0)  # gammaln(k + 1) for k = 0, 1, ... (see log_factorial)
         self._cols_of: dict[tuple, np.ndarray] = {}
-        self._start_match: tuple | None = None  # (start Series, its coefficients on every column)
+        self._start_match: tuple | None = None  # (start Series, its index, values, coefficients on every column)
 
     def clear_caches(self) -> None:
         """Forget cached model matrices and information plans (for honest timing)."""
         self._plans.clear()
         self._xcache.clear()
         self._lcache.clear()
-        self._start_match = None
 
     @property
     def uses_lattice(self) -> bool:

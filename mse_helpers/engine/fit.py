@@ -392,16 +392,20 @@ def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> n
     if isinstance(start, pd.Series):
         # the bootstrap and a search step start many fits from one Series: match it once
         hit = design._start_match
-        if hit is not None and hit[0] is start:
-            every = hit[1]
+        values = start.to_numpy(dtype=float)
+        # the same Series object with the same index object and the same values (a Series
+        # changed in place since is matched again)
+        if hit is not None and hit[0] is start and hit[1] is start.index and np.array_equal(hit[2], values):
+            every = hit[3]
         else:
             # by the design's name -> column dict: a pandas index lookup per fit costs more than the match
             col_of = design._col_of
             where = np.fromiter((col_of.get(n, -1) for n in start.index), dtype=np.int64, count=len(start))
             known = where >= 0
             every = np.zeros(len(design.column_names))
-            every[where[known]] = start.to_numpy(dtype=float)[known]
-            design._start_match = (start, every)  # holds the Series: its id cannot be reused meanwhile
+            every[where[known]] = values[known]
+            # holds the Series, so its id cannot be reused meanwhile
+            design._start_match = (start, start.index, values.copy(), every)
         return every[cols]
     names = [design.column_names[c] for c in cols]
     return np.array([float(start.get(n, 0.0)) for n in names])

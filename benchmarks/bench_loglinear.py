@@ -14,17 +14,22 @@ two. statsmodels gets the
 same design matrix and, for the refits, the same start values
 (``start_params``) as the engine, so the ratios are like for like.
 
-A second table compares the engine's two paths side by side, again in
-alternating blocks: the dense design (the default and the reference) and the
-lattice path (``Design(..., lattice=True)``: subset sums over the binary
-lattice, no design columns copied per model), for the same fits, a bootstrap
-replicate refit, and (unless ``--no-selection``) backward AIC from all
-two-factor terms on the table.
+A second table compares, again in alternating blocks, issue 14's engine
+(``--baseline``, default commit d17393a: ``git archive`` of it imported as the
+package ``mse_baseline``, same table), the dense design of this engine
+(``lattice=False``, the tested reference) and the lattice path (the default:
+subset sums over the binary lattice, no design columns copied per model), for
+the same fits and a bootstrap replicate refit; then (unless ``--no-selection``)
+backward AIC from all two-factor terms with every candidate refitted and with
+the bounded search (``selection.backward``, the default).
+
+With ``--scaling`` a third table gives the time per fit and per backward
+selection for 4, 8 and 16 years and 6 and 8 registers (issue 14 item 4).
 
 BLAS threads are set to 1 for both (unless the caller set them): the machine
 is shared, and multi-threaded BLAS on small matrices is slower and noisier.
 
-Run: ``.venv/bin/python benchmarks/bench_loglinear.py [--repeats 7]``.
+Run: ``.venv/bin/python benchmarks/bench_loglinear.py [--repeats 7] [--scaling] [--baseline COMMIT]``.
 """
 
 from __future__ import annotations
@@ -35,9 +40,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import itertools  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -53,35 +63,40 @@ from mse_helpers.engine.resample import parametric_bootstrap  # noqa: E402
 from mse_helpers.stages import selection  # noqa: E402 - the benchmark times the stage's search
 
 YEARS = (2016, 2017, 2018, 2019)
+ROOT = Path(__file__).resolve().parents[1]
+#: The engine of issue 14 (the dense path, every candidate refitted).
+BASELINE = "d17393a"
 FACTORS = ("S", "L", "N", "U", "J")
 
 
-def study_table(seed: int, persons_per_year: float) -> pd.DataFrame:
+def study_table(seed: int, persons_per_year: float, registers=REGISTERS, years=YEARS) -> pd.DataFrame:
     """A synthetic table of the study's shape, drawn from a log-linear model.
 
-    Inclusion probabilities of the six registers between 3% and 30%, a few
-    referral interactions (P-R, O-R, P-K, I-Z), covariate and year effects;
-    scaled so that ``persons_per_year`` are observed per year on average.
+    Inclusion probabilities of the six registers between 3% and 30% (extra
+    registers, for the scaling table, about 8-12%), a few referral interactions
+    (P-R, O-R, P-K, I-Z), covariate and year effects; scaled so that
+    ``persons_per_year`` are observed per year on average.
     """
     rng = np.random.default_rng(seed)
-    levels = [(0, 1)] * 6 + [COVARIATES[c] for c in "SLNU"] + [YEARS]
-    frame = pd.DataFrame(list(itertools.product(*levels)), columns=list(REGISTERS) + list(FACTORS))
-    logit = {"I": -3.0, "K": -3.3, "O": -1.6, "P": -0.9, "R": -1.5, "Z": -1.9}
+    regs = list(registers)
+    levels = [(0, 1)] * len(regs) + [COVARIATES[c] for c in "SLNU"] + [tuple(years)]
+    frame = pd.DataFrame(list(itertools.product(*levels)), columns=regs + list(FACTORS))
+    logit = {"I": -3.0, "K": -3.3, "O": -1.6, "P": -0.9, "R": -1.5, "Z": -1.9, "X": -2.5, "Y": -2.0}
     eta = np.full(len(frame), np.log(persons_per_year / 16))
-    for r, a in logit.items():
-        eta += a * frame[r].to_numpy()
+    for r in regs:
+        eta += logit[r] * frame[r].to_numpy()
     for a, b, g in (("P", "R", 1.2), ("O", "R", 0.9), ("P", "K", 0.8), ("I", "Z", 0.5)):
         eta += g * frame[a].to_numpy() * frame[b].to_numpy()
     for c, (lo, hi) in {"S": ("F", "M"), "L": ("A", "M"), "N": ("NL", "O"), "U": ("S", "O")}.items():
         eta += rng.normal(0, 0.5) * (frame[c] == hi).to_numpy()
-        eta += rng.normal(0, 0.3, 6) @ (frame[list(REGISTERS)].to_numpy().T * (frame[c] == hi).to_numpy())
-    eta += frame["J"].map(dict(zip(YEARS, rng.normal(0, 0.2, 4)))).to_numpy()
-    observed = frame[list(REGISTERS)].sum(axis=1).to_numpy() > 0
+        eta += rng.normal(0, 0.3, len(regs)) @ (frame[regs].to_numpy().T * (frame[c] == hi).to_numpy())
+    eta += frame["J"].map(dict(zip(years, rng.normal(0, 0.2, len(years))))).to_numpy()
+    observed = frame[regs].sum(axis=1).to_numpy() > 0
     # scale so that the expected number observed per year is persons_per_year
-    eta += np.log(persons_per_year * len(YEARS) / np.exp(eta[observed]).sum())
+    eta += np.log(persons_per_year * len(years) / np.exp(eta[observed]).sum())
     frame["count"] = rng.poisson(np.exp(eta))
-    frame = frame[frame[list(REGISTERS)].sum(axis=1) > 0]
-    return complete_table(frame, list(REGISTERS), list(FACTORS))
+    frame = frame[frame[regs].sum(axis=1) > 0]
+    return complete_table(frame, regs, list(FACTORS))
 
 
 def sm_fit(design: Design, terms: tuple[str, ...], start: np.ndarray | None):
@@ -115,6 +130,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating blocks of statsmodels and engine fits")
     parser.add_argument("--seed", type=int, default=20161231)
     parser.add_argument("--no-selection", action="store_true", help="skip the backward-AIC timing (about 15 s)")
+    parser.add_argument("--baseline", default=BASELINE, help='git commit of issue 14\'s engine ("": none)')
+    parser.add_argument("--scaling", action="store_true", help="also time 4/8/16 years and 6/8 registers")
     parser.add_argument(
         "--persons",
         type=float,
@@ -125,7 +142,7 @@ def main() -> None:
 
     table = study_table(args.seed, args.persons)
     t0 = time.perf_counter()
-    design = Design(table, list(REGISTERS), list(FACTORS))
+    design = Design(table, list(REGISTERS), list(FACTORS), lattice=True)  # the bootstrap's path
     t_design = time.perf_counter() - t0
     full = design.terms("all2")
     drop = "O:P"
@@ -195,62 +212,135 @@ def main() -> None:
         f"N-hat (all two-factor terms): ours {ours_full.n_hat:,.3f}; "
         f"observed {y.sum():,.0f}; Newton iterations: cold {ours_full.n_iter}"
     )
-    compare_paths(table, design, scenarios, args)
+    compare_paths(table, scenarios, args)
+    if args.scaling:
+        scaling(args)
 
 
-def compare_paths(table: pd.DataFrame, dense: Design, scenarios: list, args) -> None:
-    """The dense design against the lattice path, side by side in alternating blocks."""
-    lattice = Design(table, list(REGISTERS), list(FACTORS), lattice=True)
-    assert lattice.uses_lattice
+def baseline_engine(commit: str, tmp: Path):
+    """Issue 14's engine (``git archive`` of ``commit``) importable as the package ``mse_baseline``.
+
+    The package imports itself only relatively, so renamed it runs side by side with this one.
+    """
+    archive = subprocess.run(["git", "archive", commit, "mse_helpers"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    (tmp / "mse_helpers").rename(tmp / "mse_baseline")
+    sys.path.insert(0, str(tmp))
+    mods = {
+        m: importlib.import_module(f"mse_baseline.{m}") for m in ("engine.design", "engine.fit", "stages.selection")
+    }
+    mods["engine.resample"] = importlib.import_module("mse_baseline.engine.resample")
+    return mods
+
+
+def compare_paths(table: pd.DataFrame, scenarios: list, args) -> None:
+    """Issue 14's engine, the dense path and the lattice path, side by side in alternating blocks."""
+    engines = {
+        "dense": (Design(table, list(REGISTERS), list(FACTORS), lattice=False), fit_model, parametric_bootstrap),
+        "lattice": (Design(table, list(REGISTERS), list(FACTORS), lattice=True), fit_model, parametric_bootstrap),
+    }
+    assert engines["lattice"][0].uses_lattice and not engines["dense"][0].uses_lattice
+    backward = {"dense": selection.backward, "lattice": selection.backward}
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = baseline_engine(args.baseline, Path(tmp))
+            d = base["engine.design"].Design(table, list(REGISTERS), list(FACTORS))
+            engines = {
+                "issue": (d, base["engine.fit"].fit_model, base["engine.resample"].parametric_bootstrap)
+            } | engines
+            backward["issue"] = base["stages.selection"].backward
+            _compare(engines, backward, scenarios, args)
+    else:
+        _compare(engines, backward, scenarios, args)
+
+
+def _compare(engines: dict, backward: dict, scenarios: list, args) -> None:
+    names = list(engines)
+    dense = engines["dense"][0]
     full = dense.terms("all2")
     groups = group_matrix(dense.strata, list(FACTORS[:-1]))
-    n_rep = 10
+    n_rep = 20
+    fits = {k: fm(d, full, check=False) for k, (d, fm, _) in engines.items()}
 
-    fits = {id(d): fit_model(d, full, check=False) for d in (dense, lattice)}
+    def job_fit(k, terms, start):
+        d, fm, _ = engines[k]
+        return fm(d, terms, start=start, check=False)
 
-    def replicate(design):
+    def job_boot(k):
         # n_rep replicates of the stage's bootstrap (existence decided exactly, warm refit), same draws
-        return parametric_bootstrap(fits[id(design)], n_rep, np.random.default_rng(1), groups)
+        return engines[k][2](fits[k], n_rep, np.random.default_rng(1), groups)
 
-    jobs = [
-        (name, (lambda d, t=terms, s=start: fit_model(d, t, start=s, check=False)), 1)
-        for name, terms, start, _ in scenarios
-    ]
-    jobs.append((f"bootstrap replicate (of {n_rep})", replicate, n_rep))
-    header = f"\n{'engine path':<38}{'dense':>10}{'lattice':>10}{'ratio':>7}{'rel.diff N-hat':>16}"
+    jobs = [(name, (lambda k, t=terms, s=start: job_fit(k, t, s)), 1) for name, terms, start, _ in scenarios]
+    jobs.append((f"bootstrap replicate (of {n_rep})", job_boot, n_rep))
+    head = "".join(f"{('issue 14' if k == 'issue' else k):>11}" for k in names)
+    ref = "issue" if "issue" in engines else "dense"
+    header = f"\n{'engine path':<38}{head}{f'{ref}/lattice':>15}{'rel.diff N-hat':>16}"
     print(header)
     print("-" * (len(header) - 1))
     for name, job, per in jobs:
-        t_d, t_l = [], []
-        for _ in range(args.rounds):
-            for times, design in ((t_d, dense), (t_l, lattice)):
-                for _ in range(args.repeats if per == 1 else 1):
-                    design.clear_caches()
-                    dt, out_ = timed(lambda: job(design))
-                    times.append(dt / per)
-                    if design is dense:
-                        out_d = out_
-                    else:
-                        out_l = out_
-        n_d = out_d.n_hat if per == 1 else out_d.replicates[:, 0]
-        n_l = out_l.n_hat if per == 1 else out_l.replicates[:, 0]
-        diff = float(np.max(np.abs(np.asarray(n_l) - np.asarray(n_d)) / np.abs(n_d)))
-        m_d, m_l = float(np.median(t_d)), float(np.median(t_l))
-        print(f"{name:<38}{m_d * 1e3:>7.2f} ms{m_l * 1e3:>7.2f} ms{m_d / m_l:>6.1f}x{diff:>16.1e}")
-    if not args.no_selection:
+        times = {k: [] for k in names}
         out = {}
-        for label, design in (("dense", dense), ("lattice", lattice), ("dense", dense), ("lattice", lattice)):
-            design.clear_caches()
-            dt, sel = timed(lambda: selection.backward(design, "all2", criterion="aic"))
-            out.setdefault(label, []).append((dt, sel))
-        (td, sd), (tl, sl) = min(out["dense"], key=lambda x: x[0]), min(out["lattice"], key=lambda x: x[0])
-        print(
-            f"{'backward AIC from all two-factor terms':<38}{td:>8.2f} s{tl:>8.2f} s{td / tl:>6.1f}x"
-            f"{abs(sl.fit.n_hat - sd.fit.n_hat) / sd.fit.n_hat:>16.1e}"
+        for _ in range(args.rounds):
+            for k in names:  # alternating blocks
+                for _ in range(args.repeats if per == 1 else 1):
+                    engines[k][0].clear_caches()
+                    dt, out[k] = timed(lambda: job(k))
+                    times[k].append(dt / per)
+        n_hat = {k: (o.n_hat if per == 1 else o.replicates[:, 0]) for k, o in out.items()}
+        diff = max(
+            float(np.max(np.abs(np.asarray(n_hat[k]) - np.asarray(n_hat[ref])) / np.abs(n_hat[ref]))) for k in names
         )
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        cells = "".join(f"{med[k] * 1e3:>8.2f} ms" for k in names)
+        print(f"{name:<38}{cells}{med[ref] / med['lattice']:>14.1f}x{diff:>16.1e}")
+    if args.no_selection:
+        return
+    runs = {}
+    order = [(k, b) for k in names for b in ((False,) if k == "issue" else (False, True))]
+    for key in order + order[::-1]:  # ABBA, best of 2 each
+        k, bounded = key
+        d = engines[k][0]
+        d.clear_caches()
+        kw = {"bounded": bounded} if k != "issue" else {}
+        dt, sel = timed(lambda: backward[k](d, "all2", criterion="aic", **kw))
+        if key not in runs or dt < runs[key][0]:
+            runs[key] = (dt, sel)
+    t_ref, s_ref = runs[(ref, False)]
+    print(f"\nbackward AIC from all two-factor terms (best of 2 runs each; {ref}: every candidate refitted)")
+    print(f"{'engine path, search':<38}{'seconds':>9}{'fits':>8}{f'{ref}/this':>11}  same removals and N-hat")
+    for (k, bounded), (dt, sel) in runs.items():
+        same = sel.path == s_ref.path and abs(sel.fit.n_hat - s_ref.fit.n_hat) <= 1e-9 * s_ref.fit.n_hat
+        label = f"{'issue 14' if k == 'issue' else k}, {'bounded' if bounded else 'full search'}"
+        print(f"{label:<38}{dt:>9.3f}{sel.counter.fits:>8,}{t_ref / dt:>10.1f}x  {same}")
+    print(f"  N-hat {s_ref.fit.n_hat:,.3f}; {len(s_ref.path)} terms removed")
+
+
+def scaling(args) -> None:
+    """Time per fit and per backward selection for 4, 8 and 16 years and 6 and 8 registers (item 4)."""
+    print(
+        "\nhow cost grows (lattice path, bounded backward AIC from all two-factor terms): synthetic tables, "
+        "4 binary covariates, about 1,500 persons observed per year"
+    )
+    print(
+        f"{'registers':>9}{'years':>6}{'cells':>8}{'params':>7}{'cold fit':>11}{'warm refit':>12}"
+        f"{'backward AIC':>14}{'fits':>6}{'steps':>6}{'us/(cell x param)':>19}"
+    )
+    for n_reg, n_years in ((6, 4), (6, 8), (6, 16), (8, 4), (8, 8), (8, 16)):
+        regs = list(REGISTERS) + ["X", "Y"][: n_reg - 6]
+        years = tuple(range(2016, 2016 + n_years))
+        table = study_table(args.seed, args.persons, registers=regs, years=years)
+        d = Design(table, regs, ["S", "L", "N", "U", "J"], lattice=True)
+        full = d.terms("all2")
+        p = d.n_params(full)
+        t_cold, f = timed(lambda: fit_model(d, full, check=False))
+        smaller = tuple(t for t in full if t != full[0])
+        d.clear_caches()
+        t_warm, _ = timed(lambda: fit_model(d, smaller, start=f.params, check=False))
+        d.clear_caches()
+        t_sel, sel = timed(lambda: selection.backward(d, "all2", criterion="aic"))
         print(
-            f"  {sd.counter.fits:,} fits; removed terms identical: {sd.path == sl.path}; "
-            f"N-hat {sd.fit.n_hat:,.3f} (dense) {sl.fit.n_hat:,.3f} (lattice); best of 2 runs each"
+            f"{n_reg:>9}{n_years:>6}{d.n_cells:>8,}{p:>7}{t_cold * 1e3:>8.0f} ms{t_warm * 1e3:>9.0f} ms"
+            f"{t_sel:>12.2f} s{sel.counter.fits:>6}{len(sel.path) + 1:>6}{t_warm / (d.n_cells * p) * 1e6:>19.4f}"
         )
 
 

@@ -4,6 +4,7 @@ implementation ``tests/stepwise_reference.py`` (R ``step()`` semantics, statsmod
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 import stepwise_reference as ref
 
+from mse_helpers.engine.bounds import drop_bounds, pick_bracketed
 from mse_helpers.engine.cells import complete_table
 from mse_helpers.engine.design import Design
 from mse_helpers.engine.fit import fit_model
@@ -70,6 +72,107 @@ def test_selection_on_the_lattice_path_selects_the_same_models(case):
     dense_fwd = selection.forward(design, dense_two.fit, three, criterion="bic")
     fwd = selection.forward(lattice, two.fit, three, criterion="bic")
     assert fwd.path == dense_fwd.path and fwd.fit.n_hat == pytest.approx(dense_fwd.fit.n_hat, rel=1e-9)
+
+
+# --- bounded backward search: brackets instead of refitting every candidate -------------------
+
+#: random tables from very sparse (most cells 0 or 1) to dense, with and without generated effects
+SPARSE_CASES = [(seed, scale, e) for seed, scale, e in itertools.product((1, 2, 3), (0.7, 2.0, 25.0), (0, 2))]
+
+
+def sparse_design(seed: int, scale: float, effects: dict, lattice: bool) -> Design:
+    rng = np.random.default_rng(seed)
+    table = ref.random_table(rng, LISTS, ["S"], year_levels=YEARS, scale=scale, effects=effects)
+    return Design(complete_table(table, LISTS, FACTORS), LISTS, FACTORS, three_factor="all", lattice=lattice)
+
+
+def study_design(lattice: bool) -> Design:
+    """A table of the study's shape: 6 lists x S L N U x 4 years, 4,032 observed cells, sparse."""
+    rng = np.random.default_rng(2016)
+    lists = list("IKOPRZ")
+    factors = {"S": (0, 1), "L": (0, 1), "N": (0, 1), "U": (0, 1), "J": (2016, 2017, 2018, 2019)}
+    frame = pd.DataFrame(
+        list(itertools.product(*([(0, 1)] * 6 + list(factors.values())))), columns=lists + list(factors)
+    )
+    eta = np.log(0.4) + frame[lists].to_numpy() @ rng.normal(-1.0, 0.6, 6)
+    for a, b in itertools.combinations(lists + ["S", "L", "N", "U"], 2):
+        eta += rng.normal(0, 0.4) * frame[a].to_numpy() * frame[b].to_numpy()
+    eta += frame["J"].map(dict(zip(factors["J"], rng.normal(0, 0.2, 4)))).to_numpy()
+    frame["count"] = rng.poisson(np.exp(eta))
+    frame = frame[frame[lists].sum(axis=1) > 0]
+    return Design(complete_table(frame, lists, list(factors)), lists, list(factors), lattice=lattice)
+
+
+@pytest.mark.parametrize("lattice", [False, True])
+@pytest.mark.parametrize("seed,scale,e", SPARSE_CASES)
+def test_drop_bounds_bracket_every_exact_refit(seed, scale, e, lattice):
+    design = sparse_design(seed, scale, EFFECTS[e], lattice)
+    terms, _ = selection.existing_start(design, design.terms("all2"))
+    for model in (terms, terms[: len(terms) // 2]):  # the start and a smaller model
+        fit = fit_model(design, model, check=False)
+        drops = list(model)
+        b = drop_bounds(fit, drops)
+        exact = np.array(
+            [fit_model(design, [u for u in model if u != t], start=fit.params, check=False).llf for t in drops]
+        )
+        assert np.all(b.llf_lower <= exact) and np.all(exact <= b.llf_upper)
+        assert np.all(exact <= fit.llf + 1e-9 * abs(fit.llf))
+        # not vacuous: the bracket of a term that hardly matters is narrow
+        weakest = np.argmin(fit.llf - exact)
+        assert b.llf_upper[weakest] - b.llf_lower[weakest] < 1e-2 + 1e-7 * abs(fit.llf)
+        for steps in (1, 3):  # more Newton steps: brackets at least as narrow, still bracketing
+            tight = drop_bounds(fit, drops, steps=steps)
+            assert np.all(tight.llf_lower <= exact) and np.all(exact <= tight.llf_upper)
+            assert np.all(tight.llf_lower >= b.llf_lower) and np.all(tight.llf_upper <= b.llf_upper)
+
+
+@pytest.mark.parametrize("criterion", ["aic", "bic"])
+@pytest.mark.parametrize("seed,scale,e", SPARSE_CASES)
+def test_bounded_backward_removes_what_the_full_search_removes(seed, scale, e, criterion):
+    design = sparse_design(seed, scale, EFFECTS[e], lattice=True)
+    full = selection.backward(design, "all2", criterion=criterion, bounded=False)
+    fast = selection.backward(design, "all2", criterion=criterion)
+    assert fast.path == full.path and fast.refused == full.refused
+    # the chosen models are refitted the same way (warm start from the same model): the same numbers
+    assert fast.fit.llf == full.fit.llf and fast.fit.n_hat == full.fit.n_hat
+    assert fast.counter.fits < full.counter.fits
+
+
+@pytest.mark.parametrize("lattice", [False, True])
+def test_bounded_backward_on_the_study_size_table_equals_the_full_search(lattice):
+    design = study_design(lattice)
+    assert design.n_cells == 4032 and design.uses_lattice == lattice
+    full = selection.backward(design, "all2", criterion="aic", bounded=False)
+    fast = selection.backward(design, "all2", criterion="aic")
+    assert len(full.path) >= 5
+    assert fast.path == full.path and fast.fit.llf == full.fit.llf and fast.fit.n_hat == full.fit.n_hat
+    # one or two exact fits per step instead of one per droppable term
+    assert fast.counter.fits <= 3 * (len(full.path) + 1) < full.counter.fits / 5
+
+
+def test_pick_bracketed_is_the_rule_on_exact_values():
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        n = int(rng.integers(1, 7))
+        # values on a coarse grid so that ties and near-ties within TOL happen often
+        vals = {f"t{i}": float(rng.integers(0, 6)) + rng.choice([0.0, 5e-10, 2e-9]) for i in range(n)}
+        current = float(rng.integers(0, 7))
+        brackets = {}
+        for t, v in vals.items():
+            if rng.random() < 0.7:  # a bracket, sometimes exact, sometimes wide
+                w = rng.choice([0.0, 1e-10, 0.5, 3.0], size=2)
+                brackets[t] = (v - w[0], v + w[1])
+        asked = []
+
+        def exact(t):
+            asked.append(t)
+            return vals[t]
+
+        order = list(vals)
+        assert pick_bracketed(order, brackets, exact, current, selection.TOL) == selection._pick(
+            [(t, vals[t]) for t in order], current
+        )
+        assert set(vals) - set(brackets) <= set(asked)
 
 
 @pytest.mark.parametrize("case", range(len(EFFECTS)))

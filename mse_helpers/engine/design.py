@@ -23,6 +23,12 @@ from .cells import _check_columns, cell_codes, check_on_a_list, factor_levels
 #: Name of the intercept column.
 INTERCEPT = "(Intercept)"
 
+#: Whether a Design uses the lattice path when not told (``lattice=None``) and
+#: the table allows it (docs/engine.md 3: 2-4x faster, numbers equal to about 1e-12,
+#: but unchecked fits of models without an MLE drift differently, so searches keep
+#: the dense path; the bootstrap stage asks for the lattice explicitly).
+LATTICE_DEFAULT = False
+
 
 # --- terms ---------------------------------------------------------------------
 
@@ -124,12 +130,13 @@ class Design:
         ("all": every one of them).
     count : str
         Name of the count column.
-    lattice : bool
+    lattice : bool or None
         Fit through subset sums over the binary lattice (:class:`_LatticeModel`)
         instead of products with the design matrix, when the table allows it
         (every variable has two levels except at most one factor); see
-        :attr:`uses_lattice`. Off by default: the numbers agree with the dense
-        path to about 1e-12, not bit for bit.
+        :attr:`uses_lattice`. None (the default): :data:`LATTICE_DEFAULT`.
+        The two paths agree to about 1e-12, not bit for bit; False gives the
+        dense path, the tested reference.
 
     Attributes
     ----------
@@ -160,7 +167,7 @@ class Design:
         factors: Sequence[str] = (),
         three_factor: None | str | Sequence[str] = None,
         count: str = "count",
-        lattice: bool = False,
+        lattice: bool | None = None,
     ):
         self.lists = tuple(lists)
         self.factors = tuple(factors)
@@ -236,7 +243,7 @@ class Design:
         self.strata["n_obs"] = self.n_obs_by_stratum(self.y)
         self._setup_split()
         self._plans: dict[bytes, _InfoPlan] = {}
-        self._lattice = self._setup_lattice() if lattice else None
+        self._lattice = self._setup_lattice() if (LATTICE_DEFAULT if lattice is None else lattice) else None
         self._lcache: dict[bytes, _LatticeModel] = {}
         # object dtype: taking from it is a plain numpy take (the default
         # string dtype goes through pyarrow, slow for a per-fit index)
@@ -244,6 +251,9 @@ class Design:
         self._col_of = {name: c for c, name in enumerate(self.column_names)}
         self._xcache: dict[bytes, _ModelMatrix] = {}
         self._lf: float | None = None
+        self._lf_table = np.zeros(0)  # gammaln(k + 1) for k = 0, 1, ... (see log_factorial)
+        self._cols_of: dict[tuple, np.ndarray] = {}
+        self._start_match: tuple | None = None  # (start Series, its index, values, coefficients on every column)
 
     def clear_caches(self) -> None:
         """Forget cached model matrices and information plans (for honest timing)."""
@@ -405,7 +415,13 @@ class Design:
         return self.terms(terms if isinstance(terms, str) or terms is None else list(terms))
 
     def columns(self, terms: Sequence[str]) -> np.ndarray:
-        """Column indices of the model: intercept, every main effect, then ``terms``."""
+        """Column indices of the model: intercept, every main effect, then ``terms``.
+
+        Cached per tuple of terms (read-only array): searches ask for the same models often.
+        """
+        key = terms if isinstance(terms, tuple) else None
+        if key is not None and key in self._cols_of:
+            return self._cols_of[key]
         blocks = [self.blocks[INTERCEPT]] + [self.blocks[v] for v in self.variables]
         for t in terms:
             if t not in self.blocks:
@@ -414,7 +430,13 @@ class Design:
                     f"{' and the three-factor terms asked for' if len(self.candidate_terms) else ''})"
                 )
             blocks.append(self.blocks[t])
-        return np.concatenate(blocks)
+        cols = np.concatenate(blocks)
+        if key is not None:
+            if len(self._cols_of) > 4096:
+                self._cols_of.clear()
+            cols.flags.writeable = False
+            self._cols_of[key] = cols
+        return cols
 
     def n_params(self, terms: Sequence[str]) -> int:
         """Number of parameters of the model (year terms count k-1 each)."""
@@ -435,6 +457,12 @@ class Design:
             if self._lf is None:
                 self._lf = float(gammaln(self.y + 1.0).sum())
             return self._lf
+        k = y.astype(np.int64)
+        if k.size and k.max() < 1_000_000 and np.array_equal(k, y):
+            # whole counts (bootstrap draws): the same gammaln values, from a table
+            if self._lf_table.size <= k.max():
+                self._lf_table = gammaln(np.arange(2 * int(k.max()) + 2, dtype=float) + 1.0)
+            return float(self._lf_table[k].sum())
         return float(gammaln(y + 1.0).sum())
 
     def observed_counts(
@@ -494,6 +522,10 @@ class _ModelMatrix:
     once. The single-precision copy is made only if the information matrix
     has to be formed directly (no split plan).
     """
+
+    #: Newton keeps the information factor (chord steps) while the decrement falls
+    #: by this factor per step (see ``fit._newton``).
+    chord_ratio = 0.1
 
     def __init__(self, design: "Design", cols: np.ndarray):
         self.design, self.cols = design, cols
@@ -616,6 +648,11 @@ class _LatticeModel:
     :class:`_ModelMatrix` plus :meth:`information` (it is its own plan).
     """
 
+    #: Chord steps only when the decrement falls 10,000-fold per step: a fresh
+    #: factor costs about half an iteration here, so Newton's fewer iterations win
+    #: (5 instead of 8 per bootstrap refit; see ``fit._newton``).
+    chord_ratio = 1e-4
+
     def __init__(self, design: "Design", cols: np.ndarray):
         lat = design._lattice
         self.design, self.cols = design, cols
@@ -640,6 +677,17 @@ class _LatticeModel:
         A[:, self.S0] = beta[self.pos0]
         A.ravel()[self.flat1] += beta[self.pos1]
         return _lattice_sums(A, *self.sub).ravel()[self.flat_obs]
+
+    def dot_many(self, B: np.ndarray) -> np.ndarray:
+        """``X B`` on the observed cells for a matrix of coefficients (columns of B), in one pass."""
+        c = B.shape[1]
+        A = np.zeros((c, self.K, self.N))
+        A[:, :, self.S0] = B[self.pos0].T[:, None, :]
+        A = A.reshape(c, -1)
+        A[:, self.flat1] += B[self.pos1].T  # (level, mask) differs between columns: no repeats
+        Zh, Zl = self.sub
+        out = np.matmul(np.matmul(Zh, A.reshape(c * self.K, Zh.shape[0], Zl.shape[0])), Zl.T)
+        return out.reshape(c, -1)[:, self.flat_obs].T
 
     def tdot(self, r: np.ndarray) -> np.ndarray:
         """``X' r``."""

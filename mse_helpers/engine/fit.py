@@ -62,7 +62,7 @@ class Fit:
     m0 : ndarray or None
         Fitted unobserved-cell value (dark number) per stratum.
     llf, deviance : float
-        Log-likelihood (with the ``-log(y!)`` term) and deviance.
+        Log-likelihood (with the ``-log(y!)`` term) and deviance (computed on first use).
     n_iter : int
         Newton iterations used.
     """
@@ -77,9 +77,20 @@ class Fit:
     beta: np.ndarray | None = dataclasses.field(default=None, repr=False)
     fitted: np.ndarray | None = None
     m0: np.ndarray | None = None
-    llf: float = float("nan")
-    deviance: float = float("nan")
     n_iter: int = 0
+
+    @functools.cached_property
+    def llf(self) -> float:
+        """Log-likelihood with the ``-log(y!)`` term (NaN when not ok). Computed on first use:
+        bootstrap refits need only ``m0``."""
+        if self.fitted is None:
+            return float("nan")
+        return poisson_loglik(self.y, self.fitted, self.design.log_factorial(self.y))
+
+    @functools.cached_property
+    def deviance(self) -> float:
+        """Deviance ``2 sum(y log(y/mu) - (y - mu))`` (NaN when not ok); computed on first use."""
+        return float("nan") if self.fitted is None else poisson_deviance(self.y, self.fitted)
 
     @functools.cached_property
     def params(self) -> pd.Series:
@@ -225,23 +236,38 @@ def _newton(
     Newton decrement ``g' H^-1 g`` stalls at rounding level with a fresh
     information matrix. Once close, the factor of the information matrix is
     kept (chord steps: a matrix-vector product each instead of a new
-    ``X' W X``) as long as the decrement keeps falling tenfold per step;
+    ``X' W X``) as long as the decrement keeps falling by ``M.chord_ratio`` per step (tenfold on the dense path);
     otherwise it is refreshed.
     """
-    eta = M.dot(beta)
-    if not np.all(np.isfinite(eta)) or eta.max() > 700:
-        beta = _start_values(M, y, plan)
+    # the bootstrap refits one model from the same start many times: the linear
+    # predictor and the information factor at the start depend only on the start
+    # (not on the counts), so they are kept with the model (the same numbers)
+    key = beta.tobytes()
+    cached = getattr(M, "_start_cache", None)
+    if cached is not None and cached[0] == key:
+        eta, mu, first_factor = cached[1], cached[2], cached[3]
+    else:
         eta = M.dot(beta)
-    mu = np.exp(eta)
+        if not np.all(np.isfinite(eta)) or eta.max() > 700:
+            beta = _start_values(M, y, plan)
+            eta = M.dot(beta)
+            key = None  # a cold start from these counts: nothing to keep
+        mu = np.exp(eta)
+        first_factor = None
     ll = float(y @ eta - mu.sum())
     factor, prev_dec, fresh = None, np.inf, False
     for it in range(1, max_iter + 1):
         score = M.tdot(y - mu)
         if factor is None:
-            try:
-                factor = _hessian_factor(M, mu, plan)
-            except (linalg.LinAlgError, ValueError):
-                return beta, mu, it, False
+            if it == 1 and first_factor is not None:
+                factor = first_factor
+            else:
+                try:
+                    factor = _hessian_factor(M, mu, plan)
+                except (linalg.LinAlgError, ValueError):
+                    return beta, mu, it, False
+                if it == 1 and key is not None:
+                    M._start_cache = (key, eta, mu, factor)
             fresh = True
         step = _chol_solve(factor, score)
         decrement = float(score @ step)
@@ -264,7 +290,7 @@ def _newton(
                 return beta, mu, it, False
         beta, mu, ll = b_new, mu_new, ll_new
         # keep the factor only when close and converging fast with it
-        if t < 1.0 or decrement > 1.0 or decrement > 0.1 * prev_dec:
+        if t < 1.0 or decrement > 1.0 or decrement > M.chord_ratio * prev_dec:
             factor = None
         prev_dec, fresh = decrement, False
     return beta, mu, max_iter, False
@@ -357,8 +383,6 @@ def fit_model(
         beta=beta,
         fitted=mu,
         m0=np.exp(design.X_unobs[:, cols] @ beta),
-        llf=poisson_loglik(y, mu, design.log_factorial(y)),
-        deviance=poisson_deviance(y, mu),
         n_iter=n_iter,
     )
 
@@ -366,12 +390,22 @@ def fit_model(
 def _match_start(design: Design, cols: np.ndarray, start: pd.Series | dict) -> np.ndarray:
     """Start coefficients for ``cols`` from a neighbour's, by column name (0 if absent)."""
     if isinstance(start, pd.Series):
-        # by the design's name -> column dict: a pandas index lookup per fit costs more than the match
-        col_of = design._col_of
-        where = np.fromiter((col_of.get(n, -1) for n in start.index), dtype=np.int64, count=len(start))
-        known = where >= 0
-        every = np.zeros(len(design.column_names))
-        every[where[known]] = start.to_numpy(dtype=float)[known]
+        # the bootstrap and a search step start many fits from one Series: match it once
+        hit = design._start_match
+        values = start.to_numpy(dtype=float)
+        # the same Series object with the same index object and the same values (a Series
+        # changed in place since is matched again)
+        if hit is not None and hit[0] is start and hit[1] is start.index and np.array_equal(hit[2], values):
+            every = hit[3]
+        else:
+            # by the design's name -> column dict: a pandas index lookup per fit costs more than the match
+            col_of = design._col_of
+            where = np.fromiter((col_of.get(n, -1) for n in start.index), dtype=np.int64, count=len(start))
+            known = where >= 0
+            every = np.zeros(len(design.column_names))
+            every[where[known]] = values[known]
+            # holds the Series, so its id cannot be reused meanwhile
+            design._start_match = (start, start.index, values.copy(), every)
         return every[cols]
     names = [design.column_names[c] for c in cols]
     return np.array([float(start.get(n, 0.0)) for n in names])

@@ -43,6 +43,7 @@ import pandas as pd
 
 from .. import runfolder
 from ..codes import YEAR, model_factors
+from ..engine.bounds import drop_bounds, pick_bracketed
 from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import n_hat_by
@@ -292,13 +293,19 @@ def backward(
     criterion: str = "aic",
     repair_start: bool = True,
     tol: float = TOL,
+    bounded: bool = True,
 ) -> Selection:
     """Backward stepwise selection (R's ``step(direction = "backward")``).
 
     At each step every term not contained in another term of the model
-    (marginality) is dropped in turn and the model refitted exactly, warm
-    started from the current model; the drop that lowers the criterion most
-    is made (:func:`_pick`), until none lowers it.
+    (marginality) is a candidate for dropping; the drop that lowers the
+    criterion most is made (:func:`_pick`), until none lowers it. With
+    ``bounded`` (the default) the criterion of every candidate is first
+    bracketed without fitting (:func:`engine.bounds.drop_bounds`: exact lower
+    and upper bounds from the current MLE); only candidates whose bracket the
+    step rule cannot decide on are refitted exactly (warm started from the
+    current model), so the removals are those of refitting every candidate
+    (``bounded=False``, the reference; tests/test_selection.py compares them).
 
     Parameters
     ----------
@@ -314,6 +321,8 @@ def backward(
         assumed to pass. Sub-models then need no check.
     tol : float
         Minimum improvement.
+    bounded : bool
+        Decide from brackets where they suffice (False: refit every candidate).
 
     Returns
     -------
@@ -329,6 +338,8 @@ def backward(
     current = _fit(design, terms, counts, None, counter)
     if not current.ok:
         raise RuntimeError(f"starting model {list(terms)}: {current.status}: {current.message}")
+    penalty = 2.0 if criterion == "aic" else float(np.log(current.nobs))
+    var_sets = {t: frozenset(t.split(":")) for t in terms}
     path: list[str] = []
     step = 0
     while terms:
@@ -336,19 +347,44 @@ def backward(
         # the previous step's candidate models never come back: free their cached
         # information plans (~0.3 MB each on the study table), bounding memory
         design.clear_caches()
-        values = []
-        for t in terms:
-            if any(t != u and set(t.split(":")) < set(u.split(":")) for u in terms):
-                continue  # marginality: t is a margin of a term still in the model
-            cand = _fit(design, tuple(u for u in terms if u != t), counts, current.params, counter)
-            if not cand.ok:  # cannot happen for an existing MLE; recorded, never chosen
-                refused.append({"step": step, "term": t, "status": cand.status, "reason": cand.message})
-                continue
-            values.append((t, getattr(cand, criterion), cand))
-        best = _pick([(t, v) for t, v, _ in values], getattr(current, criterion), tol)
+        # marginality: a margin of a term still in the model is not dropped
+        allowed = [t for t in terms if not any(var_sets[t] < var_sets[u] for u in terms)]
+        fits: dict[str, Fit | None] = {}
+
+        def exact(t: str, step=step, current=current, terms=terms) -> float | None:
+            """The candidate's criterion from an exact fit (None: refused, never chosen)."""
+            if t not in fits:
+                cand = _fit(design, tuple(u for u in terms if u != t), counts, current.params, counter)
+                if not cand.ok:  # cannot happen for an existing MLE; recorded, never chosen
+                    refused.append({"step": step, "term": t, "status": cand.status, "reason": cand.message})
+                fits[t] = cand if cand.ok else None
+            return None if fits[t] is None else getattr(fits[t], criterion)
+
+        brackets: dict[str, tuple[float, float]] = {}
+        try:  # an information matrix that is not numerically positive definite: no brackets, refit all
+            bounds = drop_bounds(current, allowed) if bounded and allowed else None
+        except np.linalg.LinAlgError:
+            bounds = None
+        if bounds is not None:
+            lo, hi = bounds.criterion(penalty)
+            # the candidates that can still be the best are fitted now, the others only if the rule needs them
+            for i, t in enumerate(allowed):
+                v = exact(t) if lo[i] <= hi.min() + tol else None
+                if t not in fits:
+                    brackets[t] = (float(lo[i]), float(hi[i]))
+                elif v is not None:
+                    brackets[t] = (v, v)
+        else:
+            for t in allowed:
+                exact(t)
+        order = [t for t in allowed if fits.get(t, True) is not None]
+        best = pick_bracketed(order, brackets, exact, getattr(current, criterion), tol)
+        while best is not None and exact(best) is None:  # chosen by its bracket, then refused when fitted
+            order.remove(best)
+            best = pick_bracketed(order, brackets, exact, getattr(current, criterion), tol)
         if best is None:
             break
-        current = next(c for t, _, c in values if t == best)
+        current = fits[best]
         terms = tuple(u for u in terms if u != best)
         path.append(best)
     return Selection(current, path, refused, counter)
@@ -530,13 +566,19 @@ def design_for(
     (:func:`engine.cells.dataset_table` fixes the levels), so one Design serves
     them all; the counts are passed to every fit. The cache saves building the
     model matrix, and keeps the information plans of models visited before.
+
+    The design is the dense one (``lattice=False``): with the bounded backward
+    search the lattice path saves little here, and the searches' unchecked fits
+    of candidates without an MLE drift differently on it, which would change when
+    such a candidate is recorded as refused (work/refused.csv); the selected
+    models are the same on both paths (docs/engine.md 3).
     """
     three = three_factor if isinstance(three_factor, str) or three_factor is None else tuple(three_factor)
     key = (tuple(lists), tuple(factors), three)
     d = _DESIGNS.get(key)
     cols = list(lists) + list(factors)
     if d is None or not d.table[cols].equals(table[cols].reset_index(drop=True)):
-        d = Design(table, lists, factors, three_factor=three)
+        d = Design(table, lists, factors, three_factor=three, lattice=False)
         if len(_DESIGNS) > 8:
             _DESIGNS.clear()
         _DESIGNS[key] = d

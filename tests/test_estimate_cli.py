@@ -377,9 +377,10 @@ def test_estimates_of_fits_and_time_scale_as_stated():
     from mse_helpers.cli.estimate import estimated_fits, estimated_seconds
 
     assert estimated_fits(5, None, None) == 1
-    assert estimated_fits(5, "backward-aic", None) == 10 * 11 // 2  # 10 two-factor terms
-    assert estimated_fits(5, "backward-aic", 3) == 6
-    assert estimated_fits(5, "study", 3) == 55 + 10 * 10  # the study always starts from all2
+    assert estimated_fits(5, "backward-aic", None) == 4 * 10  # 10 two-factor terms, bounded search
+    assert estimated_fits(5, "backward-aic", 3) == 6  # every candidate of every step: 3 + 2 + 1
+    assert estimated_fits(5, "study", 3) == 40 + 10 * 10  # the study always starts from all2
+    assert estimated_fits(5, "stepwise", None) == 2 * 10
     assert estimated_seconds(16384, 106, 1) == pytest.approx(1.47, rel=0.01)  # the calibration point
 
 

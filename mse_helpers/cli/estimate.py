@@ -60,6 +60,9 @@ BYTES_PER_ENTRY = 8 + 8 + 4
 #: 2-core machine (14 lists with every two-factor term, 16,384 cells x 106
 #: columns: 1.4 s); a rough scale for :func:`estimated_seconds`.
 SECONDS_PER_CELL_COL2 = 8e-9
+#: Fits per starting term of the bounded backward search in the size guard (each
+#: step's bounds pass and the few candidates it cannot decide; generous).
+BACKWARD_FITS_PER_TERM = 4
 #: Longest request accepted, by that rough estimate.
 MAX_SECONDS = 1800
 #: Steps assumed for a forward search (each fits every remaining candidate).
@@ -276,9 +279,13 @@ def estimated_fits(n_variables: int, select: str | None, n_start_terms: int | No
     Returns
     -------
     int
-        1 without ``--select``; backward elimination from T terms fits at
-        most T(T+1)/2 models; a forward search about :data:`FORWARD_STEPS`
-        times the candidates.
+        1 without ``--select``; backward elimination from T terms refits only
+        the candidates its bounds cannot decide (docs/selection.md, engine/bounds.py:
+        29 fits from 55 terms on the study table), counted as
+        :data:`BACKWARD_FITS_PER_TERM` per term (at most T(T+1)/2, every candidate
+        of every step); a forward search about :data:`FORWARD_STEPS` times the
+        candidates; ``stepwise`` one fit and one existence check per step and
+        at most one step per two-factor term (2 per term).
     """
     two, three = comb(n_variables, 2), comb(n_variables, 3)
     if not select:
@@ -286,7 +293,9 @@ def estimated_fits(n_variables: int, select: str | None, n_start_terms: int | No
     fits = 0
     if select in ("backward-aic", "study"):
         t = two if n_start_terms is None or select == "study" else n_start_terms
-        fits += t * (t + 1) // 2
+        fits += min(t * (t + 1) // 2, BACKWARD_FITS_PER_TERM * t)
+    if select == "stepwise":
+        fits += 2 * two
     if select == "forward-bic":
         fits += (two + three) * FORWARD_STEPS
     if select == "study":

@@ -13,9 +13,12 @@ For every completed data set two models are selected, as in the study:
    three-factor term is eligible only when its three two-factor margins are
    in the model.
 
-The searches are *exactly greedy*: at every step every allowed candidate is
-refitted exactly (warm-started from the current model) and the candidate with
-the lowest criterion is taken, with the same tie rule and tolerance as R's
+The searches are *exactly greedy*: at every step the candidate with the lowest
+criterion among all allowed candidates is taken (backward: every candidate
+drop gets a guaranteed lower and upper bound of its log-likelihood from the
+current fit, :mod:`mse_helpers.engine.bounds`, and only the candidates the
+step rule cannot decide from the bounds are refitted exactly, warm-started;
+forward: every candidate is refitted exactly), with the same tie rule and tolerance as R's
 ``step()`` and the test oracle ``tests/stepwise_reference.py``: candidates are
 visited in design order and one replaces the running best only when its
 criterion is lower by more than :data:`TOL`. Existence checks (the LP of

@@ -81,6 +81,8 @@ def revision_table(table: pd.DataFrame, *, pairs: bool = False, caption: str | N
     # one column at a time: a dict of formatters would reset the formats publish() set
     for col in ("change", "change_new_data", "change_reselection"):
         styler = styler.format(_signed, subset=[col])
+    # group names ("minor (<18) (L=M)") on one line on screen; the print CSS lets them wrap
+    styler = styler.set_properties(subset=["group"], **{"white-space": "nowrap"})
     return styler.format(_percent, subset=["change_percent"])
 
 

@@ -384,3 +384,9 @@ def test_a_later_notebook_refuses_work_files_of_other_parameters_in_one_line(qui
     )
     assert _tree(quick_run) == before
     assert os.environ.get(RUN_ENV) is None
+
+
+def test_overrides_that_are_not_a_dict_are_refused_with_the_rule(tmp_path):
+    # papermill -p overrides '{"interval": ...}' passes a string: say so, not a dict() error
+    with pytest.raises(ValueError, match=r"04_results: overrides must be a dict .* got str"):
+        lab.resolve_params("04_results", None, '{"interval": "log-scale"}', tmp_path, None)

@@ -293,6 +293,11 @@ def resolve_params(
     the explored run's; else the defaults. ``overrides`` win (after the first
     notebook, only parameters first used by this notebook or a later one).
     """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(
+            f"{notebook}: overrides must be a dict of parameter names and values, e.g. "
+            f'{{"interval": "log-scale"}}; got {type(overrides).__name__} {overrides!r}'
+        )
     overrides = dict(overrides or {})
     _check_overrides(notebook, overrides)
     if params_file is None:

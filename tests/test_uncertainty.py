@@ -199,3 +199,17 @@ def test_reselect_interval_is_the_pooled_percentile_never_below_n_obs():
     assert lo[0] == 90 and iv["lower"].iloc[0] == 95 and iv["dark_lower"].iloc[0] == 0
     assert (iv["lower"] >= iv["n_obs"]).all()
     assert iv["n_rep_ok"].eq(70).all() and iv["n_rep_failed"].eq(2).all()
+
+
+def test_report_says_what_the_reselect_interval_contains():
+    from mse_helpers.report import text
+
+    study = text.interval_text("rubin-t")
+    assert study == text.INTERVAL_TEXT["rubin-t"]  # the study's prose unchanged
+    resel = text.interval_text("rubin-t", "reselect")
+    assert "model selection" in resel and "never falls below n_obs" in resel
+    for part in ("imputation", "linking", "choosing the model"):
+        assert part in resel
+    with pytest.raises(ValueError, match="parameter uncertainty"):
+        text.interval_text("rubin-t", "percentile")
+    assert "closed" in text.INTERVAL_LIMITS and "linked" in text.INTERVAL_LIMITS

@@ -347,7 +347,26 @@ def main(argv: list[str] | None = None) -> int:
         help="also the interval of uncertainty: reselect with B_R replicates per model, on the same "
         "completed data sets and selections (0: not run)",
     )
+    parser.add_argument(
+        "--from-csv",
+        nargs="+",
+        metavar="CSV",
+        help="summarise saved --out files (e.g. two batches with different --seed) instead of running; "
+        "columns missing from one file are left out of the summary",
+    )
     args = parser.parse_args(argv)
+    if args.from_csv:
+        frames = [pd.read_csv(f, dtype={"year": str}) for f in args.from_csv]
+        common = [c for c in frames[0].columns if all(c in fr.columns for fr in frames)]
+        results = pd.concat(
+            [fr[common].assign(population=fr["population"] + 1000 * i) for i, fr in enumerate(frames)],
+            ignore_index=True,
+        )
+        print(f"summary of {', '.join(args.from_csv)}: {results['population'].nunique()} populations\n")
+        print(markdown(summarise(results)))
+        print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
+        print(bias_markdown(bias_table(results)))
+        return 0
     if args.populations < 1:
         parser.error("--populations must be at least 1")
     a, _, b = args.years.partition("-")

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
+from mse_helpers import runfolder  # noqa: E402
 from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
 from mse_helpers.engine.pooling import pool_estimates  # noqa: E402
 from mse_helpers.runner.params import load_params  # noqa: E402
@@ -45,8 +46,13 @@ from mse_helpers.stages import (
     impute,
     prepare,
     selection,
+    uncertainty,  # noqa: E402
 )
-from mse_helpers.synthetic import simulator as simulate
+from mse_helpers.synthetic import second  # noqa: E402
+from mse_helpers.synthetic import simulator as simulate  # noqa: E402
+
+#: ``--generator``: the project's simulator (bundled data) or the structurally different second one.
+GENERATORS = {"simulator": simulate.simulate, "second": second.simulate}
 
 # --- one population --------------------------------------------------------------------
 
@@ -84,23 +90,32 @@ def one_population(
     tmp: Path,
     oracle: bool = False,
     linking: str = "draw",
+    generator: str = "simulator",
+    n_reselect: int = 0,
 ) -> pd.DataFrame:
     """Simulate population ``s``, run the method, return estimates beside the truth.
 
     With ``oracle``, preparation and imputation are replaced by the true
     registered persons (see :func:`write_oracle_data`; m = 1). ``linking`` is
     the parameter of that name (docs/method.md 3.5, docs/estimation.md 5).
+    ``generator`` is a key of :data:`GENERATORS`. With ``n_reselect`` > 0 the
+    interval of ``uncertainty: reselect`` (``n_reselect`` replicates per model)
+    is computed too, on the same completed data sets and selections: only the
+    interval step differs (docs/estimation.md 6).
 
     Returns
     -------
     DataFrame
         ``population``, ``year``, ``group``, ``n_true``, ``n_obs``, ``n_hat``,
         ``lower_t``, ``upper_t`` (rubin-t), ``lower_log``, ``upper_log`` (log-scale),
-        ``n_models``, ``n_boot_failed``.
+        ``n_models``, ``n_boot_failed``, ``seconds_study`` (preparation to pooling)
+        and with ``n_reselect``: ``lower_r``, ``upper_r``, ``n_rep_failed``,
+        ``n_rep_changed``, ``seconds_reselect`` (the re-selection step alone).
     """
+    t0 = time.perf_counter()
     seed = population_seed(base_seed, s)
     folder = tmp / f"pop_{s:03d}"
-    data = simulate.simulate(years, seed)
+    data = GENERATORS[generator](years, seed)
     paths = simulate.write_data(data, folder / "data")
     p = load_params(
         None,
@@ -141,14 +156,68 @@ def one_population(
     out = out.merge(pd.concat([truth, all_years]), on=["year", "group"], how="inner")
     out.insert(0, "population", s)
     out["n_boot_failed"] = int(res.failed["n_boot_failed"].sum())
+    out["seconds_study"] = time.perf_counter() - t0
+    if n_reselect:
+        t1 = time.perf_counter()
+        models = bootstrap.read_models(work)
+        pooled = [(int(k), models[int(k)]) for k in res.failed.loc[res.failed["status"] == "ok", "model"]]
+        years_run = runfolder.analysed_years(runfolder.read_prep_summary(work))
+        resel = uncertainty.run_reselection(p, work, pooled, years_run, n_rep=n_reselect)
+        iv = uncertainty.reselect_interval(resel)[["year", "group", "lower", "upper"]]
+        out = out.merge(iv.rename(columns={"lower": "lower_r", "upper": "upper_r"}), on=["year", "group"], how="left")
+        # a diagnostic variant (not a parameter value): Rubin's rules with the re-selected
+        # replicates' variance as the within variance (is the percentile pool or the variance short?)
+        rubin = pool_estimates(reselect_per_model(resel), ["year", "group"], interval="rubin-t")
+        out = out.merge(
+            rubin[["year", "group", "lower", "upper"]].rename(columns={"lower": "lower_rt", "upper": "upper_rt"}),
+            on=["year", "group"],
+            how="left",
+        )
+        out["n_rep_failed"] = sum(r.n_failed for r in resel)
+        out["n_rep_changed"] = sum(r.n_changed for r in resel)
+        out["n_rep"] = sum(r.n_rep for r in resel)
+        out["seconds_reselect"] = time.perf_counter() - t1
     return out
+
+
+def reselect_per_model(resel) -> pd.DataFrame:
+    """Per model and group: N-hat and the variance of the re-selected replicates (for Rubin's rules)."""
+    frames = []
+    for r in resel:
+        f = r.groups.frame()
+        f["n_obs"], f["n_hat"] = r.n_obs, r.n_hat
+        f["var_within"] = (r.n_obs[None, :] + r.dark).var(axis=0, ddof=1)
+        f["var_within_log"] = np.log(r.dark).var(axis=0, ddof=1)
+        f["model"] = r.model
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
 
 
 # --- summary ------------------------------------------------------------------------
 
+ALL_GROUPS = "every year and group"
+
+
+def _flags(results: pd.DataFrame) -> pd.DataFrame:
+    """Per estimate: covered by each interval, relative error and relative widths."""
+    r = results.assign(
+        cov_t=(results["lower_t"] <= results["n_true"]) & (results["n_true"] <= results["upper_t"]),
+        cov_log=(results["lower_log"] <= results["n_true"]) & (results["n_true"] <= results["upper_log"]),
+        rel=(results["n_hat"] - results["n_true"]) / results["n_true"],
+        width=(results["upper_t"] - results["lower_t"]) / results["n_true"],
+    )
+    if "lower_r" in results.columns:
+        r["cov_r"] = (results["lower_r"] <= results["n_true"]) & (results["n_true"] <= results["upper_r"])
+        r["width_r"] = (results["upper_r"] - results["lower_r"]) / results["n_true"]
+    if "lower_rt" in results.columns:
+        r["cov_rt"] = (results["lower_rt"] <= results["n_true"]) & (results["n_true"] <= results["upper_rt"])
+        r["width_rt"] = (results["upper_rt"] - results["lower_rt"]) / results["n_true"]
+    return r
+
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Coverage and mean relative error per year (group total), and over all groups.
+    """Coverage, mean relative error and width: per year (group total), per covariate level
+    (its yearly rows), and over every yearly group.
 
     Parameters
     ----------
@@ -159,46 +228,87 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         ``year``, ``groups``, ``n`` (estimates compared), ``coverage_t``,
-        ``coverage_log``, ``mean_rel_error``, ``mean_abs_rel_error``,
-        ``mean_rel_width`` (interval width / true number, rubin-t).
+        ``coverage_log``, ``coverage_r`` (reselect; NaN when not run),
+        ``mean_rel_error``, ``mean_abs_rel_error``, ``mean_rel_width``
+        (rubin-t width / true number), ``mean_rel_width_r`` (reselect).
     """
-    r = results.assign(
-        cov_t=(results["lower_t"] <= results["n_true"]) & (results["n_true"] <= results["upper_t"]),
-        cov_log=(results["lower_log"] <= results["n_true"]) & (results["n_true"] <= results["upper_log"]),
-        rel=(results["n_hat"] - results["n_true"]) / results["n_true"],
-        width=(results["upper_t"] - results["lower_t"]) / results["n_true"],
-    )
+    r = _flags(results)
+    yearly = r[r["year"] != "all"]
+    parts = [(y, "total", r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())]
+    parts += [("each year", g, yearly[yearly["group"] == g]) for g in yearly["group"].unique() if g != "total"]
+    parts += [(ALL_GROUPS, "all", yearly)]
     rows = []
-    for label, part in [(y, r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())] + [
-        ("every year and group", r[r["year"] != "all"])
-    ]:
+    for label, group, part in parts:
         rows.append(
             {
                 "year": label,
-                "groups": "total" if label != "every year and group" else "all",
+                "groups": group,
                 "n": len(part),
                 "coverage_t": part["cov_t"].mean(),
                 "coverage_log": part["cov_log"].mean(),
+                "coverage_r": part["cov_r"].mean() if "cov_r" in part else float("nan"),
                 "mean_rel_error": part["rel"].mean(),
                 "mean_abs_rel_error": part["rel"].abs().mean(),
                 "mean_rel_width": part["width"].mean(),
+                "mean_rel_width_r": part["width_r"].mean() if "width_r" in part else float("nan"),
+                "coverage_rt": part["cov_rt"].mean() if "cov_rt" in part else float("nan"),
+                "mean_rel_width_rt": part["width_rt"].mean() if "width_rt" in part else float("nan"),
             }
         )
     return pd.DataFrame(rows)
 
 
+def _pct(v: float) -> str:
+    return "" if pd.isna(v) else f"{v:.0%}"
+
+
 def markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (for docs/estimation.md)."""
     lines = [
-        "| year | groups | estimates | coverage (rubin-t) | coverage (log-scale) | mean rel. error | "
-        "mean abs. rel. error | mean width / truth |",
-        "|---|---|---|---|---|---|---|---|",
+        "| year | groups | estimates | coverage study (rubin-t) | coverage study (log-scale) | coverage reselect | "
+        "mean rel. error | mean abs. rel. error | width / truth study | width / truth reselect |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    variant = summary["coverage_rt"].notna().any()
+    if variant:
+        lines[0] += " coverage reselect-rubin (diagnostic) | width / truth reselect-rubin |"
+        lines[1] += "---|---|"
     for row in summary.itertuples():
-        lines.append(
-            f"| {row.year} | {row.groups} | {row.n} | {row.coverage_t:.0%} | {row.coverage_log:.0%} | "
-            f"{row.mean_rel_error:+.1%} | {row.mean_abs_rel_error:.1%} | {row.mean_rel_width:.2f} |"
+        wr = "" if pd.isna(row.mean_rel_width_r) else f"{row.mean_rel_width_r:.2f}"
+        line = (
+            f"| {row.year} | {row.groups} | {row.n} | {_pct(row.coverage_t)} | {_pct(row.coverage_log)} | "
+            f"{_pct(row.coverage_r)} | {row.mean_rel_error:+.1%} | {row.mean_abs_rel_error:.1%} | "
+            f"{row.mean_rel_width:.2f} | {wr} |"
         )
+        if variant:
+            line += f" {_pct(row.coverage_rt)} | {row.mean_rel_width_rt:.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def bias_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean relative error of N-hat (its standard error over populations) per group and year.
+
+    Returns
+    -------
+    DataFrame
+        Index: group; columns: the years and ``all``; values ``"+2.4% (3.1)"``.
+    """
+    r = _flags(results)
+    stats = r.groupby(["group", "year"])["rel"].agg(["mean", "std", "count"])
+    text = [
+        f"{m:+.1%} ({100 * sd / np.sqrt(n):.1f})" if n > 1 else f"{m:+.1%}"
+        for m, sd, n in zip(stats["mean"], stats["std"], stats["count"])
+    ]
+    table = pd.Series(text, index=stats.index).unstack("year")
+    order = ["total"] + [g for g in results["group"].drop_duplicates() if g != "total"]
+    return table.loc[[g for g in order if g in table.index]]
+
+
+def bias_markdown(table: pd.DataFrame) -> str:
+    """:func:`bias_table` as Markdown."""
+    lines = ["| group | " + " | ".join(table.columns) + " |", "|---" * (len(table.columns) + 1) + "|"]
+    lines += [f"| {g} | " + " | ".join(row) + " |" for g, row in zip(table.index, table.to_numpy())]
     return "\n".join(lines)
 
 
@@ -223,7 +333,40 @@ def main(argv: list[str] | None = None) -> int:
         default="draw",
         help="linking targets (parameter linking): draw (default) or expected (the study)",
     )
+    parser.add_argument(
+        "--generator",
+        choices=sorted(GENERATORS),
+        default="simulator",
+        help="simulator (the bundled data's generator, default) or second (mse_helpers.synthetic.second)",
+    )
+    parser.add_argument(
+        "--reselect",
+        type=int,
+        default=0,
+        metavar="B_R",
+        help="also the interval of uncertainty: reselect with B_R replicates per model, on the same "
+        "completed data sets and selections (0: not run)",
+    )
+    parser.add_argument(
+        "--from-csv",
+        nargs="+",
+        metavar="CSV",
+        help="summarise saved --out files (e.g. two batches with different --seed) instead of running; "
+        "columns missing from one file are left out of the summary",
+    )
     args = parser.parse_args(argv)
+    if args.from_csv:
+        frames = [pd.read_csv(f, dtype={"year": str}) for f in args.from_csv]
+        common = [c for c in frames[0].columns if all(c in fr.columns for fr in frames)]
+        results = pd.concat(
+            [fr[common].assign(population=fr["population"] + 1000 * i) for i, fr in enumerate(frames)],
+            ignore_index=True,
+        )
+        print(f"summary of {', '.join(args.from_csv)}: {results['population'].nunique()} populations\n")
+        print(markdown(summarise(results)))
+        print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
+        print(bias_markdown(bias_table(results)))
+        return 0
     if args.populations < 1:
         parser.error("--populations must be at least 1")
     a, _, b = args.years.partition("-")
@@ -231,7 +374,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mse_coverage_") as tmp:
         done = Parallel(n_jobs=args.n_jobs)(
-            delayed(one_population)(s, years, args.m, args.bootstrap, args.seed, Path(tmp), args.oracle, args.linking)
+            delayed(one_population)(
+                s,
+                years,
+                args.m,
+                args.bootstrap,
+                args.seed,
+                Path(tmp),
+                args.oracle,
+                args.linking,
+                args.generator,
+                args.reselect,
+            )
             for s in range(args.populations)
         )
     results = pd.concat(done, ignore_index=True)
@@ -239,17 +393,30 @@ def main(argv: list[str] | None = None) -> int:
         results.to_csv(args.out, index=False)
     print(
         f"coverage check{' (ORACLE DATA: true registered persons)' if args.oracle else ''}: "
-        f"{args.populations} simulated populations, years {years[0]}-{years[-1]}, "
+        f"{args.populations} populations of the {args.generator}, years {years[0]}-{years[-1]}, "
         f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}"
         + ("" if args.oracle else f", linking = {args.linking}")
+        + (f", reselect B_r = {args.reselect}" if args.reselect else "")
     )
     print(
         f"models pooled per population: {results.groupby('population')['n_models'].max().min()}-"
         f"{results.groupby('population')['n_models'].max().max()}; bootstrap replicates failed "
         f"(no MLE) per population: {results.groupby('population')['n_boot_failed'].first().tolist()}"
     )
+    per_pop = results.groupby("population").first()
+    line = f"seconds per population (one core): study {per_pop['seconds_study'].mean():.0f}"
+    if args.reselect:
+        line += (
+            f", reselect step {per_pop['seconds_reselect'].mean():.0f} more "
+            f"({per_pop['seconds_reselect'].sum() / per_pop['n_rep'].sum():.2f} s per replicate); "
+            f"replicates failed {int(per_pop['n_rep_failed'].sum())} of {int(per_pop['n_rep'].sum())}, "
+            f"re-selected another model {int(per_pop['n_rep_changed'].sum())}"
+        )
+    print(line)
     print(f"duration {time.perf_counter() - start:.0f} s\n")
     print(markdown(summarise(results)))
+    print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
+    print(bias_markdown(bias_table(results)))
     return 0
 
 

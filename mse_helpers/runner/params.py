@@ -30,6 +30,7 @@ from ..engine.pooling import INTERVALS
 from ..parallel import Backend, Workers
 from ..runfolder import IMPUTATION, NOTEBOOKS, PREPARATION, RESULTS, SELECTION, bundled_dir, checkout_root
 from ..stages.prepare import LINKING
+from ..stages.uncertainty import UNCERTAINTY
 
 #: The checkout's root (the folder holding ``data/`` and ``notebooks/``), or
 #: ``None`` when the package is installed from a wheel.
@@ -277,6 +278,16 @@ class Params:
         "docs/estimation.md)",
         " or ".join(f"`{v}`" for v in INTERVALS),
         "rubin-t",
+        _EST,
+        stage=RESULTS,
+    )
+    uncertainty: str = param(
+        "what the interval contains: `study` (the study's parametric bootstrap of each selected model and Rubin's "
+        "rules; model choice only through the spread between completed data sets) or `reselect` (a parametric "
+        "bootstrap that repeats the model selection in each of `bootstrap` replicates per model, percentile "
+        "interval over all replicates of all models; about 1 s per replicate, docs/estimation.md 6)",
+        " or ".join(f"`{v}`" for v in UNCERTAINTY),
+        "study",
         _EST,
         stage=RESULTS,
     )
@@ -791,6 +802,11 @@ def validate(raw: Mapping[str, Any]) -> Params:
             raise ParameterError(f"parameter interval: must be one of {', '.join(INTERVALS)}, got {v!r}")
         return v
 
+    def uncertainty(v):
+        if v not in UNCERTAINTY:
+            raise ParameterError(f"parameter uncertainty: must be one of {', '.join(UNCERTAINTY)}, got {v!r}")
+        return v
+
     def linking(v):
         if v not in LINKING:
             raise ParameterError(f"parameter linking: must be one of {', '.join(LINKING)}, got {v!r}")
@@ -811,6 +827,7 @@ def validate(raw: Mapping[str, Any]) -> Params:
         three_factor_candidates=lambda v: _int("three_factor_candidates", v),
         bootstrap=lambda v: _int("bootstrap", v),
         interval=interval,
+        uncertainty=uncertainty,
         seed=lambda v: _int("seed", v),
         n_jobs=lambda v: _int("n_jobs", v),
         sensitivity=_sensitivity,

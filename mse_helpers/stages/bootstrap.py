@@ -52,6 +52,7 @@ from ..engine.profile import group_profile_intervals
 from ..engine.resample import Bootstrap, parametric_bootstrap
 from ..engine.status import FitStatus
 from ..parallel import Workers
+from . import uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +354,9 @@ class BootstrapResult:
     n_models_skipped : int
         Models of models.json not pooled (status not ok there, failed refit,
         or fewer than two usable replicates).
+    reselection : DataFrame or None
+        With ``uncertainty: reselect``: one row per pooled model of the
+        re-selection bootstrap (:func:`uncertainty.failed_frame`); else None.
     """
 
     estimates: pd.DataFrame
@@ -360,6 +364,7 @@ class BootstrapResult:
     per_model: pd.DataFrame
     failed: pd.DataFrame
     n_models_skipped: int
+    reselection: pd.DataFrame | None = None
 
 
 def _failed_row(k: int, mod: dict, status: str, reason: str, n_boot: int, boot: Bootstrap | None) -> dict:
@@ -384,7 +389,7 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     Parameters
     ----------
     p : Params
-        Uses registers, covariates, bootstrap, interval, seed, n_jobs.
+        Uses registers, covariates, bootstrap, interval, uncertainty, seed, n_jobs.
     work_dir : Path
         The run's work folder: ``models.json``, ``imputed/imp_*.parquet``,
         ``prep_summary.json``; receives ``bootstrap.parquet``.
@@ -458,6 +463,11 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         .sort_values(["_y", "year", "_pos"], kind="stable")[ESTIMATE_COLUMNS]
         .reset_index(drop=True)
     )
+    reselection = None
+    if p.uncertainty == uncertainty.RESELECT:  # the interval repeats the model selection (docs/estimation.md 6)
+        resel = uncertainty.run_reselection(p, work_dir, [(r.model, models[r.model]) for r in pooled], years)
+        estimates = uncertainty.apply_interval(estimates, uncertainty.reselect_interval(resel, LEVEL))
+        reselection = uncertainty.failed_frame(resel)
     models_frame = pd.DataFrame([r.models_row(years) for r in pooled])
     runfolder.write_bootstrap(work_dir, per_model)
     runfolder.write_results(results_dir, estimates, models_frame)
@@ -473,4 +483,5 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         per_model=per_model,
         failed=failed,
         n_models_skipped=int((failed["status"] != FitStatus.OK).sum()),
+        reselection=reselection,
     )

@@ -1,0 +1,516 @@
+"""Intervals that include model choice: parameter ``uncertainty`` (docs/estimation.md 6).
+
+``uncertainty: study`` is the study's method: a parametric bootstrap of each
+*selected* model and Rubin's rules over the 2m models (:mod:`.bootstrap`).
+Model choice then enters the interval only through the spread between the
+completed data sets.
+
+``uncertainty: reselect`` (this module) repeats the model selection in every
+bootstrap replicate:
+
+1. for every pooled model k (a completed data set and a model type), draw
+   ``n_rep`` Poisson replicate tables from the fitted selected model, each from
+   its own stream ``seeds.rng(seed, "bootstrap", k, RESELECT_STREAM, b)``;
+2. on every replicate re-run that model type's selection, as a *local* search
+   to make it affordable (:func:`reselect_two_factor`, :func:`reselect_three_factor`):
+   the two-factor model by AIC, starting at the selected two-factor terms and
+   searching both ways (backward drops, then forward additions over all
+   two-factor terms, repeated until neither improves); the three-factor model
+   by the study's forward BIC search over the screened three-factor terms,
+   from the re-selected two-factor model;
+3. estimate every report group with the re-selected model: the replicate's
+   dark number (N* - n_obs*) is added to the data set's n_obs, so a replicate
+   estimate is never below the number registered;
+4. the interval of a group is the 2.5% and 97.5% percentiles of all replicate
+   estimates of all models in one pool (:func:`reselect_interval`): it mixes
+   sampling (the Poisson draws), imputation and linking (the completed data
+   sets differ) and model choice (the selection is repeated).
+
+A replicate whose selected model has no MLE starts from the model the
+selection's own repair reaches (:func:`selection.existing_start`); a replicate
+whose search fails is counted in ``failed_status``, never dropped silently.
+The point estimate, n_obs and the Rubin variances stay those of the study's
+method; only the interval columns change.
+
+Results do not depend on the number of workers: every replicate has its own
+stream and is computed the same way in any process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import runfolder, seeds
+from ..codes import YEAR, model_factors, uses_year_factor
+from ..engine.cells import dataset_table
+from ..engine.design import Design
+from ..engine.estimates import GroupMatrix, group_matrix
+from ..engine.fit import Fit, fit_model
+from ..engine.resample import refit_replicate
+from ..engine.status import FitStatus
+from ..parallel import Workers
+from . import selection
+
+log = logging.getLogger(__name__)
+
+STUDY, RESELECT = "study", "reselect"
+#: Values of the parameter ``uncertainty``.
+UNCERTAINTY = (STUDY, RESELECT)
+#: Extra index of the replicate streams: ``seeds.rng(seed, "bootstrap", k, RESELECT_STREAM, b)``
+#: differs from the study bootstrap's ``seeds.rng(seed, "bootstrap", k)``.
+RESELECT_STREAM = 1
+#: Rounds of (backward, forward) of the local two-factor search; each round
+#: lowers the AIC strictly, so this is a guard, never reached in practice.
+MAX_ROUNDS = 25
+#: Status of a replicate whose search raised (no starting model with an MLE).
+NO_START = "no_starting_model"
+
+
+# --- the searches on one replicate ----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Reselected:
+    """The model re-selected on one replicate.
+
+    Attributes
+    ----------
+    fit : Fit
+        The re-selected model fitted to the replicate.
+    rounds : int
+        Backward/forward rounds of the two-factor search.
+    repaired : bool
+        Whether the start (the selected model) had no MLE on the replicate
+        and was repaired by :func:`selection.existing_start`.
+    """
+
+    fit: Fit
+    rounds: int
+    repaired: bool
+
+
+def two_factor_terms(design: Design) -> tuple[str, ...]:
+    """All two-factor terms of the design (the study's starting model, ``"all2"``)."""
+    return tuple(t for t in design.candidate_terms if t.count(":") == 1)
+
+
+def reselect_two_factor(
+    design: Design, start: Sequence[str], counts: np.ndarray, *, start_exists: bool, max_rounds: int = MAX_ROUNDS
+) -> Reselected:
+    """Local two-factor search by AIC, both ways, from ``start`` (docs/estimation.md 6).
+
+    Backward AIC from ``start`` (:func:`selection.backward`), then forward AIC
+    over all two-factor terms (:func:`selection.forward`), repeated until a
+    forward step adds nothing. The study searches backward from all two-factor
+    terms; starting at the selected model and allowing additions reaches the
+    same local optimum when the replicate is close to the data, at a fraction
+    of the cost (``scripts/reselect_check.py`` compares the two).
+
+    Parameters
+    ----------
+    design : Design
+    start : sequence of str
+        Two-factor terms of the selected model.
+    counts : ndarray
+        Replicate counts of the observed cells.
+    start_exists : bool
+        Whether the MLE of ``start`` exists on ``counts`` (else it is repaired
+        first, as the study's selection does with its start).
+    max_rounds : int
+
+    Returns
+    -------
+    Reselected
+    """
+    cands = two_factor_terms(design)
+    back = selection.backward(design, tuple(start), counts=counts, criterion="aic", repair_start=not start_exists)
+    current = back.fit
+    rounds = 1
+    while rounds < max_rounds:
+        fwd = selection.forward(design, current, cands, counts=counts, criterion="aic")
+        if not fwd.path:
+            break
+        rounds += 1
+        # the forward model's MLE was checked when its terms were added: no repair needed
+        current = selection.backward(design, fwd.fit.terms, counts=counts, criterion="aic", repair_start=False).fit
+    return Reselected(current, rounds, not start_exists)
+
+
+def reselect_three_factor(
+    design: Design,
+    start: Sequence[str],
+    counts: np.ndarray,
+    candidates: Sequence[str],
+    *,
+    start_exists: bool,
+) -> Reselected:
+    """The three-factor model type on a replicate: forward BIC over ``candidates`` from the
+    locally re-selected two-factor model (the study's search, from a re-selected base).
+
+    Parameters
+    ----------
+    design : Design
+        Must hold the candidate three-factor terms.
+    start : sequence of str
+        Terms of the selected three-factor model (its two-factor terms start the search).
+    counts : ndarray
+    candidates : sequence of str
+        The screened three-factor terms (``work/screening.csv``, kept).
+    start_exists : bool
+        Whether the selected three-factor model's MLE exists on ``counts``
+        (then its two-factor part has one too).
+    """
+    two = reselect_two_factor(design, [t for t in start if t.count(":") == 1], counts, start_exists=start_exists)
+    if not candidates:
+        return two
+    three = selection.forward(design, two.fit, tuple(candidates), counts=counts, criterion="bic")
+    return Reselected(three.fit, two.rounds, two.repaired)
+
+
+def full_search(design: Design, model_type: str, counts: np.ndarray, candidates: Sequence[str]) -> Fit:
+    """The study's full selection of one model type on one table (backward AIC from all
+    two-factor terms, then forward BIC for the three-factor type), for comparisons."""
+    two = selection.backward(design, "all2", counts=counts, criterion="aic")
+    if model_type == selection.TWO_FACTOR or not candidates:
+        return two.fit
+    return selection.forward(design, two.fit, tuple(candidates), counts=counts, criterion="bic").fit
+
+
+def reselect(
+    design: Design, fit: Fit, model_type: str, counts: np.ndarray, candidates: Sequence[str]
+) -> tuple[Reselected | None, str]:
+    """Re-select model ``fit``'s type on replicate ``counts``.
+
+    Returns
+    -------
+    reselected : Reselected or None
+        None when the search failed.
+    status : str
+        ``"ok"``, :data:`NO_START` or the fit status of a failed search.
+    """
+    # the exact existence check of the bootstrap (about 1 ms) decides whether the start needs repair
+    _, status, _ = refit_replicate(fit, counts)
+    exists = status == FitStatus.OK
+    try:
+        if model_type == selection.TWO_FACTOR:
+            res = reselect_two_factor(design, fit.terms, counts, start_exists=exists)
+        else:
+            res = reselect_three_factor(design, fit.terms, counts, candidates, start_exists=exists)
+    except RuntimeError:  # existing_start found no model with an MLE
+        return None, NO_START
+    if not res.fit.ok:
+        return None, str(res.fit.status)
+    return res, str(FitStatus.OK)
+
+
+# --- one model ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelReselection:
+    """The re-selection bootstrap of one pooled model.
+
+    Attributes
+    ----------
+    model : int
+        Position in models.json.
+    dataset : int
+    type : str
+    terms : tuple of str
+        The selected model.
+    groups : GroupMatrix
+    n_obs, n_hat : ndarray
+        Per group: the data set's observed persons and the selected model's N-hat.
+    dark : ndarray
+        Usable replicates x groups: the re-selected model's dark number N* - n_obs*.
+    n_rep : int
+        Replicates drawn.
+    failed_status : dict
+        Status -> replicates whose search failed (left out, counted).
+    n_changed : int
+        Usable replicates whose re-selected terms differ from the selected model's.
+    n_repaired : int
+        Replicates on which the selected model had no MLE (start repaired).
+    seconds : float
+        Time of this model's replicates (not part of the results' equality).
+    """
+
+    model: int
+    dataset: int
+    type: str
+    terms: tuple[str, ...]
+    groups: GroupMatrix
+    n_obs: np.ndarray
+    n_hat: np.ndarray
+    dark: np.ndarray
+    n_rep: int
+    failed_status: dict
+    n_changed: int
+    n_repaired: int
+    seconds: float = dataclasses.field(default=0.0, compare=False)
+
+    @property
+    def n_failed(self) -> int:
+        """Replicates left out."""
+        return int(sum(self.failed_status.values()))
+
+    @property
+    def n_ok(self) -> int:
+        """Usable replicates."""
+        return self.n_rep - self.n_failed
+
+
+def reselect_model(
+    design: Design,
+    fit: Fit,
+    *,
+    model: int,
+    dataset: int,
+    model_type: str,
+    groups: GroupMatrix,
+    candidates: Sequence[str],
+    n_rep: int,
+    seed: int,
+) -> ModelReselection:
+    """Draw ``n_rep`` replicates from ``fit`` and re-select the model type on each.
+
+    Parameters
+    ----------
+    design : Design
+        Holds the candidate three-factor terms.
+    fit : Fit
+        The selected model fitted to its completed data set (status ok).
+    model, dataset : int
+        Position in models.json (names the streams) and data set.
+    model_type : str
+    groups : GroupMatrix
+    candidates : sequence of str
+    n_rep : int
+    seed : int
+        The master seed.
+
+    Returns
+    -------
+    ModelReselection
+    """
+    t0 = time.perf_counter()
+    dark = []
+    failed: dict[str, int] = {}
+    n_changed = n_repaired = 0
+    for b in range(n_rep):
+        rng = seeds.rng(seed, "bootstrap", model, RESELECT_STREAM, b)
+        y = rng.poisson(fit.fitted).astype(float)
+        res, status = reselect(design, fit, model_type, y, candidates)
+        if res is None:
+            failed[status] = failed.get(status, 0) + 1
+            continue
+        n_repaired += res.repaired
+        n_changed += set(res.fit.terms) != set(fit.terms)
+        dark.append(groups.sums(res.fit.m0))
+    n_obs = groups.sums(design.n_obs_by_stratum(fit.y))
+    return ModelReselection(
+        model=model,
+        dataset=dataset,
+        type=model_type,
+        terms=tuple(fit.terms),
+        groups=groups,
+        n_obs=n_obs,
+        n_hat=n_obs + groups.sums(fit.m0),
+        dark=np.array(dark).reshape(len(dark), len(groups.group)),
+        n_rep=n_rep,
+        failed_status=failed,
+        n_changed=int(n_changed),
+        n_repaired=int(n_repaired),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# --- one data set (a worker's task) and the stage's step --------------------------------
+
+
+def _dataset_task(
+    path: Path,
+    jobs: list[tuple[int, dict]],
+    registers: Sequence[str],
+    covariates: Sequence[str],
+    years: Sequence[int],
+    candidates: Sequence[str],
+    seed: int,
+    n_rep: int,
+) -> list[ModelReselection]:
+    """Re-selection bootstrap of the pooled models of one completed data set."""
+    persons = runfolder.read_imputed(path)
+    factors = model_factors(covariates, years)
+    table = dataset_table(persons, registers, covariates, years)
+    three = sorted({*candidates, *(t for _, mod in jobs for t in mod["terms"] if t.count(":") >= 2)})
+    design = Design(table, list(registers), list(factors), three_factor=three or None)
+    counts = table["count"].to_numpy()[table["observed"].to_numpy().astype(bool)].astype(float)
+    one_year = not uses_year_factor(years)
+    groups = group_matrix(
+        design.strata, covariates, None if one_year else YEAR, single_year=str(years[0]) if one_year else None
+    )
+    out = []
+    for k, mod in jobs:
+        fit = fit_model(design, design.canonical(tuple(mod["terms"])), counts=counts, explain=False)
+        if not fit.ok:  # the bootstrap stage refitted it with status ok on the same counts
+            raise RuntimeError(f"models.json model {k}: refit status {fit.status} on {path.name}")
+        out.append(
+            reselect_model(
+                design,
+                fit,
+                model=k,
+                dataset=mod["dataset"],
+                model_type=mod["type"],
+                groups=groups,
+                candidates=candidates,
+                n_rep=n_rep,
+                seed=seed,
+            )
+        )
+    return out
+
+
+def screened_candidates(work_dir: Path) -> tuple[str, ...]:
+    """The three-factor terms kept by the screening (``work/screening.csv``, notebook 03)."""
+    path = runfolder.require(work_dir, runfolder.SCREENING, "needed by uncertainty: reselect")
+    screening = pd.read_csv(path)
+    return tuple(screening.loc[screening["kept"].astype(bool), "term"])
+
+
+def run_reselection(
+    p,
+    work_dir: Path,
+    models: Sequence[tuple[int, dict]],
+    years: Sequence[int],
+    *,
+    n_rep: int | None = None,
+) -> list[ModelReselection]:
+    """Re-selection bootstrap of every pooled model (a step of the bootstrap stage).
+
+    Parameters
+    ----------
+    p : Params
+        Uses registers, covariates, bootstrap (replicates per model unless
+        ``n_rep``), seed, n_jobs, backend.
+    work_dir : Path
+        Holds ``imputed/``, ``screening.csv``.
+    models : sequence of (int, dict)
+        Position in models.json and the model object, of the pooled models.
+    years : sequence of int
+    n_rep : int, optional
+        Replicates per model (default ``p.bootstrap``).
+
+    Returns
+    -------
+    list of ModelReselection
+        In model order.
+    """
+    work_dir = Path(work_dir)
+    n_rep = int(p.bootstrap if n_rep is None else n_rep)
+    if n_rep < 1:
+        raise ValueError(f"uncertainty reselect: at least one replicate per model, got {n_rep}")
+    candidates = screened_candidates(work_dir)
+    jobs: dict[int, list[tuple[int, dict]]] = {}
+    for k, mod in models:
+        jobs.setdefault(mod["dataset"], []).append((k, mod))
+    files = dict(zip(sorted(jobs), runfolder.imputed_files(work_dir, sorted(jobs), detail="a data set of models.json")))
+    args = [
+        (files[i], jobs[i], tuple(p.registers), tuple(p.covariates), tuple(years), candidates, p.seed, n_rep)
+        for i in sorted(jobs)
+    ]
+    done = Workers.from_params(p).map(_dataset_task, args)
+    out = sorted((r for rs in done for r in rs), key=lambda r: r.model)
+    log.info(
+        "uncertainty reselect: %d models x %d replicates, %d failed, %d with another model",
+        len(out),
+        n_rep,
+        sum(r.n_failed for r in out),
+        sum(r.n_changed for r in out),
+    )
+    return out
+
+
+# --- the interval -----------------------------------------------------------------------
+
+
+def reselect_interval(results: Sequence[ModelReselection], level: float = 0.95) -> pd.DataFrame:
+    """Percentile interval per group over all replicates of all models in one pool.
+
+    A replicate's estimate is its model's data-set n_obs plus the replicate's
+    dark number; the pool holds every usable replicate of every model (a model
+    with failed replicates contributes fewer). The lower end is never below the
+    group's mean n_obs over the models (the number published as n_obs).
+
+    Parameters
+    ----------
+    results : sequence of ModelReselection
+        Of the pooled models (same groups).
+    level : float
+
+    Returns
+    -------
+    DataFrame
+        ``year``, ``group``, ``n_obs`` (mean over models), ``lower``, ``upper``,
+        ``dark_lower``, ``dark_upper``, ``n_rep_ok``, ``n_rep_failed``.
+    """
+    if not results:
+        raise ValueError("uncertainty reselect: no model to pool")
+    pool = np.vstack([r.n_obs[None, :] + r.dark for r in results if r.n_ok])
+    if len(pool) < 2:
+        raise ValueError(f"uncertainty reselect: {len(pool)} usable replicate(s) in all; a percentile needs two")
+    n_obs = np.mean([r.n_obs for r in results], axis=0)
+    lo, hi = np.quantile(pool, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
+    lower, upper = np.maximum(lo, n_obs), np.maximum(hi, n_obs)
+    out = results[0].groups.frame()
+    out["n_obs"] = n_obs
+    out["lower"], out["upper"] = lower, upper
+    out["dark_lower"], out["dark_upper"] = lower - n_obs, upper - n_obs
+    out["n_rep_ok"] = len(pool)
+    out["n_rep_failed"] = sum(r.n_failed for r in results)
+    return out
+
+
+def apply_interval(estimates: pd.DataFrame, interval: pd.DataFrame) -> pd.DataFrame:
+    """The study's pooled estimates with the interval columns of :func:`reselect_interval`.
+
+    N-hat, n_obs, the variances and df stay those of Rubin's rules; ``lower``,
+    ``upper``, ``dark_lower``, ``dark_upper`` are replaced and ``interval`` is
+    ``"reselect"``. Row order and columns are kept.
+    """
+    iv = interval.set_index(["year", "group"])
+    key = pd.MultiIndex.from_frame(estimates[["year", "group"]])
+    missing = key.difference(iv.index)
+    if len(missing):
+        raise ValueError(f"uncertainty reselect: no interval for group(s) {list(missing)[:5]}")
+    out = estimates.copy()
+    for col in ("lower", "upper", "dark_lower", "dark_upper"):
+        out[col] = iv.loc[key, col].to_numpy()
+    out["interval"] = RESELECT
+    return out
+
+
+def failed_frame(results: Sequence[ModelReselection]) -> pd.DataFrame:
+    """One row per model: replicates drawn, usable, failed (with statuses), re-selected another model."""
+    return pd.DataFrame(
+        [
+            {
+                "model": r.model,
+                "dataset": r.dataset,
+                "type": r.type,
+                "n_rep": r.n_rep,
+                "n_rep_ok": r.n_ok,
+                "n_rep_failed": r.n_failed,
+                "failed_statuses": ";".join(f"{s}:{n}" for s, n in sorted(r.failed_status.items())),
+                "n_changed": r.n_changed,
+                "n_repaired": r.n_repaired,
+            }
+            for r in results
+        ]
+    )

@@ -1,6 +1,6 @@
 """Tests of the parameter ``uncertainty`` (mse_helpers/stages/uncertainty.py, docs/estimation.md 6):
 ``study`` leaves the study's results untouched; ``reselect`` repeats the model selection in every
-bootstrap replicate (local search both ways), pools all replicates into a percentile interval,
+bootstrap replicate (the full selection), pools all replicates into a percentile interval,
 is seeded per model and replicate and does not depend on the number of workers."""
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
 RESELECT_TEXT = (
     "The interval shown repeats the model selection (parameter `uncertainty: reselect`): for each model, "
     "replicate tables are drawn from the fitted model, the model type's selection is run again on each "
-    "replicate (a local search from the selected model) and every group is estimated with the model chosen "
+    "replicate (in full, as on the data: backward from all two-factor terms) and every group is estimated with "
+    "the model chosen "
     "there. The interval runs from the 2.5% to the 97.5% point of all replicates of all models together, "
     "each replicate's estimated dark number added to the number registered, so it never falls below n_obs. "
     "It contains the chance variation of the counts, the differences between the completed data sets (the "
@@ -506,8 +507,8 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             "model selection, so the uncertainty of choosing the model is only partly reflected (through the "
             "differences between the data sets' models). "
             if uncertainty == "study"
-            else "The model selection is repeated in every replicate, but as a local search from the selected "
-            "model, and the percentile interval has no allowance for the few completed data sets. "
+            else "The model selection is repeated in every replicate, but the percentile interval has no "
+            "allowance for the few completed data sets. "
         )
         + INTERVAL_LIMITS
     )

@@ -285,7 +285,7 @@ class Params:
         "what the interval contains: `study` (the study's parametric bootstrap of each selected model and Rubin's "
         "rules; model choice only through the spread between completed data sets) or `reselect` (a parametric "
         "bootstrap that repeats the model selection in each of `bootstrap` replicates per model, percentile "
-        "interval over all replicates of all models; about 1 s per replicate, docs/estimation.md 6)",
+        "interval over all replicates of all models; about 0.2 s per replicate, docs/estimation.md 6)",
         " or ".join(f"`{v}`" for v in UNCERTAINTY),
         "study",
         _EST,

@@ -92,11 +92,11 @@ INTERVAL_LIMITS = (
     "No interval contains the error from assumptions that fail: a population that is not closed within a "
     "year, records of one person that are not linked (or of two persons that are), or a register overlap in "
     "the years with aggregates that differs from the reference years. On synthetic populations with a known "
-    "truth (26 of each of two unlike generators, small settings), the project's calibration check found that "
-    "the 95% intervals contained the true number in 60-82% of the yearly groups with the study's method and "
-    "in 58-76% when the model selection is repeated (that interval came out narrower, not wider), well below "
-    "95%; on the second generator mainly because of bias: its estimates were on average 18% too low (on "
-    "the project's own generator 2% too low, but 11% too low in the year with aggregates)."
+    "truth (50 of each of two unlike generators, small settings), the project's calibration check found that "
+    "the 95% intervals contained the true number in 67-82% of the yearly groups with the study's method and "
+    "in 63-78% when the model selection is repeated (that interval came out narrower, not wider), well below "
+    "95%, mainly because of bias: on the second generator the estimates were on average 17% too low, on the "
+    "project's own generator 1% too low overall but 13% too low in the year with aggregates."
 )
 
 

@@ -101,3 +101,15 @@ def test_progress_goes_through_logging_and_the_cli_prints_it(tmp_path, capsys, m
     import logging
 
     assert logging.getLogger("mse_helpers.runner").handlers == []  # the CLI's handler is removed again
+
+
+def test_python_dash_m_runs_the_mse_command():
+    # python -m mse_helpers.cli is the mse command (a bad parameter: exit 2 naming it)
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mse_helpers.cli", "run", "--set", "m=0"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2
+    assert "parameter m: must be from 1 to 1000, got 0" in out.stderr

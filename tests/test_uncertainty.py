@@ -132,31 +132,12 @@ def test_replicate_estimates_are_dark_numbers_added_to_n_obs():
     design, y = small_table()
     fit = fit_model(design, ("P:R", "O:P", "S:U"), counts=y)
     groups = group_matrix(design.strata, COVS, "J")
-    res = unc.reselect_model(
-        design,
-        fit,
-        model=4,
-        dataset=2,
-        model_type=selection.TWO_FACTOR,
-        groups=groups,
-        candidates=SCREENED,
-        n_rep=3,
-        seed=1,
-    )
+    kwargs = dict(model=4, dataset=2, model_type=selection.TWO_FACTOR, groups=groups, candidates=SCREENED, n_rep=3)
+    res = unc.reselect_model(design, fit, seed=1, **kwargs)
     assert res.n_ok + res.n_failed == 3 and res.dark.shape == (res.n_ok, len(groups.group))
     assert (res.dark > 0).all()
     np.testing.assert_allclose(res.n_hat - res.n_obs, groups.sums(fit.m0))
-    again = unc.reselect_model(
-        design,
-        fit,
-        model=4,
-        dataset=2,
-        model_type=selection.TWO_FACTOR,
-        groups=groups,
-        candidates=SCREENED,
-        n_rep=3,
-        seed=1,
-    )
+    again = unc.reselect_model(design, fit, seed=1, **kwargs)
     np.testing.assert_array_equal(again.dark, res.dark)  # seeded per model and replicate
     assert again.failed_status == res.failed_status and again.n_changed == res.n_changed
 

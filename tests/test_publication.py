@@ -338,6 +338,17 @@ def test_estimate_frame_rounds_by_the_rule_and_shows_the_interval():
     assert shown.iloc[1].tolist() == ["all years", "2,001", "12,300", "10,000–15,000", "6.2"]
 
 
+def test_an_open_upper_bound_is_said_in_words_never_printed_as_a_number():
+    # interval: profile pools an open model interval into an open upper bound (inf)
+    assert fmt.interval_text(4012.3, float("inf")) == "4,000 or more (no upper bound)"
+    assert fmt.interval_text(995.0, 7050.0) == "1,000\u20137,100"
+    assert fmt.interval_text(995.0, float("nan")) == "1,000\u2013\u2013"
+    from mse_helpers.report import text
+
+    assert text.interval_range(4012.3, float("inf")) == "4,000 or more, no upper bound"
+    assert text.interval_range(995.0, 7050.0) == "1,000-7,100"
+
+
 def test_print_version_opens_annexes_and_starts_each_page_on_a_new_sheet():
     page = '<html><head><style>x</style></head><body><nav class="mse-nav">n</nav><details><summary>s</summary>t</details></body></html>'
     doc = report_html.print_version([page, page])

@@ -135,7 +135,13 @@ def estimate_text(value) -> str:
 
 
 def interval_text(lower, upper) -> str:
-    """``"4,000–7,000"``, both bounds rounded by the publication rule."""
+    """``"4,000–7,000"``, both bounds rounded by the publication rule.
+
+    An upper bound that does not exist (``inf``: an open profile interval) is
+    said in words, ``"4,000 or more (no upper bound)"``, never printed as a number.
+    """
+    if upper is not None and not pd.isna(upper) and np.isposinf(float(upper)):
+        return f"{estimate_text(lower)} or more (no upper bound)"
     return f"{estimate_text(lower)}{_EN_DASH}{estimate_text(upper)}"
 
 

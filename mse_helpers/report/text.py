@@ -47,6 +47,13 @@ def fmt(value: float) -> str:
     return f"{tables.publication_round(value):,.0f}"
 
 
+def interval_range(lower: float, upper: float) -> str:
+    """``4,000-7,000``; an upper bound that does not exist (``inf``) in words, never as a number."""
+    if np.isposinf(float(upper)):
+        return f"{fmt(lower)} or more, no upper bound"
+    return f"{fmt(lower)}-{fmt(upper)}"
+
+
 def fmt_count(value: float) -> str:
     """A count (or mean count) rounded to whole persons (``1,207``)."""
     return f"{float(np.floor(value + 0.5)):,.0f}"
@@ -137,7 +144,7 @@ def headline(estimates: pd.DataFrame) -> str:
     for year, r in t6.iterrows():
         label = "All years together" if year == tables.ALL_YEARS else f"{year}"
         lines.append(
-            f"- **{label}: {fmt(r['N-hat'])}** ({fmt(r['lower 95%'])}-{fmt(r['upper 95%'])}); "
+            f"- **{label}: {fmt(r['N-hat'])}** ({interval_range(r['lower 95%'], r['upper 95%'])}); "
             f"registered {fmt_count(r['n_obs'])}; ratio {r['ratio']:.1f}"
         )
     return "\n".join(lines)
@@ -604,7 +611,7 @@ def validation(validation_table: pd.DataFrame) -> str:
     ]
     for r in tot.itertuples():
         lines.append(
-            f"- {r.year}: true {r.n_true:,.0f}, estimated {fmt(r.n_hat)} ({fmt(r.lower)}-{fmt(r.upper)}), "
+            f"- {r.year}: true {r.n_true:,.0f}, estimated {fmt(r.n_hat)} ({interval_range(r.lower, r.upper)}), "
             + ("inside" if r.covered else "**outside**")
             + " the interval"
         )

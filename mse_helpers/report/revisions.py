@@ -149,7 +149,9 @@ def revision_text(result) -> str:
     parts += list(result.notes)
     parts.append(
         "The table below shows every year and group of both runs; exact values are in "
-        "`results/revisions.csv`. Estimates and changes are rounded as elsewhere in this report."
+        "`results/revisions.csv`. Estimates and changes are rounded as elsewhere in this report; each "
+        "change is computed from the unrounded estimates and then rounded, so it can differ from the "
+        "difference of the two rounded estimates shown beside it."
     )
     return "\n\n".join(parts)
 

@@ -13,12 +13,18 @@
    and n_jobs = 2, alternating (the machine is shared and noisy), prints the
    times side by side and checks that both give identical results.
 
+3. With ``--lab``: the four notebooks with the defaults of their parameters cells
+   (the exploratory settings JupyterLab runs: m = 3, B = 20, ...) into a
+   temporary exploration folder, one after the other as a user runs them, and
+   prints each notebook's time against issue 15's target of 1 minute per notebook.
+   ``--lab-only`` skips parts 1 and 2.
+
 If the run's notebooks do not yet call model selection or the bootstrap stage
 (no ``work/models.json`` / ``results/estimates.csv`` after the run), those
 stages are run here on the run's work folder and their times are added to the
 projected total; the output says so.
 
-Usage: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pipeline.py [--rounds 2] [--baseline d17393a]``.
+Usage: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pipeline.py [--rounds 2] [--baseline d17393a] [--lab | --lab-only]``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from mse_helpers.stages import bootstrap  # noqa: E402
 BUDGET_S = 60.0
 #: The default run as issue 14 measured it on a quiet 2-core machine (s).
 ISSUE_S = 176.0
+#: Target of issue 15 for each notebook with its JupyterLab defaults (s).
+LAB_BUDGET_S = 60.0
 #: The engine of issue 14.
 BASELINE = "d17393a"
 
@@ -110,11 +118,54 @@ def compare_baseline(tmp: Path, commit: str, run_dir: Path, manifest: dict, wall
     )
 
 
+def lab_notebooks(folder: Path) -> dict[str, float]:
+    """The four notebooks with their own parameters cells' defaults, exploring into ``folder``: seconds each.
+
+    Only ``run_dir`` is set (the defaults write to ``reports/lab`` of the checkout); the
+    kernels are started as ``mse run`` starts them.
+    """
+    import papermill as pm  # noqa: PLC0415 - only for this part
+
+    from mse_helpers.runner.pipeline import NOTEBOOK_DIR, NOTEBOOKS, _kernel_env  # noqa: PLC0415
+
+    _kernel_env()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    seconds = {}
+    for name in NOTEBOOKS:
+        t0 = time.perf_counter()
+        pm.execute_notebook(
+            str(NOTEBOOK_DIR / f"{name}.ipynb"),
+            str(folder / f"executed_{name}.ipynb"),
+            parameters={"run_dir": str(folder / "lab")},
+            kernel_name="python3",
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+        )
+        seconds[name] = time.perf_counter() - t0
+    return seconds
+
+
+def print_lab(tmp: Path) -> bool:
+    """Part 3: prints the notebooks' times with their JupyterLab defaults; True when each is within budget."""
+    print("\n3. the notebooks with their JupyterLab defaults (parameters cells), one after the other")
+    seconds = lab_notebooks(tmp)
+    print(f"{'notebook':<24}{'seconds':>10}{'target':>10}")
+    for name, t in seconds.items():
+        print(f"{name:<24}{t:>10.1f}{LAB_BUDGET_S:>10.0f}   {'ok' if t <= LAB_BUDGET_S else 'over'}")
+    print(f"load average after the notebooks: {load()}")
+    return all(t <= LAB_BUDGET_S for t in seconds.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of n_jobs 1 and 2")
     parser.add_argument("--baseline", default=BASELINE, help='git commit of the engine to compare with ("": none)')
+    parser.add_argument("--lab", action="store_true", help="also time the notebooks with their JupyterLab defaults")
+    parser.add_argument("--lab-only", action="store_true", help="only part 3 (the JupyterLab defaults)")
     args = parser.parse_args()
+    if args.lab_only:
+        with tempfile.TemporaryDirectory(prefix="mse_bench_lab_") as tmp:
+            return 0 if print_lab(Path(tmp)) else 1
     p = load_params(None, None)
     print(
         f"default parameters: m = {p.m}, B = {p.bootstrap}, n_jobs = {p.n_jobs}, "
@@ -182,7 +233,8 @@ def main() -> int:
         totals = outs[2].estimates.query("group == 'total'")[["year", "n_obs", "n_hat", "lower", "upper"]]
         print("\nheadline estimates (n_jobs=2 run):")
         print(totals.round(0).to_string(index=False))
-    return 0 if projected <= BUDGET_S else 1
+        lab_ok = print_lab(Path(tmp)) if args.lab else True
+    return 0 if projected <= BUDGET_S and lab_ok else 1
 
 
 if __name__ == "__main__":

@@ -49,24 +49,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from compare_r import r_available, run_r, table_paths  # noqa: E402  (the one R runner and table list)
+from compare_r import R_READ_TASK, R_TASKS_HEAD, r_available, run_r, table_paths  # noqa: E402  (the one R runner and table list)
 
 # Rcapture's closedpCI.t with given two-list terms, and SparseMSE's stepwise selection, timed
 # inside R over `reps` calls per table (the tables are read once, outside the timing)
-R_TIMES = r"""
-suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})
-args <- commandArgs(trailingOnly = TRUE)
-tasks <- read.csv(args[1], stringsAsFactors = FALSE, na.strings = character(0))
-reps <- as.integer(args[2]); nboot <- as.integer(args[3])
+R_TIMES = (
+    R_TASKS_HEAD
+    + r"""reps <- as.integer(args[2]); nboot <- as.integer(args[3])
 for (i in seq_len(nrow(tasks))) {
-  X <- read.csv(tasks$path[i], comment.char = "#", check.names = FALSE)
-  lists <- setdiff(names(X), "count")
-  Xr <- X[, c(lists, "count")]
-  names(Xr) <- c(paste0("c", seq_along(lists)), "freq")
-  pr <- if (tasks$terms[i] == "") character(0) else strsplit(tasks$terms[i], ",")[[1]]
-  ren <- vapply(pr, function(t) paste0("c", match(strsplit(t, ":")[[1]], lists), collapse = ":"), "")
-  f <- if (length(pr) == 0) ~ . else as.formula(paste("~ . +", paste(ren, collapse = " + ")))
-  # a call that fails in R is reported as NA (not timed)
+"""
+    + R_READ_TASK
+    + r"""  # a call that fails in R is reported as NA (not timed)
   r <- NULL; e <- NULL
   t_rc <- system.time(for (k in seq_len(reps))
     r <- tryCatch(suppressWarnings(closedpCI.t(Xr, dfreq = TRUE, mX = f)), error = function(x) NULL)
@@ -85,6 +78,7 @@ for (i in seq_len(nrow(tasks))) {
               lo, hi, if (is.null(e)) NA_real_ else as.numeric(e$estimate)))
 }
 """
+)
 
 # one whole R process: start-up, both packages, one closedpCI.t call
 R_ONE = r"""

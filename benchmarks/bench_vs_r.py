@@ -50,7 +50,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare_r import run_r, table_paths  # noqa: E402  (one R runner and one table list for both)
+from compare_r import R_READ_TASK, R_TASKS_HEAD, r_available, run_r, table_paths  # noqa: E402  (one R runner, one table list)
 
 INSTALL_HELP = """\
 This benchmark needs R and the R package mice. On Debian or Ubuntu:
@@ -99,20 +99,13 @@ for (v in names(meth)[meth != ""]) {
 """
 
 
-R_SMALL = r"""
-suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})
-args <- commandArgs(trailingOnly = TRUE)
-tasks <- read.csv(args[1], stringsAsFactors = FALSE, na.strings = character(0))
-reps <- as.integer(args[2])
+R_SMALL = (
+    R_TASKS_HEAD
+    + r"""reps <- as.integer(args[2])
 for (i in seq_len(nrow(tasks))) {
-  X <- read.csv(tasks$path[i], comment.char = "#", check.names = FALSE)
-  lists <- setdiff(names(X), "count")
-  Xr <- X[, c(lists, "count")]
-  names(Xr) <- c(paste0("c", seq_along(lists)), "freq")
-  pr <- if (tasks$terms[i] == "") character(0) else strsplit(tasks$terms[i], ",")[[1]]
-  ren <- vapply(pr, function(t) paste0("c", match(strsplit(t, ":")[[1]], lists), collapse = ":"), "")
-  f <- if (length(pr) == 0) ~ . else as.formula(paste("~ . +", paste(ren, collapse = " + ")))
-  t_rc <- system.time(for (k in seq_len(reps))
+"""
+    + R_READ_TASK
+    + r"""  t_rc <- system.time(for (k in seq_len(reps))
     r <- suppressWarnings(closedpCI.t(Xr, dfreq = TRUE, mX = f)))[["elapsed"]] / reps
   t_sw <- system.time(for (k in seq_len(reps))
     e <- estimatepopulation.0(X[, c(lists, "count")], method = "stepwise"))[["elapsed"]] / reps
@@ -120,22 +113,15 @@ for (i in seq_len(nrow(tasks))) {
               sum(Xr$freq) + exp(unname(coef(r$fit)[1]))))
 }
 """
+)
 
 
 def bench_published(reps: int) -> None:
     """Small published tables: Rcapture's fit + profile interval and SparseMSE's stepwise
     selection against ``mse estimate`` (fit of the same model; backward AIC), per table."""
-    probe = subprocess.run(
-        ["Rscript", "-e", "suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        print(
-            "published tables: skipped (the R packages Rcapture and SparseMSE are missing; "
-            "scripts/compare_r.py says how to install them)"
-        )
+    why = r_available()
+    if why:
+        print(f"published tables: skipped ({why}; scripts/compare_r.py says how to install Rcapture and SparseMSE)")
         return
     paths = table_paths()
     ours = {}

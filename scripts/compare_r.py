@@ -278,6 +278,26 @@ COLUMNS = [
 ]
 
 
+#: R code shared by the benchmarks that time R on the published tables: load both packages and
+#: read the task table (``args[1]``: columns dataset, path, terms) ...
+R_TASKS_HEAD = r"""
+suppressPackageStartupMessages({library(Rcapture); library(SparseMSE)})
+args <- commandArgs(trailingOnly = TRUE)
+tasks <- read.csv(args[1], stringsAsFactors = FALSE, na.strings = character(0))
+"""
+#: ... and, inside ``for (i in seq_len(nrow(tasks)))``, read table i as ``X`` (this project's
+#: columns), ``Xr`` (Rcapture's c1, c2, ..., freq) and its model formula ``f`` from ``tasks$terms``.
+R_READ_TASK = r"""
+  X <- read.csv(tasks$path[i], comment.char = "#", check.names = FALSE)
+  lists <- setdiff(names(X), "count")
+  Xr <- X[, c(lists, "count")]
+  names(Xr) <- c(paste0("c", seq_along(lists)), "freq")
+  pr <- if (tasks$terms[i] == "") character(0) else strsplit(tasks$terms[i], ",")[[1]]
+  ren <- vapply(pr, function(t) paste0("c", match(strsplit(t, ":")[[1]], lists), collapse = ":"), "")
+  f <- if (length(pr) == 0) ~ . else as.formula(paste("~ . +", paste(ren, collapse = " + ")))
+"""
+
+
 def r_available() -> str | None:
     """Return why R cannot be used, or None when Rscript and both packages load."""
     if shutil.which("Rscript") is None:

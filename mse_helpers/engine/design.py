@@ -298,15 +298,34 @@ class Design:
         obs = self.observed
         n_bits = len(binary)
         Zh, Zl = _zeta_matrix(n_bits // 2), _zeta_matrix(n_bits - n_bits // 2)
+        flat = cell_k * (1 << n_bits) + cell_b
         return dict(
             K=K,
             N=1 << n_bits,
-            flat_obs=cell_k[obs] * (1 << n_bits) + cell_b[obs],
+            flat_obs=flat[obs],
+            flat_unobs=flat[~obs],
             mask=mask,
             level=level,
             sub=(Zh, Zl),
             sup=(np.ascontiguousarray(Zh.T), np.ascontiguousarray(Zl.T)),
+            pair=None,  # (see _lattice_pairs) made when first asked for
         )
+
+    def _lattice_pairs(self) -> np.ndarray | None:
+        """For every two candidate columns, where their information entry is in the superset sums.
+
+        The position (level x 2^n + mask) of the union of their masks at their level, and
+        ``K 2^n`` (a slot that holds 0) for two columns of different levels of the
+        many-level factor. Made once per design, so that a model's is a gather
+        (:class:`_LatticeModel`); None (each model makes its own) above 1,024 columns.
+        """
+        lat = self._lattice
+        if lat["pair"] is None and lat["mask"].size <= 1024:
+            S, g = lat["mask"], lat["level"]
+            flat = np.maximum(g[:, None], g[None, :]) * lat["N"] + (S[:, None] | S[None, :])
+            other = (g[:, None] > 0) & (g[None, :] > 0) & (g[:, None] != g[None, :])
+            lat["pair"] = np.where(other, lat["K"] * lat["N"], flat)
+        return lat["pair"]
 
     def lattice_model(self, cols: np.ndarray) -> "_LatticeModel":
         """The lattice form of a model (cached, like :meth:`model_matrices`)."""
@@ -657,13 +676,22 @@ class _LatticeModel:
         lat = design._lattice
         self.design, self.cols = design, cols
         self.K, self.N, self.flat_obs = lat["K"], lat["N"], lat["flat_obs"]
+        self.flat_unobs = lat["flat_unobs"]
         self.sub, self.sup = lat["sub"], lat["sup"]
         S, g = lat["mask"][cols], lat["level"][cols]
         self.pos0, self.pos1 = np.flatnonzero(g == 0), np.flatnonzero(g > 0)
         self.S0, self.flat1 = S[self.pos0], g[self.pos1] * self.N + S[self.pos1]
-        lvl = np.maximum(g[:, None], g[None, :])
-        self.flat = lvl * self.N + (S[:, None] | S[None, :])
-        self.zero = (g[:, None] > 0) & (g[None, :] > 0) & (g[:, None] != g[None, :])
+        # X beta as one bincount: a column without a level sits at its mask in every level
+        KN = self.K * self.N
+        self._at = np.concatenate([(np.arange(self.K)[:, None] * self.N + self.S0).ravel(), self.flat1])
+        self._take = np.concatenate([np.tile(self.pos0, self.K), self.pos1])
+        pair = design._lattice_pairs()
+        if pair is not None:
+            self.flat = pair[cols][:, cols]  # two row/column gathers: cheaper than np.ix_
+        else:
+            lvl = np.maximum(g[:, None], g[None, :])
+            other = (g[:, None] > 0) & (g[None, :] > 0) & (g[:, None] != g[None, :])
+            self.flat = np.where(other, KN, lvl * self.N + (S[:, None] | S[None, :]))
 
     def _superset(self, values: np.ndarray) -> np.ndarray:
         """Superset sums of observed-cell values (0 on the unobserved cells), levels x 2^n."""
@@ -673,10 +701,8 @@ class _LatticeModel:
 
     def dot(self, beta: np.ndarray) -> np.ndarray:
         """``X beta`` on the observed cells."""
-        A = np.zeros((self.K, self.N))
-        A[:, self.S0] = beta[self.pos0]
-        A.ravel()[self.flat1] += beta[self.pos1]
-        return _lattice_sums(A, *self.sub).ravel()[self.flat_obs]
+        A = np.bincount(self._at, weights=beta[self._take], minlength=self.K * self.N)
+        return _lattice_sums(A.reshape(self.K, self.N), *self.sub).ravel()[self.flat_obs]
 
     def dot_many(self, B: np.ndarray) -> np.ndarray:
         """``X B`` on the observed cells for a matrix of coefficients (columns of B), in one pass."""
@@ -700,10 +726,49 @@ class _LatticeModel:
     def information(self, mu: np.ndarray) -> np.ndarray:
         """``X' diag(mu) X`` (double precision)."""
         Z = self._superset(mu)
-        Z[0] = Z.sum(axis=0)  # row 0: columns without a level sum over every level
-        H = Z.ravel()[self.flat]
-        H[self.zero] = 0.0
-        return H
+        return self._information_of(Z, Z.sum(axis=0))
+
+    def _information_of(self, Z: np.ndarray, Z_all: np.ndarray) -> np.ndarray:
+        """The information from the superset sums ``Z`` of ``mu`` and their sum over the levels."""
+        ext = np.empty(self.K * self.N + 1)
+        ext[: Z.size] = Z.ravel()
+        ext[: self.N] = Z_all  # row 0: columns without a level sum over every level
+        ext[-1] = 0.0  # the slot of two columns at different levels
+        return ext[self.flat]
+
+    # -- Newton on the lattice (fit._newton): vectors over all K 2^n cells, not gathered --
+    def lattice_counts(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Observed-cell counts on the lattice (0 on the unobserved cells), their superset
+        sums and those summed over the levels: the score is then ``X'y - X'mu``, one
+        superset-sum pass per iteration for the score and the information."""
+        yl = np.zeros(self.K * self.N)
+        yl[self.flat_obs] = y
+        Zy = _lattice_sums(yl.reshape(self.K, self.N), *self.sup)
+        return yl, Zy, Zy.sum(axis=0)
+
+    def eta_lattice(self, beta: np.ndarray) -> np.ndarray:
+        """``X beta`` on every cell of the lattice, with -800 on the unobserved cells.
+
+        ``exp(-800)`` is exactly 0, so ``exp`` of it is ``mu`` with the unobserved
+        cells left out, ready for the superset sums (no scatter per iteration), and the
+        overflow guard sees the observed cells only, as on the dense path.
+        """
+        A = np.bincount(self._at, weights=beta[self._take], minlength=self.K * self.N)
+        eta = _lattice_sums(A.reshape(self.K, self.N), *self.sub).ravel()
+        eta[self.flat_unobs] = -800.0
+        return eta
+
+    def score_lattice(
+        self, Zy: np.ndarray, Zy_all: np.ndarray, mu: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score ``X'(y - mu)`` from :meth:`lattice_counts` and ``mu`` on the lattice, with the
+        superset sums of ``mu`` (and their sum over the levels) for :meth:`_information_of`."""
+        Z = _lattice_sums(mu.reshape(self.K, self.N), *self.sup)
+        Z_all = Z.sum(axis=0)
+        out = np.empty(self.cols.size)
+        out[self.pos0] = Zy_all[self.S0] - Z_all[self.S0]
+        out[self.pos1] = Zy.ravel()[self.flat1] - Z.ravel()[self.flat1]
+        return out, Z, Z_all
 
     def dense(self) -> np.ndarray:
         """The sub-matrix itself (double precision), for the rare fallbacks."""

@@ -237,6 +237,9 @@ class _DenseNewton:
     def loglik(self, eta: np.ndarray, mu: np.ndarray) -> float:
         return float(self.y @ eta - mu.sum())
 
+    def mu(self, eta: np.ndarray) -> np.ndarray:
+        return np.exp(eta)
+
     def score(self, mu: np.ndarray) -> np.ndarray:
         return self.M.tdot(self.y - mu)
 
@@ -251,34 +254,37 @@ class _LatticeNewton:
     """The products of a Newton iteration on the binary lattice (:class:`~.design._LatticeModel`).
 
     The vectors live on all cells of the lattice (``mu`` exactly 0 on the unobserved
-    ones), so no scatter or gather per iteration. The score is ``X'y - X'mu``: the
-    superset sums of ``y`` are made once per fit, and those of ``mu`` serve both the
-    score and, when it is refreshed, the information at the same point: one
-    superset-sum pass per iteration instead of two.
+    ones), so no scatter or gather per iteration. The score is ``X'y - X'mu`` (``X'y``
+    once per fit), and the superset sums of ``mu`` serve both the score and, when it
+    is refreshed, the information at the same point: one superset-sum pass per
+    iteration instead of two, written into one buffer.
     """
 
     def __init__(self, L: _LatticeModel, y: np.ndarray):
         self.L = L
-        self.yl, self.Zy, self.Zy_all = L.lattice_counts(y)
-        self._last: tuple | None = None  # (mu, its superset sums, those summed over the levels)
+        self.yl, self.xty = L.lattice_counts(y)
+        self._ext = np.empty(L.K * L.N + L.N + 1)
+        self._at: np.ndarray | None = None  # the mu whose superset sums _ext holds
 
     def eta(self, beta: np.ndarray) -> np.ndarray:
         return self.L.eta_lattice(beta)
+
+    def mu(self, eta: np.ndarray) -> np.ndarray:
+        return self.L.mu_lattice(eta)
 
     def loglik(self, eta: np.ndarray, mu: np.ndarray) -> float:
         return float(self.yl @ eta - mu.sum())
 
     def score(self, mu: np.ndarray) -> np.ndarray:
-        g, Z, Z_all = self.L.score_lattice(self.Zy, self.Zy_all, mu)
-        self._last = (mu, Z, Z_all)
-        return g
+        self.L._extended(mu, out=self._ext)
+        self._at = mu
+        return self.xty - self._ext[self.L.at_sum]
 
     def factor(self, mu: np.ndarray) -> np.ndarray:
-        if self._last is None or self._last[0] is not mu:
+        if self._at is not mu:
             self.score(mu)
-        _, Z, Z_all = self._last
         try:
-            return _chol(self.L._information_of(Z, Z_all))
+            return _chol(self.L._information_of(self._ext))
         except linalg.LinAlgError:  # as _hessian_factor: the direct product in double precision
             A64 = self.L.dense() * np.sqrt(self.fitted(mu))[:, None]
             return _chol(A64.T @ A64)
@@ -323,7 +329,7 @@ def _newton(
             beta = _start_values(M, y, plan)
             eta = kernel.eta(beta)
             key = None  # a cold start from these counts: nothing to keep
-        mu = np.exp(eta)
+        mu = kernel.mu(eta)
         first_factor = None
     ll = kernel.loglik(eta, mu)
     factor, prev_dec, fresh = None, np.inf, False
@@ -345,13 +351,13 @@ def _newton(
         at_noise = fresh and decrement < 1e-20 * max(1.0, abs(ll)) and decrement > 0.25 * prev_dec
         if np.max(np.abs(step)) < tol or decrement <= 0.0 or at_noise:
             beta = beta + step  # the last, tiny step is free
-            return beta, kernel.fitted(np.exp(kernel.eta(beta))), it, True
+            return beta, kernel.fitted(kernel.mu(kernel.eta(beta))), it, True
         t = 1.0
         while True:
             b_new = beta + t * step
             eta_new = kernel.eta(b_new)
             if eta_new.max() < 700:
-                mu_new = np.exp(eta_new)
+                mu_new = kernel.mu(eta_new)
                 ll_new = kernel.loglik(eta_new, mu_new)
                 if ll_new >= ll - 1e-12 * abs(ll):
                     break

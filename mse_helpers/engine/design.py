@@ -742,7 +742,7 @@ class _LatticeModel:
         KN = self.K * self.N
         ext = np.empty(KN + self.N + 1) if out is None else out
         Z = _lattice_sums(A, *self.sup, out=ext[:KN])
-        np.sum(Z.reshape(self.Nh, self.K, self.Nl), axis=1, out=ext[KN:-1].reshape(self.Nh, self.Nl))
+        Z.reshape(self.Nh, self.K, self.Nl).sum(axis=1, out=ext[KN:-1].reshape(self.Nh, self.Nl))
         ext[-1] = 0.0
         return ext
 

@@ -186,10 +186,10 @@ def _start_values(M: _ModelMatrix, y: np.ndarray, plan: "_InfoPlan | None" = Non
     return beta + _chol_solve(factor, M.tdot(mu * (z - M.dot(beta))))
 
 
-def _chol(H: np.ndarray) -> np.ndarray:
+def _chol(H: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """Lower Cholesky factor via LAPACK directly (scipy's wrappers cost more
-    than the 90 x 90 factorisation itself)."""
-    c, info = lapack.dpotrf(H, lower=1, clean=0, overwrite_a=0)
+    than the 90 x 90 factorisation itself); ``overwrite``: ``H`` may be overwritten."""
+    c, info = lapack.dpotrf(H, lower=1, clean=0, overwrite_a=int(overwrite))
     if info != 0:
         raise linalg.LinAlgError(f"information matrix not positive definite (dpotrf info {info})")
     return c
@@ -234,7 +234,7 @@ class _DenseNewton:
     def eta(self, beta: np.ndarray) -> np.ndarray:
         return self.M.dot(beta)
 
-    def loglik(self, eta: np.ndarray, mu: np.ndarray) -> float:
+    def loglik(self, beta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> float:
         return float(self.y @ eta - mu.sum())
 
     def mu(self, eta: np.ndarray) -> np.ndarray:
@@ -272,8 +272,9 @@ class _LatticeNewton:
     def mu(self, eta: np.ndarray) -> np.ndarray:
         return self.L.mu_lattice(eta)
 
-    def loglik(self, eta: np.ndarray, mu: np.ndarray) -> float:
-        return float(self.yl @ eta - mu.sum())
+    def loglik(self, beta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> float:
+        # y' X beta as (X'y)' beta: p products instead of one per cell
+        return float(self.xty @ beta - mu.sum())
 
     def score(self, mu: np.ndarray) -> np.ndarray:
         self.L._extended(mu, out=self._ext)
@@ -284,7 +285,9 @@ class _LatticeNewton:
         if self._at is not mu:
             self.score(mu)
         try:
-            return _chol(self.L._information_of(self._ext))
+            # the information is exactly symmetric: its transpose is the Fortran-order
+            # matrix LAPACK wants, so it is factored in place, without a copy
+            return _chol(self.L._information_of(self._ext).T, overwrite=True)
         except linalg.LinAlgError:  # as _hessian_factor: the direct product in double precision
             A64 = self.L.dense() * np.sqrt(self.fitted(mu))[:, None]
             return _chol(A64.T @ A64)
@@ -331,7 +334,7 @@ def _newton(
             key = None  # a cold start from these counts: nothing to keep
         mu = kernel.mu(eta)
         first_factor = None
-    ll = kernel.loglik(eta, mu)
+    ll = kernel.loglik(beta, eta, mu)
     factor, prev_dec, fresh = None, np.inf, False
     for it in range(1, max_iter + 1):
         score = kernel.score(mu)
@@ -349,7 +352,7 @@ def _newton(
         step = _chol_solve(factor, score)
         decrement = float(score @ step)
         at_noise = fresh and decrement < 1e-20 * max(1.0, abs(ll)) and decrement > 0.25 * prev_dec
-        if np.max(np.abs(step)) < tol or decrement <= 0.0 or at_noise:
+        if np.abs(step).max() < tol or decrement <= 0.0 or at_noise:
             beta = beta + step  # the last, tiny step is free
             return beta, kernel.fitted(kernel.mu(kernel.eta(beta))), it, True
         t = 1.0
@@ -358,7 +361,7 @@ def _newton(
             eta_new = kernel.eta(b_new)
             if eta_new.max() < 700:
                 mu_new = kernel.mu(eta_new)
-                ll_new = kernel.loglik(eta_new, mu_new)
+                ll_new = kernel.loglik(b_new, eta_new, mu_new)
                 if ll_new >= ll - 1e-12 * abs(ll):
                     break
             t *= 0.5

@@ -24,7 +24,7 @@ from .cells import _check_columns, cell_codes, check_on_a_list, factor_levels
 INTERCEPT = "(Intercept)"
 
 #: Whether a Design uses the lattice path when not told (``lattice=None``) and
-#: the table allows it (docs/engine.md 3: 2-4x faster, numbers equal to about 1e-12,
+#: the table allows it (docs/engine.md 3: about 4-5x faster than the dense path per fit, numbers equal to about 1e-12,
 #: but unchecked fits of models without an MLE drift differently, so searches keep
 #: the dense path; the bootstrap stage asks for the lattice explicitly).
 LATTICE_DEFAULT = False
@@ -297,16 +297,44 @@ class Design:
                     level[c] = i + 1  # dummy i is level i + 1 (level 0 is the baseline)
         obs = self.observed
         n_bits = len(binary)
-        Zh, Zl = _zeta_matrix(n_bits // 2), _zeta_matrix(n_bits - n_bits // 2)
+        hbits, lbits = n_bits // 2, n_bits - n_bits // 2
+        Zh, Zl = _zeta_matrix(hbits), _zeta_matrix(lbits)
+        flat = _lattice_place(cell_k, cell_b, K, lbits)
         return dict(
             K=K,
             N=1 << n_bits,
-            flat_obs=cell_k[obs] * (1 << n_bits) + cell_b[obs],
+            Nh=1 << hbits,
+            Nl=1 << lbits,
+            flat_obs=flat[obs],
+            flat_unobs=flat[~obs],
             mask=mask,
             level=level,
-            sub=(Zh, Zl),
-            sup=(np.ascontiguousarray(Zh.T), np.ascontiguousarray(Zl.T)),
+            # (left, right) of _lattice_sums: Zh A Zl' (subset sums), Zh' A Zl (superset sums)
+            sub=(Zh, np.ascontiguousarray(Zl.T)),
+            sup=(np.ascontiguousarray(Zh.T), Zl),
+            pair=None,  # (see _lattice_pairs) made when first asked for
+            own_counts=None,  # (see _LatticeModel.lattice_counts)
+            # each column's entry in _LatticeModel._extended: at its level and mask, or
+            # (no level) its mask among the sums over the levels; and (no level) its
+            # place at its mask in every level, for X beta
+            at_sum=np.where(level > 0, _lattice_place(level, mask, K, lbits), K * (1 << n_bits) + mask),
+            at_levels=_lattice_place(np.arange(K)[None, :], mask[:, None], K, lbits),
         )
+
+    def _lattice_pairs(self) -> np.ndarray | None:
+        """For every two candidate columns, where their information entry is (see
+        :meth:`_LatticeModel._information_of`).
+
+        The superset sum at the union of their masks at their level, or (neither has a
+        level) that summed over the levels, and a slot that holds 0 for two columns of
+        different levels of the many-level factor. Made once per design, so that a
+        model's is a gather (:class:`_LatticeModel`); None (each model makes its own)
+        above 1,024 columns.
+        """
+        lat = self._lattice
+        if lat["pair"] is None and lat["mask"].size <= 1024:
+            lat["pair"] = _lattice_pair_index(lat, lat["mask"], lat["level"])
+        return lat["pair"]
 
     def lattice_model(self, cols: np.ndarray) -> "_LatticeModel":
         """The lattice form of a model (cached, like :meth:`model_matrices`)."""
@@ -617,16 +645,45 @@ def _zeta_matrix(n_bits: int) -> np.ndarray:
     return ((idx[None, :] & ~idx[:, None]) == 0).astype(float)
 
 
-def _lattice_sums(A: np.ndarray, Zh: np.ndarray, Zl: np.ndarray) -> np.ndarray:
-    """Per row k of ``A`` (levels x 2^n): ``Zh A_k Zl'`` with ``A_k`` as a 2^h x 2^l matrix.
+def _lattice_place(k: np.ndarray, mask: np.ndarray, K: int, lbits: int) -> np.ndarray:
+    """Position of (level k, bit mask) in the lattice layout: high bits, level, low bits.
 
-    The zeta matrix of n bits is the Kronecker product of those of its high and
-    low bits, so two small products (two 32 x 32 on the study table) replace
-    n passes over the lattice. With the zeta matrices this is the subset-sum
-    transform, with their transposes the superset-sum transform.
+    With the level between the two halves of the mask, both products of
+    :func:`_lattice_sums` are single two-dimensional matrix products.
     """
-    K = A.shape[0]
-    return np.matmul(np.matmul(Zh, A.reshape(K, Zh.shape[0], Zl.shape[0])), Zl.T).reshape(K, -1)
+    return (mask >> lbits) * (K << lbits) + (k << lbits) + (mask & ((1 << lbits) - 1))
+
+
+def _lattice_pair_index(lat: dict, S: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Where the information entry of every two of the columns (masks ``S``, levels ``g``)
+    is in :meth:`_LatticeModel._information_of`'s vector (superset sums of the K levels,
+    then their sum over the levels, then 0)."""
+    KN = lat["K"] * lat["N"]
+    union = S[:, None] | S[None, :]
+    lvl = np.maximum(g[:, None], g[None, :])
+    other = (g[:, None] > 0) & (g[None, :] > 0) & (g[:, None] != g[None, :])
+    at = np.where(lvl > 0, _lattice_place(lvl, union, lat["K"], lat["Nl"].bit_length() - 1), KN + union)
+    return np.where(other, KN + lat["N"], at)
+
+
+def _lattice_sums(
+    A: np.ndarray, left: np.ndarray, right: np.ndarray, rows: int = 1, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``left A_k right`` for every level k, with ``A_k`` the level's 2^h x 2^l matrix of masks.
+
+    ``A`` holds ``rows`` lattices of K 2^n values in the layout of :func:`_lattice_place`
+    (high bits, level, low bits). The zeta matrix of n bits is the Kronecker product
+    of those of its high and low bits, so two small products (32 x 32 on the study
+    table, for all levels at once) replace n passes over the lattice. With the zeta
+    matrices (``Zh``, ``Zl'``) this is the subset-sum transform, with
+    (``Zh'``, ``Zl``) the superset-sum transform. Returns the shape of ``A`` (or
+    writes into ``out``, a vector of its size).
+    """
+    nh = left.shape[0]
+    B = left @ A.reshape(nh, -1) if rows == 1 else np.matmul(left, A.reshape(rows, nh, -1))
+    if out is not None:  # a contiguous vector of A's size
+        return np.matmul(B.reshape(-1, right.shape[0]), right, out=out.reshape(-1, right.shape[0]))
+    return (B.reshape(-1, right.shape[0]) @ right).reshape(A.shape)
 
 
 class _LatticeModel:
@@ -634,7 +691,8 @@ class _LatticeModel:
 
     Every column is the indicator that a set S of binary variables is 1 (and,
     for a term with the many-level factor, that it has level g), so with the
-    cells laid out as (level k, bit mask b):
+    cells as (level k, bit mask b) (stored as high bits of b, k, low bits of b:
+    :func:`_lattice_place`):
 
     - the linear predictor ``X beta`` is, per level, the subset-sum (zeta)
       transform of the coefficients placed at their masks;
@@ -645,7 +703,8 @@ class _LatticeModel:
 
     Each costs ``O(K n 2^n)`` (the study: 4 x 10 x 1,024) plus a ``p x p``
     gather, and no design columns are copied per model. Same interface as
-    :class:`_ModelMatrix` plus :meth:`information` (it is its own plan).
+    :class:`_ModelMatrix` plus :meth:`information` (it is its own plan), and the
+    lattice-wide vectors of ``fit._LatticeNewton``.
     """
 
     #: Chord steps only when the decrement falls 10,000-fold per step: a fresh
@@ -657,53 +716,107 @@ class _LatticeModel:
         lat = design._lattice
         self.design, self.cols = design, cols
         self.K, self.N, self.flat_obs = lat["K"], lat["N"], lat["flat_obs"]
+        self.Nh, self.Nl = lat["Nh"], lat["Nl"]
+        self.flat_unobs = lat["flat_unobs"]
         self.sub, self.sup = lat["sub"], lat["sup"]
-        S, g = lat["mask"][cols], lat["level"][cols]
+        g = lat["level"][cols]
         self.pos0, self.pos1 = np.flatnonzero(g == 0), np.flatnonzero(g > 0)
-        self.S0, self.flat1 = S[self.pos0], g[self.pos1] * self.N + S[self.pos1]
-        lvl = np.maximum(g[:, None], g[None, :])
-        self.flat = lvl * self.N + (S[:, None] | S[None, :])
-        self.zero = (g[:, None] > 0) & (g[None, :] > 0) & (g[:, None] != g[None, :])
+        # each column's entry of X'r in the superset sums (see _extended); X beta as one
+        # bincount, with a column without a level at its mask in every level
+        self.at_sum = lat["at_sum"][cols]
+        self.flat1 = self.at_sum[self.pos1]
+        self._at0 = lat["at_levels"][cols[self.pos0]].ravel()
+        self._at = np.concatenate([self._at0, self.flat1])
+        self._take0 = np.repeat(self.pos0, self.K)
+        self._take = np.concatenate([self._take0, self.pos1])
+        pair = design._lattice_pairs()
+        # two row/column gathers of the design's table: cheaper than np.ix_ or building it
+        self.flat = (
+            pair[cols][:, cols] if pair is not None else _lattice_pair_index(lat, lat["mask"][cols], lat["level"][cols])
+        )
+
+    def _extended(self, A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Superset sums of lattice values ``A``, extended by their sums over the levels (by
+        mask) and a 0: every entry of ``X' r`` and of ``X' diag(mu) X`` is one of these
+        ``K 2^n + 2^n + 1`` numbers (:meth:`tdot`, :meth:`_information_of`)."""
+        KN = self.K * self.N
+        ext = np.empty(KN + self.N + 1) if out is None else out
+        Z = _lattice_sums(A, *self.sup, out=ext[:KN])
+        Z.reshape(self.Nh, self.K, self.Nl).sum(axis=1, out=ext[KN:-1].reshape(self.Nh, self.Nl))
+        ext[-1] = 0.0
+        return ext
 
     def _superset(self, values: np.ndarray) -> np.ndarray:
-        """Superset sums of observed-cell values (0 on the unobserved cells), levels x 2^n."""
+        """:meth:`_extended` of observed-cell values (0 on the unobserved cells)."""
         A = np.zeros(self.K * self.N)
         A[self.flat_obs] = values
-        return _lattice_sums(A.reshape(self.K, self.N), *self.sup)
+        return self._extended(A)
+
+    def _coefficients(self, beta: np.ndarray) -> np.ndarray:
+        """The coefficients placed on the lattice (a level-free column at every level)."""
+        return np.bincount(self._at, weights=beta[self._take], minlength=self.K * self.N)
 
     def dot(self, beta: np.ndarray) -> np.ndarray:
         """``X beta`` on the observed cells."""
-        A = np.zeros((self.K, self.N))
-        A[:, self.S0] = beta[self.pos0]
-        A.ravel()[self.flat1] += beta[self.pos1]
-        return _lattice_sums(A, *self.sub).ravel()[self.flat_obs]
+        return _lattice_sums(self._coefficients(beta), *self.sub)[self.flat_obs]
 
     def dot_many(self, B: np.ndarray) -> np.ndarray:
         """``X B`` on the observed cells for a matrix of coefficients (columns of B), in one pass."""
         c = B.shape[1]
-        A = np.zeros((c, self.K, self.N))
-        A[:, :, self.S0] = B[self.pos0].T[:, None, :]
-        A = A.reshape(c, -1)
+        A = np.zeros((c, self.K * self.N))
+        A[:, self._at0] = B[self._take0].T
         A[:, self.flat1] += B[self.pos1].T  # (level, mask) differs between columns: no repeats
-        Zh, Zl = self.sub
-        out = np.matmul(np.matmul(Zh, A.reshape(c * self.K, Zh.shape[0], Zl.shape[0])), Zl.T)
-        return out.reshape(c, -1)[:, self.flat_obs].T
+        return _lattice_sums(A, *self.sub, rows=c)[:, self.flat_obs].T
 
     def tdot(self, r: np.ndarray) -> np.ndarray:
         """``X' r``."""
-        Z = self._superset(r)
-        out = np.empty(self.cols.size)
-        out[self.pos0] = Z.sum(axis=0)[self.S0]
-        out[self.pos1] = Z.ravel()[self.flat1]
-        return out
+        return self._superset(r)[self.at_sum]
 
     def information(self, mu: np.ndarray) -> np.ndarray:
         """``X' diag(mu) X`` (double precision)."""
-        Z = self._superset(mu)
-        Z[0] = Z.sum(axis=0)  # row 0: columns without a level sum over every level
-        H = Z.ravel()[self.flat]
-        H[self.zero] = 0.0
-        return H
+        return self._information_of(self._superset(mu))
+
+    def _information_of(self, ext: np.ndarray) -> np.ndarray:
+        """The information from :meth:`_extended` of ``mu``.
+
+        Entry of two columns: the superset sum at the union of their masks at their
+        level, or summed over the levels when neither has a level, or 0 for two
+        different levels.
+        """
+        return ext[self.flat]
+
+    # -- Newton on the lattice (fit._newton): vectors over all K 2^n cells, not gathered --
+    def lattice_counts(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Observed-cell counts on the lattice (0 on the unobserved cells) and ``X' y``:
+        the score is then ``X'y - X'mu``, one superset-sum pass per iteration for
+        the score and the information.
+
+        The table's own counts' superset sums are kept with the design (as its
+        ``log_factorial``): every model fitted to them shares them.
+        """
+        lat = self.design._lattice
+        if y is self.design.y and lat.get("own_counts") is not None:
+            yl, ext = lat["own_counts"]
+        else:
+            yl = np.zeros(self.K * self.N)
+            yl[self.flat_obs] = y
+            ext = self._extended(yl)
+            if y is self.design.y:
+                lat["own_counts"] = (yl, ext)
+        return yl, ext[self.at_sum]
+
+    def eta_lattice(self, beta: np.ndarray) -> np.ndarray:
+        """``X beta`` on every cell of the lattice, 0 on the unobserved cells (see :meth:`mu_lattice`)."""
+        eta = _lattice_sums(self._coefficients(beta), *self.sub)
+        eta[self.flat_unobs] = 0.0
+        return eta
+
+    def mu_lattice(self, eta: np.ndarray) -> np.ndarray:
+        """``exp(eta)`` with 0 on the unobserved cells: ready for the superset sums (the
+        score and information of the observed cells), no scatter per iteration."""
+        mu = np.exp(eta)
+        mu[self.flat_unobs] = 0.0
+        return mu
 
     def dense(self) -> np.ndarray:
         """The sub-matrix itself (double precision), for the rare fallbacks."""

@@ -22,7 +22,7 @@ from scipy import linalg
 from scipy.linalg import lapack
 from scipy.special import gammaln
 
-from .design import Design, _InfoPlan, _ModelMatrix
+from .design import Design, _InfoPlan, _LatticeModel, _ModelMatrix
 from .existence import check_existence
 from .status import FitStatus
 
@@ -186,10 +186,10 @@ def _start_values(M: _ModelMatrix, y: np.ndarray, plan: "_InfoPlan | None" = Non
     return beta + _chol_solve(factor, M.tdot(mu * (z - M.dot(beta))))
 
 
-def _chol(H: np.ndarray) -> np.ndarray:
+def _chol(H: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """Lower Cholesky factor via LAPACK directly (scipy's wrappers cost more
-    than the 90 x 90 factorisation itself)."""
-    c, info = lapack.dpotrf(H, lower=1, clean=0, overwrite_a=0)
+    than the 90 x 90 factorisation itself); ``overwrite``: ``H`` may be overwritten."""
+    c, info = lapack.dpotrf(H, lower=1, clean=0, overwrite_a=int(overwrite))
     if info != 0:
         raise linalg.LinAlgError(f"information matrix not positive definite (dpotrf info {info})")
     return c
@@ -225,8 +225,84 @@ def _hessian_factor(M: _ModelMatrix, mu: np.ndarray, plan: "_InfoPlan | None" = 
         return _chol(A64.T @ A64)
 
 
+class _DenseNewton:
+    """The products of a Newton iteration on the observed cells (the dense path)."""
+
+    def __init__(self, M: _ModelMatrix, y: np.ndarray, plan: "_InfoPlan | None"):
+        self.M, self.y, self.plan = M, y, plan
+
+    def eta(self, beta: np.ndarray) -> np.ndarray:
+        return self.M.dot(beta)
+
+    def loglik(self, beta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> float:
+        return float(self.y @ eta - mu.sum())
+
+    def mu(self, eta: np.ndarray) -> np.ndarray:
+        return np.exp(eta)
+
+    def score(self, mu: np.ndarray) -> np.ndarray:
+        return self.M.tdot(self.y - mu)
+
+    def factor(self, mu: np.ndarray) -> np.ndarray:
+        return _hessian_factor(self.M, mu, self.plan)
+
+    def fitted(self, mu: np.ndarray) -> np.ndarray:
+        return mu
+
+
+class _LatticeNewton:
+    """The products of a Newton iteration on the binary lattice (:class:`~.design._LatticeModel`).
+
+    The vectors live on all cells of the lattice (``mu`` exactly 0 on the unobserved
+    ones), so no scatter or gather per iteration. The score is ``X'y - X'mu`` (``X'y``
+    once per fit), and the superset sums of ``mu`` serve both the score and, when it
+    is refreshed, the information at the same point: one superset-sum pass per
+    iteration instead of two, written into one buffer.
+    """
+
+    def __init__(self, L: _LatticeModel, y: np.ndarray):
+        self.L = L
+        self.yl, self.xty = L.lattice_counts(y)
+        self._ext = np.empty(L.K * L.N + L.N + 1)
+        self._at: np.ndarray | None = None  # the mu whose superset sums _ext holds
+
+    def eta(self, beta: np.ndarray) -> np.ndarray:
+        return self.L.eta_lattice(beta)
+
+    def mu(self, eta: np.ndarray) -> np.ndarray:
+        return self.L.mu_lattice(eta)
+
+    def loglik(self, beta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> float:
+        # y' X beta as (X'y)' beta: p products instead of one per cell
+        return float(self.xty @ beta - mu.sum())
+
+    def score(self, mu: np.ndarray) -> np.ndarray:
+        self.L._extended(mu, out=self._ext)
+        self._at = mu
+        return self.xty - self._ext[self.L.at_sum]
+
+    def factor(self, mu: np.ndarray) -> np.ndarray:
+        if self._at is not mu:
+            self.score(mu)
+        try:
+            # the information is exactly symmetric: its transpose is the Fortran-order
+            # matrix LAPACK wants, so it is factored in place, without a copy
+            return _chol(self.L._information_of(self._ext).T, overwrite=True)
+        except linalg.LinAlgError:  # as _hessian_factor: the direct product in double precision
+            A64 = self.L.dense() * np.sqrt(self.fitted(mu))[:, None]
+            return _chol(A64.T @ A64)
+
+    def fitted(self, mu: np.ndarray) -> np.ndarray:
+        return mu[self.L.flat_obs]
+
+
 def _newton(
-    M: _ModelMatrix, y: np.ndarray, beta: np.ndarray, tol: float, max_iter: int, plan: "_InfoPlan | None" = None
+    M: _ModelMatrix | _LatticeModel,
+    y: np.ndarray,
+    beta: np.ndarray,
+    tol: float,
+    max_iter: int,
+    plan: "_InfoPlan | _LatticeModel | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Newton-Raphson on the Poisson log-likelihood with step halving.
 
@@ -237,8 +313,12 @@ def _newton(
     information matrix. Once close, the factor of the information matrix is
     kept (chord steps: a matrix-vector product each instead of a new
     ``X' W X``) as long as the decrement keeps falling by ``M.chord_ratio`` per step (tenfold on the dense path);
-    otherwise it is refreshed.
+    otherwise it is refreshed. A :class:`~.design._LatticeModel` iterates on the
+    lattice (:class:`_LatticeNewton`), a model matrix on the observed cells.
+    Returns the coefficients, the fitted values of the observed cells, the
+    iterations and whether it converged.
     """
+    kernel = _LatticeNewton(M, y) if isinstance(M, _LatticeModel) else _DenseNewton(M, y, plan)
     # the bootstrap refits one model from the same start many times: the linear
     # predictor and the information factor at the start depend only on the start
     # (not on the counts), so they are kept with the model (the same numbers)
@@ -247,53 +327,52 @@ def _newton(
     if cached is not None and cached[0] == key:
         eta, mu, first_factor = cached[1], cached[2], cached[3]
     else:
-        eta = M.dot(beta)
+        eta = kernel.eta(beta)
         if not np.all(np.isfinite(eta)) or eta.max() > 700:
             beta = _start_values(M, y, plan)
-            eta = M.dot(beta)
+            eta = kernel.eta(beta)
             key = None  # a cold start from these counts: nothing to keep
-        mu = np.exp(eta)
+        mu = kernel.mu(eta)
         first_factor = None
-    ll = float(y @ eta - mu.sum())
+    ll = kernel.loglik(beta, eta, mu)
     factor, prev_dec, fresh = None, np.inf, False
     for it in range(1, max_iter + 1):
-        score = M.tdot(y - mu)
+        score = kernel.score(mu)
         if factor is None:
             if it == 1 and first_factor is not None:
                 factor = first_factor
             else:
                 try:
-                    factor = _hessian_factor(M, mu, plan)
+                    factor = kernel.factor(mu)
                 except (linalg.LinAlgError, ValueError):
-                    return beta, mu, it, False
+                    return beta, kernel.fitted(mu), it, False
                 if it == 1 and key is not None:
                     M._start_cache = (key, eta, mu, factor)
             fresh = True
         step = _chol_solve(factor, score)
         decrement = float(score @ step)
         at_noise = fresh and decrement < 1e-20 * max(1.0, abs(ll)) and decrement > 0.25 * prev_dec
-        if np.max(np.abs(step)) < tol or decrement <= 0.0 or at_noise:
+        if np.abs(step).max() < tol or decrement <= 0.0 or at_noise:
             beta = beta + step  # the last, tiny step is free
-            eta = M.dot(beta)
-            return beta, np.exp(eta), it, True
+            return beta, kernel.fitted(kernel.mu(kernel.eta(beta))), it, True
         t = 1.0
         while True:
             b_new = beta + t * step
-            eta_new = M.dot(b_new)
+            eta_new = kernel.eta(b_new)
             if eta_new.max() < 700:
-                mu_new = np.exp(eta_new)
-                ll_new = float(y @ eta_new - mu_new.sum())
+                mu_new = kernel.mu(eta_new)
+                ll_new = kernel.loglik(b_new, eta_new, mu_new)
                 if ll_new >= ll - 1e-12 * abs(ll):
                     break
             t *= 0.5
             if t < 1e-10:
-                return beta, mu, it, False
+                return beta, kernel.fitted(mu), it, False
         beta, mu, ll = b_new, mu_new, ll_new
         # keep the factor only when close and converging fast with it
         if t < 1.0 or decrement > 1.0 or decrement > M.chord_ratio * prev_dec:
             factor = None
         prev_dec, fresh = decrement, False
-    return beta, mu, max_iter, False
+    return beta, kernel.fitted(mu), max_iter, False
 
 
 def fit_model(

@@ -24,7 +24,7 @@ from .cells import _check_columns, cell_codes, check_on_a_list, factor_levels
 INTERCEPT = "(Intercept)"
 
 #: Whether a Design uses the lattice path when not told (``lattice=None``) and
-#: the table allows it (docs/engine.md 3: about 4-5x faster than the dense path per fit, numbers equal to about 1e-12,
+#: the table allows it (docs/engine.md 3: 4-6x faster per fit, numbers equal to about 1e-12,
 #: but unchecked fits of models without an MLE drift differently, so searches keep
 #: the dense path; the bootstrap stage asks for the lattice explicitly).
 LATTICE_DEFAULT = False

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -130,7 +132,11 @@ def main() -> int:
         print(f"load average after the run: {load()}")
         if args.baseline:
             compare_baseline(Path(tmp), args.baseline, run_dir, manifest, wall)
-        work, results = run_dir / "work", run_dir / "results"
+        # a finished run is read-only (runfolder.check_writable): the stages below run on a copy
+        work, results = Path(tmp) / "work", run_dir / "results"
+        shutil.copytree(run_dir / "work", work)
+        for f in work.rglob("*"):
+            f.chmod(f.stat().st_mode | stat.S_IWUSR)
         extra = 0.0
         if not (work / "models.json").is_file():
             from mse_helpers.stages import selection  # noqa: PLC0415 - only when notebook 03 did not run it

@@ -6,6 +6,8 @@ on the number of workers."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,7 +23,7 @@ from mse_helpers.engine.existence import check_existence
 from mse_helpers.engine.fit import fit_model
 from mse_helpers.engine.pooling import pool_estimates
 from mse_helpers.engine.status import FitStatus
-from mse_helpers.runner.params import ParameterError
+from mse_helpers.runner.params import ParameterError, load_params
 from mse_helpers.stages import bootstrap as bs
 from mse_helpers.stages import selection
 from mse_helpers.stages import uncertainty as unc
@@ -48,10 +50,15 @@ def small_table(seed: int = 3):
 # --- parameter and study --------------------------------------------------------------
 
 
-def test_uncertainty_parameters_are_checked_and_study_is_the_default():
-    assert params().uncertainty == unc.STUDY
+def defaults(**over):
+    """The package defaults (test_bootstrap.params pins the study's method)."""
+    return load_params(None, {"bootstrap": 20, "n_jobs": 1, "seed": 11, **over})
+
+
+def test_uncertainty_parameters_are_checked_and_reselect_is_the_default():
+    assert defaults().uncertainty == unc.RESELECT and defaults().interval == "rubin-t"
     assert params(uncertainty="reselect").uncertainty == unc.RESELECT
-    assert params().reselect_replicates == 20
+    assert defaults().reselect_replicates == 20
     with pytest.raises(ParameterError, match="parameter uncertainty: must be one of study, reselect"):
         params(uncertainty="bootstrap-all")
     with pytest.raises(ParameterError, match="parameter reselect_replicates: must be from 2 to 10000, got 1"):
@@ -68,14 +75,22 @@ def test_reselect_with_profile_is_refused_before_any_run_folder_exists(tmp_path,
     assert "parameters uncertainty and interval" in err and "interval: profile" in err
 
 
+#: sha256 of estimates.csv of ``write_work_dir(n_datasets=2)`` with test_bootstrap.params() (B = 20,
+#: seed 11), made with the study's method before ``reselect`` became the default (main 04fa265).
+STUDY_ESTIMATES_SHA256 = "fa23dec36b492561d4b0d451287093542cbc1075743a5809c1f96aac2c02d9d0"
+
+
 def test_study_gives_byte_identical_estimates_and_reselect_changes_only_the_variances(tmp_path):
     work, _ = write_work_dir(tmp_path, n_datasets=2)
     with_screening(work)
-    bs.run_stage(params(), work, tmp_path / "d")
     study = bs.run_stage(params(uncertainty="study"), work, tmp_path / "s")
-    assert (tmp_path / "d" / "estimates.csv").read_bytes() == (tmp_path / "s" / "estimates.csv").read_bytes()
+    written = (tmp_path / "s" / "estimates.csv").read_bytes()
+    assert hashlib.sha256(written).hexdigest() == STUDY_ESTIMATES_SHA256
     assert study.reselection is None
+    default = bs.run_stage(defaults(reselect_replicates=3), work, tmp_path / "d")
     resel = bs.run_stage(params(uncertainty="reselect", reselect_replicates=3), work, tmp_path / "r")
+    assert (tmp_path / "d" / "estimates.csv").read_bytes() == (tmp_path / "r" / "estimates.csv").read_bytes()
+    assert default.reselection is not None
     # the point estimates and n_obs are the study's; the variances are the re-selection's
     same = ["year", "group", "n_models", "n_obs", "n_hat", "ratio", "dark", "var_between"]
     pd.testing.assert_frame_equal(resel.estimates[same], study.estimates[same])

@@ -282,13 +282,14 @@ class Params:
         stage=RESULTS,
     )
     uncertainty: str = param(
-        "what the interval contains: `study` (the study's parametric bootstrap of each selected model and Rubin's "
-        "rules; model choice only through the spread between completed data sets) or `reselect` (a parametric "
-        "bootstrap that repeats the model selection in each of `reselect_replicates` replicates per model; "
-        "Rubin's rules with the re-selected replicates' variance as each model's within variance, interval "
-        "`rubin-t` or `log-scale`, not `profile`; about 0.2-0.3 s per replicate, docs/estimation.md 6)",
+        "what the interval contains: `reselect` (a parametric bootstrap that repeats the model selection in each "
+        "of `reselect_replicates` replicates per model; Rubin's rules with the re-selected replicates' variance "
+        "as each model's within variance, interval `rubin-t` or `log-scale`, not `profile`; about 0.2-0.4 s per "
+        "replicate; it covered more yearly groups than `study` on both generators of the coverage study) or "
+        "`study` (the study's parametric bootstrap of each selected model and Rubin's rules; model choice only "
+        "through the spread between completed data sets; reproduces the study's method; docs/estimation.md 6)",
         " or ".join(f"`{v}`" for v in UNCERTAINTY),
-        "study",
+        "reselect",
         _EST,
         stage=RESULTS,
     )

@@ -99,9 +99,10 @@ def one_population(
     registered persons (see :func:`write_oracle_data`; m = 1). ``linking`` is
     the parameter of that name (docs/method.md 3.5, docs/estimation.md 5).
     ``generator`` is a key of :data:`GENERATORS`. With ``n_reselect`` > 0 the
-    interval of ``uncertainty: reselect`` (``n_reselect`` replicates per model)
-    is computed too, on the same completed data sets and selections: only the
-    interval step differs (docs/estimation.md 6).
+    intervals of ``uncertainty: reselect`` (``n_reselect`` replicates per model,
+    ``interval`` rubin-t and log-scale) are computed too, on the same completed
+    data sets and selections: only the within variances differ
+    (docs/estimation.md 6).
 
     Returns
     -------
@@ -109,8 +110,9 @@ def one_population(
         ``population``, ``year``, ``group``, ``n_true``, ``n_obs``, ``n_hat``,
         ``lower_t``, ``upper_t`` (rubin-t), ``lower_log``, ``upper_log`` (log-scale),
         ``n_models``, ``n_boot_failed``, ``seconds_study`` (preparation to pooling)
-        and with ``n_reselect``: ``lower_r``, ``upper_r``, ``n_rep_failed``,
-        ``n_rep_changed``, ``seconds_reselect`` (the re-selection step alone).
+        and with ``n_reselect``: ``lower_rt``, ``upper_rt`` (reselect, rubin-t),
+        ``lower_rlog``, ``upper_rlog`` (reselect, log-scale), ``n_rep_failed``,
+        ``n_rep_changed``, ``n_rep``, ``seconds_reselect`` (the re-selection step alone).
     """
     t0 = time.perf_counter()
     seed = population_seed(base_seed, s)
@@ -130,6 +132,7 @@ def one_population(
             "n_jobs": 1,
             "years": list(years),
             "linking": linking,
+            "uncertainty": "study",  # the study's bootstrap; reselect's pooling is added below
             "sensitivity": [],
         },
     )  # no sensitivity analyses here
@@ -163,34 +166,21 @@ def one_population(
         pooled = [(int(k), models[int(k)]) for k in res.failed.loc[res.failed["status"] == "ok", "model"]]
         years_run = runfolder.analysed_years(runfolder.read_prep_summary(work))
         resel = uncertainty.run_reselection(p, work, pooled, years_run, n_rep=n_reselect)
-        iv = uncertainty.reselect_interval(resel)[["year", "group", "lower", "upper"]]
-        out = out.merge(iv.rename(columns={"lower": "lower_r", "upper": "upper_r"}), on=["year", "group"], how="left")
-        # a diagnostic variant (not a parameter value): Rubin's rules with the re-selected
-        # replicates' variance as the within variance (is the percentile pool or the variance short?)
-        rubin = pool_estimates(reselect_per_model(resel), ["year", "group"], interval="rubin-t")
-        out = out.merge(
-            rubin[["year", "group", "lower", "upper"]].rename(columns={"lower": "lower_rt", "upper": "upper_rt"}),
-            on=["year", "group"],
-            how="left",
-        )
+        frame = uncertainty.reselect_per_model(resel, per_model)
+        for suffix, interval in (("rt", "rubin-t"), ("rlog", "log-scale")):
+            iv = uncertainty.pool_reselected(frame, ["year", "group"], interval=interval)
+            out = out.merge(
+                iv[["year", "group", "lower", "upper"]].rename(
+                    columns={"lower": f"lower_{suffix}", "upper": f"upper_{suffix}"}
+                ),
+                on=["year", "group"],
+                how="left",
+            )
         out["n_rep_failed"] = sum(r.n_failed for r in resel)
         out["n_rep_changed"] = sum(r.n_changed for r in resel)
         out["n_rep"] = sum(r.n_rep for r in resel)
         out["seconds_reselect"] = time.perf_counter() - t1
     return out
-
-
-def reselect_per_model(resel) -> pd.DataFrame:
-    """Per model and group: N-hat and the variance of the re-selected replicates (for Rubin's rules)."""
-    frames = []
-    for r in resel:
-        f = r.groups.frame()
-        f["n_obs"], f["n_hat"] = r.n_obs, r.n_hat
-        f["var_within"] = (r.n_obs[None, :] + r.dark).var(axis=0, ddof=1)
-        f["var_within_log"] = np.log(r.dark).var(axis=0, ddof=1)
-        f["model"] = r.model
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True)
 
 
 # --- summary ------------------------------------------------------------------------
@@ -205,13 +195,13 @@ def _flags(results: pd.DataFrame) -> pd.DataFrame:
         cov_log=(results["lower_log"] <= results["n_true"]) & (results["n_true"] <= results["upper_log"]),
         rel=(results["n_hat"] - results["n_true"]) / results["n_true"],
         width=(results["upper_t"] - results["lower_t"]) / results["n_true"],
+        width_log=(results["upper_log"] - results["lower_log"]) / results["n_true"],
     )
-    if "lower_r" in results.columns:
-        r["cov_r"] = (results["lower_r"] <= results["n_true"]) & (results["n_true"] <= results["upper_r"])
-        r["width_r"] = (results["upper_r"] - results["lower_r"]) / results["n_true"]
-    if "lower_rt" in results.columns:
-        r["cov_rt"] = (results["lower_rt"] <= results["n_true"]) & (results["n_true"] <= results["upper_rt"])
-        r["width_rt"] = (results["upper_rt"] - results["lower_rt"]) / results["n_true"]
+    for suffix in ("rt", "rlog"):  # reselect, rubin-t and log-scale
+        if f"lower_{suffix}" in results.columns:
+            lo, up = results[f"lower_{suffix}"], results[f"upper_{suffix}"]
+            r[f"cov_{suffix}"] = (lo <= results["n_true"]) & (results["n_true"] <= up)
+            r[f"width_{suffix}"] = (up - lo) / results["n_true"]
     return r
 
 
@@ -228,9 +218,10 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         ``year``, ``groups``, ``n`` (estimates compared), ``coverage_t``,
-        ``coverage_log``, ``coverage_r`` (reselect; NaN when not run),
-        ``mean_rel_error``, ``mean_abs_rel_error``, ``mean_rel_width``
-        (rubin-t width / true number), ``mean_rel_width_r`` (reselect).
+        ``coverage_log`` (study), ``coverage_rt``, ``coverage_rlog`` (reselect,
+        rubin-t and log-scale; NaN when not run), ``mean_rel_error``,
+        ``mean_abs_rel_error``, ``mean_rel_width``, ``mean_rel_width_log``
+        (study: width / true number), ``mean_rel_width_rt``, ``mean_rel_width_rlog``.
     """
     r = _flags(results)
     yearly = r[r["year"] != "all"]
@@ -239,22 +230,23 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     parts += [(ALL_GROUPS, "all", yearly)]
     rows = []
     for label, group, part in parts:
-        rows.append(
-            {
-                "year": label,
-                "groups": group,
-                "n": len(part),
-                "coverage_t": part["cov_t"].mean(),
-                "coverage_log": part["cov_log"].mean(),
-                "coverage_r": part["cov_r"].mean() if "cov_r" in part else float("nan"),
-                "mean_rel_error": part["rel"].mean(),
-                "mean_abs_rel_error": part["rel"].abs().mean(),
-                "mean_rel_width": part["width"].mean(),
-                "mean_rel_width_r": part["width_r"].mean() if "width_r" in part else float("nan"),
-                "coverage_rt": part["cov_rt"].mean() if "cov_rt" in part else float("nan"),
-                "mean_rel_width_rt": part["width_rt"].mean() if "width_rt" in part else float("nan"),
-            }
-        )
+        row = {
+            "year": label,
+            "groups": group,
+            "n": len(part),
+            "coverage_t": part["cov_t"].mean(),
+            "coverage_log": part["cov_log"].mean(),
+            "mean_rel_error": part["rel"].mean(),
+            "mean_abs_rel_error": part["rel"].abs().mean(),
+            "mean_rel_width": part["width"].mean(),
+            "mean_rel_width_log": part["width_log"].mean(),
+        }
+        for suffix in ("rt", "rlog"):
+            row[f"coverage_{suffix}"] = part[f"cov_{suffix}"].mean() if f"cov_{suffix}" in part else float("nan")
+            row[f"mean_rel_width_{suffix}"] = (
+                part[f"width_{suffix}"].mean() if f"width_{suffix}" in part else float("nan")
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -262,27 +254,25 @@ def _pct(v: float) -> str:
     return "" if pd.isna(v) else f"{v:.0%}"
 
 
+def _w(v: float) -> str:
+    return "" if pd.isna(v) else f"{v:.2f}"
+
+
 def markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (for docs/estimation.md)."""
     lines = [
-        "| year | groups | estimates | coverage study (rubin-t) | coverage study (log-scale) | coverage reselect | "
-        "mean rel. error | mean abs. rel. error | width / truth study | width / truth reselect |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| year | groups | estimates | coverage study rubin-t | coverage study log-scale | "
+        "coverage reselect rubin-t | coverage reselect log-scale | mean rel. error | mean abs. rel. error | "
+        "width / truth study rubin-t | study log-scale | reselect rubin-t | reselect log-scale |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    variant = summary["coverage_rt"].notna().any()
-    if variant:
-        lines[0] += " coverage reselect-rubin (diagnostic) | width / truth reselect-rubin |"
-        lines[1] += "---|---|"
     for row in summary.itertuples():
-        wr = "" if pd.isna(row.mean_rel_width_r) else f"{row.mean_rel_width_r:.2f}"
-        line = (
+        lines.append(
             f"| {row.year} | {row.groups} | {row.n} | {_pct(row.coverage_t)} | {_pct(row.coverage_log)} | "
-            f"{_pct(row.coverage_r)} | {row.mean_rel_error:+.1%} | {row.mean_abs_rel_error:.1%} | "
-            f"{row.mean_rel_width:.2f} | {wr} |"
+            f"{_pct(row.coverage_rt)} | {_pct(row.coverage_rlog)} | {row.mean_rel_error:+.1%} | "
+            f"{row.mean_abs_rel_error:.1%} | {_w(row.mean_rel_width)} | {_w(row.mean_rel_width_log)} | "
+            f"{_w(row.mean_rel_width_rt)} | {_w(row.mean_rel_width_rlog)} |"
         )
-        if variant:
-            line += f" {_pct(row.coverage_rt)} | {row.mean_rel_width_rt:.2f} |"
-        lines.append(line)
     return "\n".join(lines)
 
 
@@ -344,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         metavar="B_R",
-        help="also the interval of uncertainty: reselect with B_R replicates per model, on the same "
+        help="also the intervals of uncertainty: reselect (rubin-t, log-scale) with B_R replicates per model, on the same "
         "completed data sets and selections (0: not run)",
     )
     parser.add_argument(

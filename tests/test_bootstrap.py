@@ -117,7 +117,8 @@ def write_work_dir(tmp_path, n_datasets: int = 3, models: list[dict] | None = No
 
 
 def params(**over):
-    return load_params(None, {"bootstrap": 20, "n_jobs": 1, "seed": 11, **over})
+    # the study's bootstrap (the default uncertainty: reselect adds re-selection, tests/test_uncertainty.py)
+    return load_params(None, {"bootstrap": 20, "n_jobs": 1, "seed": 11, "uncertainty": "study", **over})
 
 
 # --- groups and counts ----------------------------------------------------------------

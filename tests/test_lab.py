@@ -363,7 +363,7 @@ def test_notebook_04_on_a_finished_run_leaves_it_byte_identical(quick_run):
     assert f"Exploring the finished run {quick_run.name} (status ok), which is never changed" in printed
     explored = quick_run.parent / "lab" / quick_run.name
     old, new = pd.read_csv(results), pd.read_csv(explored / "results" / "estimates.csv")
-    assert set(old["interval"]) == {"rubin-t"} and set(new["interval"]) == {"log-scale"}
+    assert set(old["interval"]) == {"reselect rubin-t"} and set(new["interval"]) == {"reselect log-scale"}
     pd.testing.assert_series_equal(old["n_hat"], new["n_hat"])  # same models and bootstrap
     assert (new["lower"] != old["lower"]).all()
     assert (explored / "results" / "tables.xlsx").is_file() and (explored / "work" / "bootstrap.parquet").is_file()

@@ -351,7 +351,8 @@ def test_method_text_uses_the_parameters():
         None,
         {
             "m": 7,
-            "bootstrap": 33,
+            "bootstrap": 20,
+            "reselect_replicates": 33,  # the default uncertainty: reselect takes its within variances from these
             "maxit": 4,
             "three_factor_candidates": 11,
             "registers": ["I", "O", "P", "R", "Z"],
@@ -360,7 +361,7 @@ def test_method_text_uses_the_parameters():
     )
     text = report.method(p, n_models=13, n_years=3)
     assert "7 completed data sets" in text and "4 iterations" in text
-    assert "33 replicates" in text and "from the 11 terms" in text
+    assert "33 replicates with the model selection repeated" in text and "from the 11 terms" in text
     assert "the 13 models" in text and "32 x 16 x 3 = 1,536 cells" in text
     assert "log-scale interval" in text and "K (Royal" not in text
     assert "five-way interaction" in report.assumptions(p.registers)

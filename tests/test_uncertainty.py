@@ -1,13 +1,18 @@
 """Tests of the parameter ``uncertainty`` (mse_helpers/stages/uncertainty.py, docs/estimation.md 6):
 ``study`` leaves the study's results untouched; ``reselect`` repeats the model selection in every
-bootstrap replicate (the full selection), pools all replicates into a percentile interval,
-is seeded per model and replicate and does not depend on the number of workers."""
+bootstrap replicate (the full selection), pools the models by Rubin's rules with the re-selected
+replicates' variances as within variances, is seeded per model and replicate and does not depend
+on the number of workers."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+from test_bad_inputs import _refused, _write_case
 from test_bootstrap import COVS, YEARS, params, simulate_persons, write_work_dir
 
 from mse_helpers.codes import REGISTERS
@@ -16,8 +21,9 @@ from mse_helpers.engine.design import Design
 from mse_helpers.engine.estimates import group_matrix
 from mse_helpers.engine.existence import check_existence
 from mse_helpers.engine.fit import fit_model
+from mse_helpers.engine.pooling import pool_estimates
 from mse_helpers.engine.status import FitStatus
-from mse_helpers.runner.params import ParameterError
+from mse_helpers.runner.params import ParameterError, load_params
 from mse_helpers.stages import bootstrap as bs
 from mse_helpers.stages import selection
 from mse_helpers.stages import uncertainty as unc
@@ -44,53 +50,85 @@ def small_table(seed: int = 3):
 # --- parameter and study --------------------------------------------------------------
 
 
-def test_uncertainty_parameter_is_checked_and_study_is_the_default():
-    assert params().uncertainty == unc.STUDY
+def defaults(**over):
+    """The package defaults (test_bootstrap.params pins the study's method)."""
+    return load_params(None, {"bootstrap": 20, "n_jobs": 1, "seed": 11, **over})
+
+
+def test_uncertainty_parameters_are_checked_and_reselect_is_the_default():
+    assert defaults().uncertainty == unc.RESELECT and defaults().interval == "rubin-t"
     assert params(uncertainty="reselect").uncertainty == unc.RESELECT
+    assert defaults().reselect_replicates == 20
     with pytest.raises(ParameterError, match="parameter uncertainty: must be one of study, reselect"):
         params(uncertainty="bootstrap-all")
+    with pytest.raises(ParameterError, match="parameter reselect_replicates: must be from 2 to 10000, got 1"):
+        params(reselect_replicates=1)
+    with pytest.raises(ParameterError, match="parameters uncertainty and interval: `uncertainty: reselect`"):
+        params(uncertainty="reselect", interval="profile")
+    assert params(uncertainty="study", interval="profile").interval == "profile"
+    assert params(uncertainty="reselect", interval="log-scale").interval == "log-scale"
 
 
-def test_study_gives_byte_identical_estimates_and_reselect_changes_only_the_interval(tmp_path):
+def test_reselect_with_profile_is_refused_before_any_run_folder_exists(tmp_path, capsys):
+    params_file = _write_case(tmp_path / "in")
+    err = _refused(tmp_path, params_file, capsys, "uncertainty=reselect", "interval=profile")
+    assert "parameters uncertainty and interval" in err and "interval: profile" in err
+
+
+#: sha256 of estimates.csv of ``write_work_dir(n_datasets=2)`` with test_bootstrap.params() (B = 20,
+#: seed 11), made with the study's method before ``reselect`` became the default (main 04fa265).
+STUDY_ESTIMATES_SHA256 = "fa23dec36b492561d4b0d451287093542cbc1075743a5809c1f96aac2c02d9d0"
+
+
+def test_study_gives_byte_identical_estimates_and_reselect_changes_only_the_variances(tmp_path):
     work, _ = write_work_dir(tmp_path, n_datasets=2)
     with_screening(work)
-    bs.run_stage(params(), work, tmp_path / "d")
     study = bs.run_stage(params(uncertainty="study"), work, tmp_path / "s")
-    assert (tmp_path / "d" / "estimates.csv").read_bytes() == (tmp_path / "s" / "estimates.csv").read_bytes()
+    written = (tmp_path / "s" / "estimates.csv").read_bytes()
+    assert hashlib.sha256(written).hexdigest() == STUDY_ESTIMATES_SHA256
     assert study.reselection is None
-    resel = bs.run_stage(params(uncertainty="reselect", bootstrap=3), work, tmp_path / "r")
-    # the point estimates, n_obs and Rubin's variances are those of the study's method (with its own B)
-    study3 = bs.run_stage(params(bootstrap=3), work, tmp_path / "s3").estimates
-    same = ["year", "group", "n_obs", "n_hat", "ratio", "dark", "var_within", "var_between", "var_total", "df"]
-    pd.testing.assert_frame_equal(resel.estimates[same], study3[same])
-    assert (resel.estimates["interval"] == "reselect").all()
+    default = bs.run_stage(defaults(reselect_replicates=3), work, tmp_path / "d")
+    resel = bs.run_stage(params(uncertainty="reselect", reselect_replicates=3), work, tmp_path / "r")
+    assert (tmp_path / "d" / "estimates.csv").read_bytes() == (tmp_path / "r" / "estimates.csv").read_bytes()
+    assert default.reselection is not None
+    # the point estimates and n_obs are the study's; the variances are the re-selection's
+    same = ["year", "group", "n_models", "n_obs", "n_hat", "ratio", "dark", "var_between"]
+    pd.testing.assert_frame_equal(resel.estimates[same], study.estimates[same])
     est = resel.estimates
-    assert (est["lower"] >= est["n_obs"]).all() and (est["upper"] > est["lower"]).all()
-    np.testing.assert_allclose(est["dark_lower"], est["lower"] - est["n_obs"])
-    assert not np.allclose(est["lower"], study3["lower"])
+    assert (est["interval"] == "reselect rubin-t").all()
+    assert not np.allclose(est["var_within"], study.estimates["var_within"])
+    np.testing.assert_allclose(est["var_total"], est["var_within"] + 1.25 * est["var_between"])  # M = 4
+    assert (est["lower"] >= est["n_obs"]).all() and (est["upper"] > est["n_hat"]).all()
+    assert ((est["dark_lower"] > 0) & (est["dark_lower"] < est["dark"]) & (est["dark"] < est["dark_upper"])).all()
     # every replicate of every model is accounted for
     r = resel.reselection
     assert len(r) == 4 and (r["n_rep"] == 3).all()
     assert (r["n_rep_ok"] + r["n_rep_failed"] == 3).all()
     written = pd.read_csv(tmp_path / "r" / "estimates.csv", dtype={"year": str})
-    assert list(written.columns) == bs.ESTIMATE_COLUMNS and (written["interval"] == "reselect").all()
+    assert list(written.columns) == bs.ESTIMATE_COLUMNS and (written["interval"] == "reselect rubin-t").all()
+    logs = bs.run_stage(
+        params(uncertainty="reselect", reselect_replicates=3, interval="log-scale"), work, tmp_path / "l"
+    )
+    assert (logs.estimates["interval"] == "reselect log-scale").all()
+    pd.testing.assert_frame_equal(logs.estimates[same], study.estimates[same])
+    assert (logs.estimates["lower"] > logs.estimates["n_obs"]).all()
 
 
 def test_reselect_needs_the_screening_file(tmp_path):
     work, _ = write_work_dir(tmp_path, n_datasets=2)
     with pytest.raises(FileNotFoundError, match="screening.csv"):
-        bs.run_stage(params(uncertainty="reselect", bootstrap=2), work, tmp_path / "r")
+        bs.run_stage(params(uncertainty="reselect", reselect_replicates=2), work, tmp_path / "r")
 
 
 def test_reselect_is_identical_for_any_number_of_workers_and_follows_the_seed(tmp_path):
     work, _ = write_work_dir(tmp_path, n_datasets=2)
     with_screening(work)
-    one = bs.run_stage(params(uncertainty="reselect", bootstrap=2, n_jobs=1), work, tmp_path / "r1")
-    two = bs.run_stage(params(uncertainty="reselect", bootstrap=2, n_jobs=2), work, tmp_path / "r2")
+    one = bs.run_stage(params(uncertainty="reselect", reselect_replicates=2, n_jobs=1), work, tmp_path / "r1")
+    two = bs.run_stage(params(uncertainty="reselect", reselect_replicates=2, n_jobs=2), work, tmp_path / "r2")
     pd.testing.assert_frame_equal(one.estimates, two.estimates, check_exact=True)
     pd.testing.assert_frame_equal(one.reselection, two.reselection, check_exact=True)
     assert (tmp_path / "r1" / "estimates.csv").read_bytes() == (tmp_path / "r2" / "estimates.csv").read_bytes()
-    other = bs.run_stage(params(uncertainty="reselect", bootstrap=2, seed=12), work, tmp_path / "r3")
+    other = bs.run_stage(params(uncertainty="reselect", reselect_replicates=2, seed=12), work, tmp_path / "r3")
     assert not np.allclose(other.estimates["upper"], one.estimates["upper"])
 
 
@@ -145,41 +183,88 @@ def test_replicate_estimates_are_dark_numbers_added_to_n_obs():
 # --- the interval ------------------------------------------------------------------------
 
 
-def test_reselect_interval_is_the_pooled_percentile_never_below_n_obs():
+def _reselection(groups, k, n_obs, dark, failed=None):
+    g = len(groups.group)
+    return unc.ModelReselection(
+        model=k,
+        dataset=k,
+        type=selection.TWO_FACTOR,
+        terms=(),
+        groups=groups,
+        n_obs=np.full(g, n_obs, dtype=float),
+        n_hat=np.full(g, np.nan),  # not used: N-hat is the study's
+        dark=dark,
+        n_rep=len(dark) + sum((failed or {}).values()),
+        failed_status=failed or {},
+        n_changed=0,
+        n_repaired=0,
+    )
+
+
+def _study_frame(groups, n_obs, n_hat):
+    """The study's per-model rows (work/bootstrap.parquet) of models 0, 1, ...: bootstrap variances 1."""
+    frames = []
+    for k, (o, h) in enumerate(zip(n_obs, n_hat)):
+        f = groups.frame()
+        f.insert(0, "model", k)
+        f["n_obs"], f["n_hat"], f["var_within"], f["var_within_log"] = float(o), h, 1.0, 1.0
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_reselect_pools_by_rubins_rules_with_the_replicate_variances():
     design, _ = small_table()
     groups = group_matrix(design.strata, COVS, "J")
     g = len(groups.group)
     rng = np.random.default_rng(0)
+    d = [rng.gamma(5, 20, (8, g)), rng.gamma(5, 30, (6, g)), rng.gamma(4, 25, (7, g))]
+    n_obs, n_hat = [100, 90, 95], [100 + rng.gamma(5, 20, g), 90 + rng.gamma(5, 30, g), 95 + rng.gamma(4, 25, g)]
+    res = [
+        _reselection(groups, k, o, dk, {"no_starting_model": 1} if k == 1 else None)
+        for k, (o, dk) in enumerate(zip(n_obs, d))
+    ]
+    frame = unc.reselect_per_model(res, _study_frame(groups, n_obs, n_hat))
+    np.testing.assert_allclose(frame.loc[frame["model"] == 1, "var_within"], d[1].var(axis=0, ddof=1))
+    np.testing.assert_allclose(frame.loc[frame["model"] == 2, "var_within_log"], np.log(d[2]).var(axis=0, ddof=1))
+    for interval in ("rubin-t", "log-scale"):
+        est = unc.pool_reselected(frame, ["year", "group"], interval=interval)
+        assert (est["interval"] == f"reselect {interval}").all()
+        assert (est["lower"] >= est["n_obs"]).all()
+    est = unc.pool_reselected(frame, ["year", "group"], interval="rubin-t").set_index(["year", "group"])
+    # oracle for every group: Rubin's rules written out (Q, W-bar, B, T, nu, t quantile)
+    for i, key in enumerate(zip(groups.year, groups.group)):
+        q = np.array([h[i] for h in n_hat])
+        w = np.mean([dk[:, i].var(ddof=1) for dk in d])
+        b = q.var(ddof=1)
+        t = w + (1 + 1 / 3) * b
+        nu = 2 * (1 + w / ((1 + 1 / 3) * b)) ** 2
+        lo = max(q.mean() - stats.t.ppf(0.975, nu) * np.sqrt(t), 95.0)
+        row = est.loc[key]
+        np.testing.assert_allclose([row["n_hat"], row["var_within"], row["df"]], [q.mean(), w, nu], rtol=1e-12)
+        np.testing.assert_allclose([row["lower"], row["upper"]], [lo, q.mean() + stats.t.ppf(0.975, nu) * np.sqrt(t)])
 
-    def model(k, n_obs, dark, failed=None):
-        return unc.ModelReselection(
-            model=k,
-            dataset=k,
-            type=selection.TWO_FACTOR,
-            terms=(),
-            groups=groups,
-            n_obs=np.full(g, n_obs, dtype=float),
-            n_hat=np.full(g, n_obs + dark.mean()),
-            dark=dark,
-            n_rep=len(dark) + sum((failed or {}).values()),
-            failed_status=failed or {},
-            n_changed=0,
-            n_repaired=0,
-        )
 
-    d1, d2 = rng.gamma(5, 20, (40, g)), rng.gamma(5, 30, (30, g))
-    d2[:, 0] = 0.0  # a group whose dark number vanishes in one model's replicates
-    res = [model(0, 100, d1), model(1, 90, d2, {"no_starting_model": 2})]
-    iv = unc.reselect_interval(res)
-    pool = np.vstack([100 + d1, 90 + d2])
-    lo, hi = np.quantile(pool, [0.025, 0.975], axis=0)
-    np.testing.assert_allclose(iv["lower"].to_numpy()[1:], lo[1:])
-    np.testing.assert_allclose(iv["upper"].to_numpy(), hi)
-    assert iv["n_obs"].eq(95).all()
-    # group 0: the pool's 2.5% point is model 1's n_obs (90), below the published n_obs: clipped
-    assert lo[0] == 90 and iv["lower"].iloc[0] == 95 and iv["dark_lower"].iloc[0] == 0
-    assert (iv["lower"] >= iv["n_obs"]).all()
-    assert iv["n_rep_ok"].eq(70).all() and iv["n_rep_failed"].eq(2).all()
+def test_reselect_lower_end_is_raised_to_n_obs_and_a_model_needs_two_replicates():
+    design, _ = small_table()
+    groups = group_matrix(design.strata, COVS, "J")
+    g = len(groups.group)
+    rng = np.random.default_rng(1)
+    # a small dark number with a wide spread: Rubin's t interval reaches below n_obs
+    d = [rng.gamma(0.5, 40, (10, g)), rng.gamma(0.5, 40, (10, g))]
+    n_hat = [np.full(g, 105.0), np.full(g, 125.0)]
+    res = [_reselection(groups, k, 100, dk) for k, dk in enumerate(d)]
+    frame = unc.reselect_per_model(res, _study_frame(groups, [100, 100], n_hat))
+    raw = pool_estimates(frame, ["year", "group"], interval="rubin-t")
+    assert (raw["lower"] < 100).all()  # what the clip is for
+    est = unc.pool_reselected(frame, ["year", "group"], interval="rubin-t")
+    assert (est["lower"] == 100).all() and (est["upper"] == raw["upper"]).all()
+    with pytest.raises(ValueError, match="interval must be one of rubin-t, log-scale"):
+        unc.pool_reselected(frame, ["year", "group"], interval="profile")
+    few = [_reselection(groups, 0, 100, d[0][:1], {"no_starting_model": 2}), res[1]]
+    with pytest.raises(ValueError, match="model 0 has 1 usable re-selected replicate"):
+        unc.reselect_per_model(few, _study_frame(groups, [100, 100], n_hat))
+    with pytest.raises(ValueError, match="differ from the pooled models"):
+        unc.reselect_per_model(res[:1], _study_frame(groups, [100, 100], n_hat))
 
 
 def test_report_says_what_the_reselect_interval_contains():
@@ -187,10 +272,15 @@ def test_report_says_what_the_reselect_interval_contains():
 
     study = text.interval_text("rubin-t")
     assert study == text.INTERVAL_TEXT["rubin-t"]  # the study's prose unchanged
-    resel = text.interval_text("rubin-t", "reselect")
-    assert "model selection" in resel and "never falls below n_obs" in resel
-    for part in ("imputation", "linking", "choosing the model"):
-        assert part in resel
+    for interval in ("rubin-t", "log-scale"):
+        resel = text.interval_text(interval, "reselect")
+        assert "model selection" in resel and "Rubin's rules" in resel and "never falls below n_obs" in resel
+        for part in ("imputation", "linking", "choosing the model"):
+            assert part in resel
+    assert "symmetric t" in text.interval_text("rubin-t", "reselect")
+    assert "log-scale" in text.interval_text("log-scale", "reselect")
     with pytest.raises(ValueError, match="parameter uncertainty"):
         text.interval_text("rubin-t", "percentile")
+    with pytest.raises(ValueError, match="with uncertainty: reselect"):
+        text.interval_text("profile", "reselect")
     assert "closed" in text.INTERVAL_LIMITS and "linked" in text.INTERVAL_LIMITS

@@ -81,18 +81,29 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     return "\n".join([head, rule] + body)
 
 
-#: The interval of ``uncertainty: reselect`` (docs/estimation.md 6), whatever ``interval`` says.
+#: What the interval of ``uncertainty: reselect`` contains (docs/estimation.md 6); :func:`interval_text` adds
+#: which interval (``interval: rubin-t`` or ``log-scale``) is shown.
 RESELECT_TEXT = (
-    "The interval shown repeats the model selection (parameter `uncertainty: reselect`): for each model, "
+    "The interval repeats the model selection (parameter `uncertainty: reselect`): for each model, "
     "replicate tables are drawn from the fitted model, the model type's selection is run again on each "
     "replicate (in full, as on the data: backward from all two-factor terms) and every group is estimated with "
-    "the model chosen "
-    "there. The interval runs from the 2.5% to the 97.5% point of all replicates of all models together, "
-    "each replicate's estimated dark number added to the number registered, so it never falls below n_obs. "
-    "It contains the chance variation of the counts, the differences between the completed data sets (the "
-    "imputation of missing values and the linking of the aggregate records) and the uncertainty of choosing "
-    "the model."
+    "the model chosen there. The variance of these replicate estimates is the model's within-model variance, "
+    "and Rubin's rules pool the models with it. So the interval contains the chance variation of the counts, "
+    "the differences between the completed data sets (the imputation of missing values and the linking of the "
+    "aggregate records) and the uncertainty of choosing the model."
 )
+
+#: The interval itself under ``uncertainty: reselect``, per ``interval``.
+RESELECT_INTERVAL = {
+    "rubin-t": (
+        "The interval shown is Rubin's symmetric t interval with these variances; where its lower end would "
+        "fall below the number registered it is raised to n_obs, so it never falls below n_obs."
+    ),
+    "log-scale": (
+        "The interval shown is the log-scale interval: the logarithm of the dark number is pooled the same way, "
+        "its t interval transformed back and n_obs added, so it is asymmetric and never falls below n_obs."
+    ),
+}
 
 #: What no interval of this method contains, and what the calibration check found (docs/estimation.md 6).
 INTERVAL_LIMITS = (
@@ -100,22 +111,25 @@ INTERVAL_LIMITS = (
     "year, records of one person that are not linked (or of two persons that are), or a register overlap in "
     "the years with aggregates that differs from the reference years. On synthetic populations with a known "
     "truth (50 of each of two unlike generators, small settings), the project's calibration check found that "
-    "the 95% intervals contained the true number in 67-82% of the yearly groups with the study's method and "
-    "in 63-78% when the model selection is repeated (that interval came out narrower, not wider), well below "
-    "95%, mainly because of bias: on the second generator the estimates were on average 17% too low, on the "
-    "project's own generator 1% too low overall but 13% too low in the year with aggregates."
+    "the 95% intervals contained the true number in 85% (project's generator) and 69% (second generator) of "
+    "the yearly groups when the model selection is repeated (the default; 88% and 77% with the log-scale "
+    "interval) and in 82% and 67% with the study's method, well below 95%, mainly because of bias: on the "
+    "second generator the estimates were on average 17% too low, on the project's own generator 1% too low "
+    "overall but 13% too low in the year with aggregates."
 )
 
 
 def interval_text(interval: str, uncertainty: str = "study") -> str:
-    """Which interval is shown, and why (``p.interval``; ``p.uncertainty``: ``reselect`` replaces it)."""
-    if uncertainty == "reselect":
-        return RESELECT_TEXT
-    if uncertainty != "study":
+    """Which interval is shown, and why (``p.interval``, ``p.uncertainty``)."""
+    if uncertainty not in ("study", "reselect"):
         raise ValueError(f"parameter uncertainty: {uncertainty!r} is not one of study, reselect")
-    if interval not in INTERVAL_TEXT:
-        raise ValueError(f"parameter interval: {interval!r} is not one of {', '.join(INTERVAL_TEXT)}")
-    return INTERVAL_TEXT[interval]
+    table = RESELECT_INTERVAL if uncertainty == "reselect" else INTERVAL_TEXT
+    if interval not in table:
+        raise ValueError(
+            f"parameter interval: {interval!r} is not one of {', '.join(table)}"
+            + (" with uncertainty: reselect" if uncertainty == "reselect" else "")
+        )
+    return (RESELECT_TEXT + " " + table[interval]) if uncertainty == "reselect" else table[interval]
 
 
 def headline(estimates: pd.DataFrame) -> str:
@@ -244,9 +258,15 @@ def method(p, n_models: int | None = None, n_years: int | None = None) -> str:
             f"three-factor terms to it one at a time while that lowers BIC, from the {p.three_factor_candidates} "
             "terms that did best in a screening on one data set (hierarchy respected).",
             "",
-            f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
-            "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance of "
-            f"every estimate. Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
+            (
+                f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
+                "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance "
+                "of every estimate. "
+                if getattr(p, "uncertainty", "study") == "study"
+                else f"**Uncertainty.** For each of the {n_models} models, {p.reselect_replicates} replicates with "
+                "the model selection repeated give the within-model variance of every estimate. "
+            )
+            + f"Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
             "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
             + interval_text(p.interval, getattr(p, "uncertainty", "study")),
         ]
@@ -514,8 +534,8 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             "model selection, so the uncertainty of choosing the model is only partly reflected (through the "
             "differences between the data sets' models). "
             if uncertainty == "study"
-            else "The model selection is repeated in every replicate, but the percentile interval has no "
-            "allowance for the few completed data sets. "
+            else "The model selection is repeated in every replicate and Rubin's rules allow for the few "
+            "completed data sets, but the interval rests on the model-based assumptions below. "
         )
         + INTERVAL_LIMITS
     )

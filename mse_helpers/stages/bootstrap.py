@@ -16,6 +16,8 @@ estimates:
    with the interval of ``p.interval``; for ``profile``, step 2 also gives each
    model's profile-likelihood interval of every group
    (:func:`engine.profile.group_profile_intervals`, about 3.6 ms per group and model);
+   with ``uncertainty: reselect`` the within variances come instead from
+   replicates on which the model selection is repeated (:mod:`.uncertainty`);
 4. ``work/bootstrap.parquet`` (per model and group), ``results/estimates.csv``
    (per group, published) and ``results/models.csv`` (per model, published).
 
@@ -389,7 +391,8 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     Parameters
     ----------
     p : Params
-        Uses registers, covariates, bootstrap, interval, uncertainty, seed, n_jobs.
+        Uses registers, covariates, bootstrap, interval, uncertainty,
+        reselect_replicates, seed, n_jobs.
     work_dir : Path
         The run's work folder: ``models.json``, ``imputed/imp_*.parquet``,
         ``prep_summary.json``; receives ``bootstrap.parquet``.
@@ -454,7 +457,15 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
             f"Rubin's rules need at least two (see the statuses: {failed['status'].tolist()})"
         )
     per_model = pd.concat([r.per_model_frame() for r in pooled], ignore_index=True)
-    estimates = pool_estimates(per_model, ["year", "group"], interval=p.interval, level=LEVEL)
+    reselection = None
+    if p.uncertainty == uncertainty.RESELECT:  # within variances from re-selected replicates (docs/estimation.md 6)
+        resel = uncertainty.run_reselection(p, work_dir, [(r.model, models[r.model]) for r in pooled], years)
+        reselection = uncertainty.failed_frame(resel)
+        estimates = uncertainty.pool_reselected(
+            uncertainty.reselect_per_model(resel, per_model), ["year", "group"], interval=p.interval, level=LEVEL
+        )
+    else:
+        estimates = pool_estimates(per_model, ["year", "group"], interval=p.interval, level=LEVEL)
     # publication order: the groups as built (total, covariates, pairs), years then "all"
     order = per_model.drop_duplicates(["year", "group"])[["year", "group"]]
     order = order.assign(_y=(order["year"] == "all"), _pos=np.arange(len(order)))
@@ -463,11 +474,6 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         .sort_values(["_y", "year", "_pos"], kind="stable")[ESTIMATE_COLUMNS]
         .reset_index(drop=True)
     )
-    reselection = None
-    if p.uncertainty == uncertainty.RESELECT:  # the interval repeats the model selection (docs/estimation.md 6)
-        resel = uncertainty.run_reselection(p, work_dir, [(r.model, models[r.model]) for r in pooled], years)
-        estimates = uncertainty.apply_interval(estimates, uncertainty.reselect_interval(resel, LEVEL))
-        reselection = uncertainty.failed_frame(resel)
     models_frame = pd.DataFrame([r.models_row(years) for r in pooled])
     runfolder.write_bootstrap(work_dir, per_model)
     runfolder.write_results(results_dir, estimates, models_frame)

@@ -9,8 +9,8 @@ completed data sets.
 bootstrap replicate:
 
 1. for every pooled model k (a completed data set and a model type), draw
-   ``n_rep`` Poisson replicate tables from the fitted selected model, each from
-   its own stream ``seeds.rng(seed, "bootstrap", k, RESELECT_STREAM, b)``;
+   ``reselect_replicates`` Poisson replicate tables from the fitted selected
+   model, each from its own stream ``seeds.rng(seed, "bootstrap", k, RESELECT_STREAM, b)``;
 2. on every replicate re-run that model type's selection exactly as the
    study's selection does on a completed data set (:func:`full_search`):
    backward AIC from all two-factor terms (its start repaired until the MLE
@@ -23,16 +23,22 @@ bootstrap replicate:
 3. estimate every report group with the re-selected model: the replicate's
    dark number (N* - n_obs*) is added to the data set's n_obs, so a replicate
    estimate is never below the number registered;
-4. the interval of a group is the 2.5% and 97.5% percentiles of all replicate
-   estimates of all models in one pool (:func:`reselect_interval`): it mixes
-   sampling (the Poisson draws), imputation and linking (the completed data
-   sets differ) and model choice (the selection is repeated).
+4. Rubin's rules over the models with model k's within variances taken from
+   its re-selected replicates (:func:`reselect_per_model`: the variance of
+   N* and of log(dark*)) instead of the fixed-model bootstrap's, and the
+   run's ``interval``, ``rubin-t`` or ``log-scale`` (:func:`pool_reselected`;
+   ``profile`` is refused). The interval then holds sampling (the Poisson
+   draws), imputation and linking (the between variance: the completed data
+   sets differ) and model choice (the selection is repeated). W-bar averages
+   over the 2m models, so few replicates per model suffice.
 
 A replicate whose selected model has no MLE starts from the model the
 selection's own repair reaches (:func:`selection.existing_start`); a replicate
 whose search fails is counted in ``failed_status``, never dropped silently.
-The point estimate, n_obs and the Rubin variances stay those of the study's
-method; only the interval columns change.
+The point estimate, n_obs and the between variance stay those of the study's
+method (its bootstrap still runs for ``work/bootstrap.parquet``); the within
+and total variances, df and the interval columns are the re-selection's, and
+a ``rubin-t`` lower end is not let below n_obs.
 
 Results do not depend on the number of workers: every replicate has its own
 stream and is computed the same way in any process.
@@ -55,6 +61,7 @@ from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import GroupMatrix, group_matrix
 from ..engine.fit import Fit, fit_model
+from ..engine.pooling import pool_estimates
 from ..engine.resample import refit_replicate
 from ..engine.status import FitStatus
 from ..parallel import Workers
@@ -73,6 +80,8 @@ RESELECT_STREAM = 1
 MAX_ROUNDS = 25
 #: Status of a replicate whose search raised (no starting model with an MLE).
 NO_START = "no_starting_model"
+#: Values of ``interval`` that ``reselect`` pools (the replicates give variances, no profile likelihood).
+POOLED_INTERVALS = ("rubin-t", "log-scale")
 
 
 # --- the searches on one replicate ----------------------------------------------------
@@ -398,15 +407,15 @@ def run_reselection(
     Parameters
     ----------
     p : Params
-        Uses registers, covariates, bootstrap (replicates per model unless
-        ``n_rep``), seed, n_jobs, backend.
+        Uses registers, covariates, reselect_replicates (replicates per model
+        unless ``n_rep``), seed, n_jobs, backend.
     work_dir : Path
         Holds ``imputed/``, ``screening.csv``.
     models : sequence of (int, dict)
         Position in models.json and the model object, of the pooled models.
     years : sequence of int
     n_rep : int, optional
-        Replicates per model (default ``p.bootstrap``).
+        Replicates per model (default ``p.reselect_replicates``).
 
     Returns
     -------
@@ -414,7 +423,7 @@ def run_reselection(
         In model order.
     """
     work_dir = Path(work_dir)
-    n_rep = int(p.bootstrap if n_rep is None else n_rep)
+    n_rep = int(p.reselect_replicates if n_rep is None else n_rep)
     if n_rep < 1:
         raise ValueError(f"uncertainty reselect: at least one replicate per model, got {n_rep}")
     candidates = screened_candidates(work_dir)
@@ -441,59 +450,94 @@ def run_reselection(
 # --- the interval -----------------------------------------------------------------------
 
 
-def reselect_interval(results: Sequence[ModelReselection], level: float = 0.95) -> pd.DataFrame:
-    """Percentile interval per group over all replicates of all models in one pool.
+def reselect_per_model(results: Sequence[ModelReselection], per_model: pd.DataFrame) -> pd.DataFrame:
+    """The study's per-model frame with the re-selected replicates' variances as within variances.
 
-    A replicate's estimate is its model's data-set n_obs plus the replicate's
-    dark number; the pool holds every usable replicate of every model (a model
-    with failed replicates contributes fewer). The lower end is never below the
-    group's mean n_obs over the models (the number published as n_obs).
+    Per pooled model k and group: ``n_obs`` and ``n_hat`` stay the study's (the
+    selected model on its completed data set, ``work/bootstrap.parquet``);
+    ``var_within`` becomes the variance (ddof 1) of the replicate estimates
+    N*_b = n_obs_k + dark*_b over k's usable re-selected replicates, and
+    ``var_within_log`` that of log(dark*_b) (NaN where a replicate estimates no
+    dark number). Rubin's W-bar then averages these over the 2m models, so a
+    few replicates per model suffice.
 
     Parameters
     ----------
     results : sequence of ModelReselection
-        Of the pooled models (same groups).
-    level : float
+        One per pooled model.
+    per_model : DataFrame
+        The study's per-model rows (``model``, ``year``, ``group``, ``n_obs``,
+        ``n_hat``, ...), exactly the pooled models of ``results``.
 
     Returns
     -------
     DataFrame
-        ``year``, ``group``, ``n_obs`` (mean over models), ``lower``, ``upper``,
-        ``dark_lower``, ``dark_upper``, ``n_rep_ok``, ``n_rep_failed``.
+        ``per_model``'s rows and columns (without profile bounds), the two
+        variances replaced, plus ``n_rep_ok``.
+
+    Raises
+    ------
+    ValueError
+        A model with fewer than two usable replicates (no variance), or models
+        that differ between ``results`` and ``per_model``.
     """
-    if not results:
-        raise ValueError("uncertainty reselect: no model to pool")
-    pool = np.vstack([r.n_obs[None, :] + r.dark for r in results if r.n_ok])
-    if len(pool) < 2:
-        raise ValueError(f"uncertainty reselect: {len(pool)} usable replicate(s) in all; a percentile needs two")
-    n_obs = np.mean([r.n_obs for r in results], axis=0)
-    lo, hi = np.quantile(pool, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
-    lower, upper = np.maximum(lo, n_obs), np.maximum(hi, n_obs)
-    out = results[0].groups.frame()
-    out["n_obs"] = n_obs
-    out["lower"], out["upper"] = lower, upper
-    out["dark_lower"], out["dark_upper"] = lower - n_obs, upper - n_obs
-    out["n_rep_ok"] = len(pool)
-    out["n_rep_failed"] = sum(r.n_failed for r in results)
+    got, want = sorted(r.model for r in results), sorted(set(per_model["model"]))
+    if got != want:
+        raise ValueError(f"uncertainty reselect: re-selected models {got} differ from the pooled models {want}")
+    frames = []
+    for r in results:
+        if r.n_ok < 2:
+            raise ValueError(
+                f"uncertainty reselect: model {r.model} has {r.n_ok} usable re-selected replicate(s) of {r.n_rep} "
+                f"({r.failed_status}); a within variance needs two: raise reselect_replicates"
+            )
+        f = r.groups.frame()
+        f["model"] = r.model
+        f["var_within"] = (r.n_obs[None, :] + r.dark).var(axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(np.where(r.dark > 0, r.dark, np.nan))
+        f["var_within_log"] = logs.var(axis=0, ddof=1)
+        f["n_rep_ok"] = r.n_ok
+        frames.append(f)
+    variances = pd.concat(frames, ignore_index=True)
+    keep = [c for c in per_model.columns if c not in ("var_within", "var_within_log", "profile_lower", "profile_upper")]
+    out = per_model[keep].merge(variances, on=["model", "year", "group"], how="left", validate="one_to_one")
+    if out["var_within"].isna().any():
+        bad = out.loc[out["var_within"].isna(), ["model", "year", "group"]].head(3).to_dict("records")
+        raise ValueError(f"uncertainty reselect: no re-selected variance for {bad}")
     return out
 
 
-def apply_interval(estimates: pd.DataFrame, interval: pd.DataFrame) -> pd.DataFrame:
-    """The study's pooled estimates with the interval columns of :func:`reselect_interval`.
+def interval_label(interval: str) -> str:
+    """The ``interval`` column of estimates.csv under ``uncertainty: reselect``, e.g. ``reselect rubin-t``."""
+    return f"{RESELECT} {interval}"
 
-    N-hat, n_obs, the variances and df stay those of Rubin's rules; ``lower``,
-    ``upper``, ``dark_lower``, ``dark_upper`` are replaced and ``interval`` is
-    ``"reselect"``. Row order and columns are kept.
+
+def pool_reselected(
+    per_model: pd.DataFrame, by: Sequence[str], *, interval: str = "rubin-t", level: float = 0.95
+) -> pd.DataFrame:
+    """Rubin's rules over the models with the re-selected within variances (:func:`reselect_per_model`).
+
+    :func:`engine.pooling.pool_estimates` with ``interval`` (``rubin-t`` or
+    ``log-scale``); the point estimate and n_obs are the study's (the mean of
+    the models' N-hat and n_obs). The log-scale interval is above n_obs by
+    construction; a ``rubin-t`` lower end below the published n_obs (the true
+    number cannot be smaller) is raised to n_obs. ``interval`` says
+    ``reselect rubin-t`` or ``reselect log-scale``.
+
+    Raises
+    ------
+    ValueError
+        ``interval="profile"`` (refused at the parameter check too), or what
+        ``pool_estimates`` raises.
     """
-    iv = interval.set_index(["year", "group"])
-    key = pd.MultiIndex.from_frame(estimates[["year", "group"]])
-    missing = key.difference(iv.index)
-    if len(missing):
-        raise ValueError(f"uncertainty reselect: no interval for group(s) {list(missing)[:5]}")
-    out = estimates.copy()
-    for col in ("lower", "upper", "dark_lower", "dark_upper"):
-        out[col] = iv.loc[key, col].to_numpy()
-    out["interval"] = RESELECT
+    if interval not in POOLED_INTERVALS:
+        raise ValueError(
+            f"uncertainty reselect: interval must be one of {', '.join(POOLED_INTERVALS)}, got {interval!r}"
+        )
+    out = pool_estimates(per_model, list(by), interval=interval, level=level)
+    out["lower"] = np.maximum(out["lower"], out["n_obs"])
+    out["interval"] = interval_label(interval)
     return out
 
 

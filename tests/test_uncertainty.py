@@ -58,7 +58,7 @@ def defaults(**over):
 def test_uncertainty_parameters_are_checked_and_reselect_is_the_default():
     assert defaults().uncertainty == unc.RESELECT and defaults().interval == "rubin-t"
     assert params(uncertainty="reselect").uncertainty == unc.RESELECT
-    assert defaults().reselect_replicates == 20
+    assert defaults().reselect_replicates == 16
     with pytest.raises(ParameterError, match="parameter uncertainty: must be one of study, reselect"):
         params(uncertainty="bootstrap-all")
     with pytest.raises(ParameterError, match="parameter reselect_replicates: must be from 2 to 10000, got 1"):
@@ -287,3 +287,25 @@ def test_report_says_what_the_reselect_interval_contains():
     with pytest.raises(ValueError, match="with uncertainty: reselect"):
         text.interval_text("profile", "reselect")
     assert "closed" in text.INTERVAL_LIMITS and "linked" in text.INTERVAL_LIMITS
+
+
+def test_reselection_text_counts_every_replicate_and_failure():
+    from mse_helpers.report import text
+
+    assert text.reselection_text(None) == ""
+    frame = pd.DataFrame(
+        {
+            "model": [0, 1],
+            "n_rep": [16, 16],
+            "n_rep_ok": [16, 13],
+            "n_rep_failed": [0, 3],
+            "failed_statuses": ["", "no_starting_model:2;not_converged:1"],
+            "n_changed": [15, 12],
+        }
+    )
+    words = text.reselection_text(frame)
+    assert "On 32 bootstrap replicates (2 models, 16 each)" in words
+    assert "27 of the 29 usable replicates selected other terms" in words
+    assert "3 replicate(s) of 1 model(s) failed" in words
+    assert "2 replicates: " in words and "1 replicates: " in words
+    assert "No replicate failed" in text.reselection_text(frame.iloc[:1])

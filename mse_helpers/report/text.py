@@ -488,6 +488,48 @@ def bootstrap_failures_text(failed: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def reselection_text(reselection: pd.DataFrame | None) -> str:
+    """The re-selection bootstrap (``uncertainty: reselect``) in one paragraph: replicates, failures, other models.
+
+    Parameters
+    ----------
+    reselection : DataFrame or None
+        One row per pooled model (:func:`mse_helpers.stages.uncertainty.failed_frame`):
+        ``n_rep``, ``n_rep_ok``, ``n_rep_failed``, ``failed_statuses``, ``n_changed``; None
+        with ``uncertainty: study`` (then ``""``).
+
+    Returns
+    -------
+    str
+        Markdown; every failed replicate is counted (left out of its model's variance).
+    """
+    if reselection is None or not len(reselection):
+        return ""
+    n_models, n_rep = len(reselection), int(reselection["n_rep"].sum())
+    failed, changed = int(reselection["n_rep_failed"].sum()), int(reselection["n_changed"].sum())
+    text = (
+        f"**Model selection repeated.** On {n_rep:,} bootstrap replicates ({n_models} models, "
+        f"{n_rep // max(n_models, 1)} each) the model selection was run again; {changed:,} of the "
+        f"{n_rep - failed:,} usable replicates selected other terms than the model they were drawn from"
+    )
+    if failed:
+        bad = reselection[reselection["n_rep_failed"] > 0]
+        counts: dict[str, int] = {}
+        for value in bad["failed_statuses"]:
+            for item in str(value).split(";"):
+                code, _, n = item.rpartition(":")
+                if code:
+                    counts[code] = counts.get(code, 0) + int(n)
+        why = failed_statuses_words(";".join(f"{c}:{n}" for c, n in sorted(counts.items())))
+        text += (
+            f". {failed} replicate(s) of {len(bad)} model(s) failed and are left out of those models' "
+            f"variances ({why})."
+        )
+    else:
+        text += ". No replicate failed."
+    return text
+
+
 def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame | None = None) -> str:
     """Caveats of this run's estimates, with their numbers.
 

@@ -92,15 +92,20 @@ cat("DONE\n")
 
 
 #: Processes that only import what a default ``mse estimate`` call needs, cumulatively: the
-#: libraries the engine loads at its top level (pandas with pyarrow; scipy.optimize for the
-#: existence LP and the profile interval's root finding) set the floor of a call's start-up.
+#: libraries the engine loads at its top level (pandas with pyarrow; scipy.special and
+#: scipy.linalg, which bring scipy's array-API shim) set the floor of a call's start-up.
+#: scipy.optimize is not among them since the profile interval's searches moved to
+#: engine/scalar.py and the existence LP imports it on first use; the last entry shows what
+#: it would add.
 IMPORT_FLOOR = {
     "python": "pass",
     "+ numpy": "import numpy",
     "+ pandas": "import numpy, pandas",
-    "+ scipy.special, linalg, sparse, optimize": "import numpy, pandas, scipy.special, scipy.linalg, "
-    "scipy.sparse, scipy.optimize",
-    "+ the engine": "import mse_helpers.engine.estimates, mse_helpers.engine.profile, mse_helpers.engine.resample",
+    "+ scipy.special, linalg": "import numpy, pandas, scipy.special, scipy.linalg",
+    "+ the engine a call loads": "import mse_helpers.cli.estimate, mse_helpers.engine.cells, "
+    "mse_helpers.engine.estimates, mse_helpers.engine.fit, mse_helpers.engine.profile",
+    "(that + scipy.optimize, not loaded)": "import mse_helpers.cli.estimate, mse_helpers.engine.cells, "
+    "mse_helpers.engine.estimates, mse_helpers.engine.fit, mse_helpers.engine.profile, scipy.optimize",
 }
 
 

@@ -41,9 +41,8 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
-from scipy import linalg, sparse
+from scipy import linalg
 from scipy.linalg import lapack
-from scipy.optimize import linprog
 
 from .design import INTERCEPT, Design
 from .status import FitStatus
@@ -92,6 +91,18 @@ class Existence:
     rank_deficiency: int
     responsible: tuple[str, ...]
     message: str
+
+
+def linprog(*args, **kwargs):
+    """``scipy.optimize.linprog``, imported on first use.
+
+    Most fits never need a linear programme (no zero cells, or the fast screen
+    decides), and importing ``scipy.optimize`` costs about 0.1 s, a fifth of the
+    start-up budget of ``mse estimate`` (docs/engine.md 9).
+    """
+    from scipy.optimize import linprog as _linprog
+
+    return _linprog(*args, **kwargs)
 
 
 def _column_terms(design: Design, terms: Sequence[str]) -> list[str]:
@@ -147,6 +158,8 @@ def fienberg_rinaldo_lp(X: np.ndarray, y: np.ndarray) -> float:
     float
         The optimum; the MLE exists iff it is > 0.
     """
+    from scipy import sparse  # only this programme needs it (start-up time, see linprog)
+
     n, p = X.shape
     c = np.zeros(n + 1)
     c[-1] = -1.0  # linprog minimises

@@ -257,14 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     t_uk5 = process_seconds([*cmd, "estimate", str(uk5)], runs=5)
     t_uk5_nc = process_seconds([*cmd, "estimate", str(uk5)], runs=5, env=no_cache)
     print(
-        f"start-up (median of 5 processes): `mse estimate --help` {t_help:.2f} s, "
-        f"`mse estimate UKdat_5.csv` (5 lists, profile interval) {t_uk5:.2f} s "
-        f"({t_uk5_nc:.2f} s without a bytecode cache); target 0.5 s each"
+        f"start-up (median of 5 processes): `mse estimate --help` {t_help:.3f} s, "
+        f"`mse estimate UKdat_5.csv` (5 lists, profile interval) {t_uk5:.3f} s "
+        f"({t_uk5_nc:.3f} s without a bytecode cache); target 0.5 s each"
     )
     floor = {what: process_seconds([sys.executable, "-c", code], runs=5) for what, code in IMPORT_FLOOR.items()}
     print(
         "  where a call's start-up goes (median of 5 processes each): "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in floor.items())
+        + ", ".join(f"{k} {v:.3f} s" for k, v in floor.items())
     )
     mine = ours(paths, args.reps, args.reselect_boot)
     why = r_available()

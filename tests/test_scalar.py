@@ -77,7 +77,7 @@ def test_bounded_minimum_refuses_bad_bounds():
 
 
 def test_estimate_on_a_table_does_not_import_scipy_optimize():
-    """The start-up budget of `mse estimate` (docs/engine.md 9): a profile interval without scipy.optimize."""
+    """The start-up budget of `mse estimate` (docs/engine.md 7a): a profile interval without scipy.optimize."""
     table = Path(__file__).parent / "fixtures" / "published" / "UKdat_5.csv"
     code = (
         "import sys, contextlib, io\n"

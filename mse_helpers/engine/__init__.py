@@ -2,6 +2,8 @@
 
 Modules, in the order a caller uses them (each imports only those before it):
 
+- :mod:`.scalar`: Brent's root and bounded minimum of a function of one variable (ports of
+  scipy's, without importing ``scipy.optimize``);
 - :mod:`.status`: :class:`~.status.FitStatus`, the outcome of a fit;
 - :mod:`.cells`: complete cell tables (``complete_table``, ``count_table``,
   ``dataset_table``), factor levels and the one cell-key builder;

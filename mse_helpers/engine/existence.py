@@ -98,7 +98,7 @@ def linprog(*args, **kwargs):
 
     Most fits never need a linear programme (no zero cells, or the fast screen
     decides), and importing ``scipy.optimize`` costs about 0.1 s, a fifth of the
-    start-up budget of ``mse estimate`` (docs/engine.md 9).
+    start-up budget of ``mse estimate`` (docs/engine.md 7a).
     """
     from scipy.optimize import linprog as _linprog
 

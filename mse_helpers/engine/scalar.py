@@ -1,7 +1,7 @@
 """Root and minimum of a function of one variable: Brent's methods, without ``scipy.optimize``.
 
 Why this module exists: importing ``scipy.optimize`` costs about 0.1 s, a fifth of the
-0.5 s start-up budget of ``mse estimate`` on a small table (docs/engine.md 9), and the
+0.5 s start-up budget of ``mse estimate`` on a small table (docs/engine.md 7a), and the
 multinomial profile interval (:func:`.profile.profile_interval`) needs only two scalar
 searches. These are line-for-line ports of scipy's own routines, so the numbers are the
 same as ``scipy.optimize.brentq`` and ``minimize_scalar(method="bounded")`` give (tests

@@ -158,6 +158,7 @@ def one_population(
     all_years = truth.groupby("group", as_index=False)["n_true"].sum().assign(year="all")
     out = out.merge(pd.concat([truth, all_years]), on=["year", "group"], how="inner")
     out.insert(0, "population", s)
+    out = out.merge(pooled_bias(per_model), on=["year", "group"], how="left")
     out["n_boot_failed"] = int(res.failed["n_boot_failed"].sum())
     out["seconds_study"] = time.perf_counter() - t0
     if n_reselect:
@@ -181,6 +182,105 @@ def one_population(
         out["n_rep"] = sum(r.n_rep for r in resel)
         out["seconds_reselect"] = time.perf_counter() - t1
     return out
+
+
+# --- the bootstrap bias correction (evaluated, not applied by the pipeline) ---------------
+
+
+def pooled_bias(per_model: pd.DataFrame) -> pd.DataFrame:
+    """Per year and group: the mean over the pooled models of their bootstrap bias (``bias_boot``).
+
+    Rubin's point estimate is the mean of the models' N-hat, so the mean of
+    ``N-hat - bias`` (each model's bias-corrected N-hat, ``2 N-hat - mean N-hat*``)
+    is the pooled N-hat minus this mean.
+    """
+    return per_model.groupby(["year", "group"], as_index=False)["bias_boot"].mean()
+
+
+def bias_corrected(results: pd.DataFrame) -> pd.DataFrame:
+    """Add the bias-corrected estimate and intervals: ``n_hat_bc`` and ``lower_X_bc``, ``upper_X_bc``.
+
+    Each interval is shifted by the same amount as the point estimate (the
+    correction moves the estimate, not its spread), its lower end kept at n_obs
+    at least, as the pipeline's intervals are.
+    """
+    out = results.copy()
+    out["n_hat_bc"] = np.maximum(out["n_hat"] - out["bias_boot"], out["n_obs"])
+    for suffix in ("t", "log", "rt", "rlog"):
+        if f"lower_{suffix}" in out.columns:
+            out[f"lower_{suffix}_bc"] = np.maximum(out[f"lower_{suffix}"] - out["bias_boot"], out["n_obs"])
+            out[f"upper_{suffix}_bc"] = out[f"upper_{suffix}"] - out["bias_boot"]
+    return out
+
+
+def bias_correction_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean relative error and coverage without and with the bootstrap bias correction.
+
+    Rows as :func:`summarise` (each year's total, each covariate level over the
+    years, every yearly group); columns ``mean_rel_error``, ``mean_rel_error_bc``,
+    ``mean_abs_rel_error``, ``mean_abs_rel_error_bc``, and ``coverage_X``,
+    ``coverage_X_bc`` for each interval X run (t, log: study; rt, rlog: reselect).
+    """
+    r = bias_corrected(results)
+    truth = r["n_true"]
+    r["rel"], r["rel_bc"] = (r["n_hat"] - truth) / truth, (r["n_hat_bc"] - truth) / truth
+    suffixes = [x for x in ("t", "log", "rt", "rlog") if f"lower_{x}" in r.columns]
+    for x in suffixes:
+        for tail in ("", "_bc"):
+            r[f"cov_{x}{tail}"] = (r[f"lower_{x}{tail}"] <= truth) & (truth <= r[f"upper_{x}{tail}"])
+    yearly = r[r["year"] != "all"]
+    parts = [(y, "total", r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())]
+    parts += [("each year", g, yearly[yearly["group"] == g]) for g in yearly["group"].unique() if g != "total"]
+    parts += [(ALL_GROUPS, "all", yearly)]
+    rows = []
+    for label, group, part in parts:
+        row = {"year": label, "groups": group, "n": len(part)}
+        for tail in ("", "_bc"):
+            row[f"mean_rel_error{tail}"] = part[f"rel{tail}"].mean()
+            row[f"mean_abs_rel_error{tail}"] = part[f"rel{tail}"].abs().mean()
+        for x in suffixes:
+            for tail in ("", "_bc"):
+                row[f"coverage_{x}{tail}"] = part[f"cov_{x}{tail}"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+INTERVAL_NAMES = {
+    "t": "study rubin-t",
+    "log": "study log-scale",
+    "rt": "reselect rubin-t",
+    "rlog": "reselect log-scale",
+}
+
+
+def bias_correction_markdown(summary: pd.DataFrame) -> str:
+    """:func:`bias_correction_summary` as Markdown: each figure as ``without -> with`` the correction."""
+    suffixes = [x for x in INTERVAL_NAMES if f"coverage_{x}" in summary.columns]
+    head = ["year", "groups", "estimates", "mean rel. error", "mean abs. rel. error"]
+    head += [f"coverage {INTERVAL_NAMES[x]}" for x in suffixes]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in summary.to_dict("records"):
+        cells = [
+            str(row["year"]),
+            str(row["groups"]),
+            str(row["n"]),
+            f"{row['mean_rel_error']:+.1%} -> {row['mean_rel_error_bc']:+.1%}",
+            f"{row['mean_abs_rel_error']:.1%} -> {row['mean_abs_rel_error_bc']:.1%}",
+        ]
+        cells += [f"{_pct(row[f'coverage_{x}'])} -> {_pct(row[f'coverage_{x}_bc'])}" for x in suffixes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def print_bias_correction(results: pd.DataFrame) -> None:
+    """The bias-correction table, when the results carry ``bias_boot`` (runs since it was added)."""
+    if "bias_boot" not in results.columns:
+        return
+    print(
+        "\nbootstrap bias correction (each model's N-hat - (mean N-hat* - N-hat), intervals shifted alike), "
+        "without -> with:\n"
+    )
+    print(bias_correction_markdown(bias_correction_summary(results)))
 
 
 # --- summary ------------------------------------------------------------------------
@@ -356,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(summarise(results)))
         print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
         print(bias_markdown(bias_table(results)))
+        print_bias_correction(results)
         return 0
     if args.populations < 1:
         parser.error("--populations must be at least 1")
@@ -407,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(summarise(results)))
     print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
     print(bias_markdown(bias_table(results)))
+    print_bias_correction(results)
     return 0
 
 

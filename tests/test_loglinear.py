@@ -492,3 +492,26 @@ def test_lattice_needs_binary_variables_but_one_factor():
     d = Design(t, list("ABC"), ["L", "J"], lattice=True)
     assert not d.uses_lattice  # two factors with three levels: the dense path
     assert fit_model(d, "A:B,A:L").ok
+
+
+def test_bootstrap_bias_is_the_exact_small_sample_bias_of_lincoln_petersen():
+    """Bootstrap.bias against its exact value, computed without the engine.
+
+    Two lists: the fit reproduces the observed cells (mu = 40, 30, 6), N-hat =
+    n_obs + y10 y01 / y11 = 276. A replicate draws three independent Poisson counts and
+    is usable when y11 > 0, so E[N-hat*] = 40 + 30 + E[Y | Y > 0] + 1200 E[1/Y | Y > 0],
+    Y ~ Poisson(6): the upward bias of the estimator in a small overlap (about +35).
+    """
+    from scipy import stats
+
+    d = Design(table_from_dict({(1, 0): 40, (0, 1): 30, (1, 1): 6}, ["A", "B"]), ["A", "B"])
+    fit = fit_model(d)
+    assert fit.n_hat == pytest.approx(276.0, rel=1e-10)
+    boot = parametric_bootstrap(fit, 4000, np.random.default_rng(2026), by_groups(d.strata, []))
+    k = np.arange(1, 200)
+    w = stats.poisson.pmf(k, 6.0) / stats.poisson.sf(0, 6.0)
+    exact = 40 + 30 + (w * k).sum() + 1200 * (w / k).sum() - 276.0
+    se = boot.replicates[:, 0].std(ddof=1) / np.sqrt(boot.n_ok)
+    assert exact > 30  # the bias the test is about is there
+    assert abs(boot.bias[0] - exact) < 4 * se
+    assert boot.bias[0] == pytest.approx(boot.replicates[:, 0].mean() - boot.n_hat[0], rel=1e-12)

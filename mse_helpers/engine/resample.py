@@ -116,6 +116,18 @@ class Bootstrap:
         return self.replicates.var(axis=0, ddof=1)
 
     @property
+    def bias(self) -> np.ndarray:
+        """Per group: the bootstrap estimate of N-hat's bias under the model, mean(N-hat*) - N-hat.
+
+        The small-sample bias of the MLE that the fitted model itself implies
+        (e.g. upwards in small strata); it says nothing about a bias from a
+        wrong model. NaN with fewer than two usable replicates.
+        """
+        if self.n_ok < MIN_REPLICATES:
+            return np.full(len(self.groups.group), np.nan)
+        return self.replicates.mean(axis=0) - self.n_hat
+
+    @property
     def var_within_log(self) -> np.ndarray:
         """Per group: variance of the replicates' log(N-hat - n_obs), for the log-scale interval."""
         if self.n_ok < MIN_REPLICATES:

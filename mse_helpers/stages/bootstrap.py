@@ -78,6 +78,7 @@ PER_MODEL_COLUMNS = [
     "var_within_log",
     "n_boot_ok",
     "n_boot_failed",
+    "bias_boot",
 ]
 
 
@@ -325,6 +326,7 @@ class ModelResult:
         frame["var_within_log"] = boot.var_within_log
         frame["n_boot_ok"] = boot.n_ok
         frame["n_boot_failed"] = boot.n_failed
+        frame["bias_boot"] = boot.bias  # evaluated as a correction in scripts/coverage.py, not applied
         if self.profile is None:
             return frame[PER_MODEL_COLUMNS]
         frame["profile_lower"], frame["profile_upper"] = self.profile[:, 0], self.profile[:, 1]

@@ -342,7 +342,9 @@ def test_an_open_upper_bound_is_said_in_words_never_printed_as_a_number():
     # interval: profile pools an open model interval into an open upper bound (inf)
     assert fmt.interval_text(4012.3, float("inf")) == "4,000 or more (no upper bound)"
     assert fmt.interval_text(995.0, 7050.0) == "1,000\u20137,100"
-    assert fmt.interval_text(995.0, float("nan")) == "1,000\u2013\u2013"
+    assert fmt.interval_text(995.0, float("nan")) == "no interval"
+    assert fmt.interval_text(None, 7050.0) == "no interval"
+    assert fmt.interval_text(float("nan"), float("inf")) == "no interval"
     from mse_helpers.report import text
 
     assert text.interval_range(4012.3, float("inf")) == "4,000 or more, no upper bound"

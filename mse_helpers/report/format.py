@@ -138,10 +138,14 @@ def interval_text(lower, upper) -> str:
     """``"4,000–7,000"``, both bounds rounded by the publication rule.
 
     An upper bound that does not exist (``inf``: an open profile interval) is
-    said in words, ``"4,000 or more (no upper bound)"``, never printed as a number.
+    said in words, ``"4,000 or more (no upper bound)"``, never printed as a number;
+    a bound that is missing (None or NaN: no interval was computed, e.g. a group
+    the previous year did not have) gives ``"no interval"``, never a lone dash.
     """
-    if upper is not None and not pd.isna(upper) and np.isposinf(float(upper)):
+    if upper is not None and not pd.isna(upper) and np.isposinf(float(upper)) and not pd.isna(lower):
         return f"{estimate_text(lower)} or more (no upper bound)"
+    if lower is None or upper is None or pd.isna(lower) or pd.isna(upper):
+        return "no interval"
     return f"{estimate_text(lower)}{_EN_DASH}{estimate_text(upper)}"
 
 

@@ -26,11 +26,13 @@ bootstrap replicate:
 4. Rubin's rules over the models with model k's within variances taken from
    its re-selected replicates (:func:`reselect_per_model`: the variance of
    N* and of log(dark*)) instead of the fixed-model bootstrap's, and the
-   run's ``interval``, ``rubin-t`` or ``log-scale`` (:func:`pool_reselected`;
-   ``profile`` is refused). The interval then holds sampling (the Poisson
-   draws), imputation and linking (the between variance: the completed data
-   sets differ) and model choice (the selection is repeated). W-bar averages
-   over the 2m models, so few replicates per model suffice.
+   run's ``interval``, ``log-scale`` (what the default ``interval: auto``
+   gives here: :func:`resolve_interval`) or ``rubin-t``
+   (:func:`pool_reselected`; ``profile`` is refused). The interval then holds
+   sampling (the Poisson draws), imputation and linking (the between
+   variance: the completed data sets differ) and model choice (the selection
+   is repeated). W-bar averages over the 2m models, so few replicates per
+   model suffice.
 
 A replicate whose selected model has no MLE starts from the model the
 selection's own repair reaches (:func:`selection.existing_start`); a replicate

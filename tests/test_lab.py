@@ -358,12 +358,12 @@ def test_notebook_04_on_a_finished_run_leaves_it_byte_identical(quick_run):
     assert "fingerprints.json" in {p.name for p in (quick_run / "work").iterdir()}
     results = quick_run / "results" / "estimates.csv"
     assert not results.stat().st_mode & 0o222  # mse run made it read-only
-    printed = _execute(RESULTS, quick_run, {"interval": "log-scale"})
+    printed = _execute(RESULTS, quick_run, {"interval": "rubin-t"})  # the default (auto) is log-scale here
     assert _tree(quick_run) == before
     assert f"Exploring the finished run {quick_run.name} (status ok), which is never changed" in printed
     explored = quick_run.parent / "lab" / quick_run.name
     old, new = pd.read_csv(results), pd.read_csv(explored / "results" / "estimates.csv")
-    assert set(old["interval"]) == {"reselect rubin-t"} and set(new["interval"]) == {"reselect log-scale"}
+    assert set(old["interval"]) == {"reselect log-scale"} and set(new["interval"]) == {"reselect rubin-t"}
     pd.testing.assert_series_equal(old["n_hat"], new["n_hat"])  # same models and bootstrap
     assert (new["lower"] != old["lower"]).all()
     assert (explored / "results" / "tables.xlsx").is_file() and (explored / "work" / "bootstrap.parquet").is_file()

@@ -25,7 +25,7 @@ def test_defaults_plus_overrides(inputs):
     assert p.years == (2016, 2017, 2018)
     assert p.registers == ("I", "K", "O", "P")
     assert p.covariates == ("S", "L", "N", "U")
-    assert p.interval == "rubin-t"
+    assert p.interval == "log-scale" and p.interval_asked == "auto"  # interval: auto under uncertainty: reselect
     assert p.linking == "draw"
     assert isinstance(p.reports, Path) and p.reports.is_absolute()
 
@@ -101,6 +101,70 @@ def test_parse_set_reads_yaml_values():
 def test_to_dict_round_trip(inputs):
     p = load_params(None, {**inputs, "years": [2017, 2016]})
     assert load_params(None, p.to_dict()) == p
+
+
+# --- interval: auto -------------------------------------------------------------------------
+
+
+def test_resolve_interval_chooses_by_uncertainty_and_keeps_explicit_values():
+    from mse_helpers.engine.pooling import INTERVALS
+    from mse_helpers.stages.uncertainty import resolve_interval
+
+    assert resolve_interval("auto", "reselect") == "log-scale"
+    assert resolve_interval("auto", "study") == "rubin-t"
+    for method in ("study", "reselect"):
+        for interval in INTERVALS:
+            assert resolve_interval(interval, method) == interval
+    with pytest.raises(ValueError, match="parameter interval: must be one of auto, rubin-t"):
+        resolve_interval("wald", "study")
+    with pytest.raises(ValueError, match="parameter uncertainty"):
+        resolve_interval("auto", "bootstrap-all")
+
+
+def test_interval_auto_is_the_default_and_resolved_once_for_every_consumer(inputs):
+    p = load_params(None, inputs)
+    assert (p.interval_asked, p.uncertainty, p.interval) == ("auto", "reselect", "log-scale")
+    study = load_params(None, {**inputs, "uncertainty": "study"})
+    assert (study.interval_asked, study.interval) == ("auto", "rubin-t")
+    # explicit values stay as they are, with either method
+    for method, interval in [("reselect", "rubin-t"), ("reselect", "log-scale"), ("study", "log-scale")]:
+        q = load_params(None, {**inputs, "uncertainty": method, "interval": interval})
+        assert q.interval == q.interval_asked == interval
+    assert load_params(None, {**inputs, "uncertainty": "study", "interval": "profile"}).interval == "profile"
+    # auto is never refused; reselect with an explicit profile still is
+    assert load_params(None, {**inputs, "uncertainty": "study", "interval": "auto"}).interval == "rubin-t"
+    with pytest.raises(ParameterError, match="parameters uncertainty and interval"):
+        load_params(None, {**inputs, "interval": "profile"})
+    with pytest.raises(ParameterError, match="parameter interval: must be one of auto, rubin-t, log-scale, profile"):
+        load_params(None, {**inputs, "interval": "wald"})
+
+
+def test_params_yaml_records_the_interval_asked_and_the_one_used(inputs, tmp_path, caplog):
+    import dataclasses
+    import logging
+
+    p = load_params(None, inputs)
+    d = p.to_dict()
+    assert d["interval"] == "auto" and d["interval_used"] == "log-scale"
+    assert list(d)[list(d).index("interval") + 1] == "interval_used"
+    assert load_params(None, d) == p
+    explicit = load_params(None, {**inputs, "interval": "log-scale"})
+    assert explicit.to_dict()["interval"] == explicit.to_dict()["interval_used"] == "log-scale"
+    assert explicit != p  # same interval, but the record says what was asked
+    # a run's params.yaml read back with another method: interval_used is recomputed, never obeyed
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(d))
+    with caplog.at_level(logging.INFO, logger="mse_helpers.runner.params"):
+        again = load_params(f, {"uncertainty": "study"})
+    assert (again.interval_asked, again.interval) == ("auto", "rubin-t")
+    assert "interval_used: log-scale in the parameters records an earlier run; this run uses rubin-t" in caplog.text
+    assert load_params(f) == p
+    # a Params changed by hand records the interval it uses
+    changed = dataclasses.replace(p, uncertainty="study")
+    assert changed.interval == "log-scale" and changed.to_dict()["interval"] == "log-scale"
+    # only the recorded key is accepted beside the parameters
+    with pytest.raises(ParameterError, match="unknown parameter.*interval_use\\b"):
+        load_params(None, {**inputs, "interval_use": "rubin-t"})
 
 
 def test_sensitivity_analyses(inputs):

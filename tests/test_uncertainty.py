@@ -56,7 +56,9 @@ def defaults(**over):
 
 
 def test_uncertainty_parameters_are_checked_and_reselect_is_the_default():
-    assert defaults().uncertainty == unc.RESELECT and defaults().interval == "rubin-t"
+    assert defaults().uncertainty == unc.RESELECT and defaults().interval_asked == unc.AUTO_INTERVAL
+    assert defaults().interval == "log-scale"  # interval: auto under reselect (docs/estimation.md 6)
+    assert defaults(uncertainty="study").interval == "rubin-t"  # ... and the study's own under study
     assert params(uncertainty="reselect").uncertainty == unc.RESELECT
     assert defaults().reselect_replicates == 16
     with pytest.raises(ParameterError, match="parameter uncertainty: must be one of study, reselect"):
@@ -86,14 +88,29 @@ STUDY_ESTIMATES_SHA256 = "e81891707d7964e84d864718873ea1e846f46e73d7ef413018976d
 def test_study_gives_byte_identical_estimates_and_reselect_changes_only_the_variances(tmp_path):
     work, _ = write_work_dir(tmp_path, n_datasets=2)
     with_screening(work)
-    study = bs.run_stage(params(uncertainty="study"), work, tmp_path / "s")
+    # the defaults (interval: auto) with uncertainty: study are the study's method, byte for byte
+    study_params = params(uncertainty="study")
+    assert (study_params.interval_asked, study_params.interval) == ("auto", "rubin-t")
+    study = bs.run_stage(study_params, work, tmp_path / "s")
     written = (tmp_path / "s" / "estimates.csv").read_bytes()
     assert hashlib.sha256(written).hexdigest() == STUDY_ESTIMATES_SHA256
-    assert study.reselection is None
+    assert study.reselection is None and (study.estimates["interval"] == "rubin-t").all()
+    # the default run's intervals are reselect's log-scale ones: identical to an explicit interval: log-scale
     default = bs.run_stage(defaults(reselect_replicates=3), work, tmp_path / "d")
-    resel = bs.run_stage(params(uncertainty="reselect", reselect_replicates=3), work, tmp_path / "r")
-    assert (tmp_path / "d" / "estimates.csv").read_bytes() == (tmp_path / "r" / "estimates.csv").read_bytes()
-    assert default.reselection is not None
+    logs = bs.run_stage(
+        params(uncertainty="reselect", reselect_replicates=3, interval="log-scale"), work, tmp_path / "l"
+    )
+    assert (tmp_path / "d" / "estimates.csv").read_bytes() == (tmp_path / "l" / "estimates.csv").read_bytes()
+    assert default.reselection is not None and (default.estimates["interval"] == "reselect log-scale").all()
+    assert (default.estimates["lower"] >= default.estimates["n_obs"]).all()
+    resel = bs.run_stage(
+        params(uncertainty="reselect", reselect_replicates=3, interval="rubin-t"), work, tmp_path / "r"
+    )
+    # were auto rubin-t under reselect, the default would equal this run: the lower ends differ everywhere
+    assert (default.estimates["lower"] != resel.estimates["lower"]).all()
+    pd.testing.assert_frame_equal(
+        default.estimates[["var_within", "var_total"]], resel.estimates[["var_within", "var_total"]]
+    )
     # the point estimates and n_obs are the study's; the variances are the re-selection's
     same = ["year", "group", "n_models", "n_obs", "n_hat", "ratio", "dark", "var_between"]
     pd.testing.assert_frame_equal(resel.estimates[same], study.estimates[same])
@@ -109,9 +126,6 @@ def test_study_gives_byte_identical_estimates_and_reselect_changes_only_the_vari
     assert (r["n_rep_ok"] + r["n_rep_failed"] == 3).all()
     written = pd.read_csv(tmp_path / "r" / "estimates.csv", dtype={"year": str})
     assert list(written.columns) == bs.ESTIMATE_COLUMNS and (written["interval"] == "reselect rubin-t").all()
-    logs = bs.run_stage(
-        params(uncertainty="reselect", reselect_replicates=3, interval="log-scale"), work, tmp_path / "l"
-    )
     assert (logs.estimates["interval"] == "reselect log-scale").all()
     pd.testing.assert_frame_equal(logs.estimates[same], study.estimates[same])
     assert (logs.estimates["lower"] > logs.estimates["n_obs"]).all()
@@ -287,6 +301,101 @@ def test_report_says_what_the_reselect_interval_contains():
     with pytest.raises(ValueError, match="with uncertainty: reselect"):
         text.interval_text("profile", "reselect")
     assert "closed" in text.INTERVAL_LIMITS and "linked" in text.INTERVAL_LIMITS
+
+
+# --- interval: auto, and the coverage the report quotes ----------------------------------------
+
+
+def _coverage_in_docs() -> dict[tuple[str, str], tuple[int, int]]:
+    """The "every year and group" rows of the two coverage tables of docs/estimation.md 6 (simulator, second)."""
+    from mse_helpers.runner.params import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "estimation.md").read_text(encoding="utf-8")
+    section = doc.split("### Coverage on two generators", 1)[1].split("### Bias of N-hat", 1)[0]
+    header = next(line for line in section.splitlines() if line.startswith("| year | groups | estimates |"))
+    rows = [line for line in section.splitlines() if line.startswith("| every year and group | all | 1800 |")]
+    assert len(rows) == 2  # the simulator's, then the second generator's
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    found = {}
+    for method in (unc.STUDY, unc.RESELECT):
+        for interval in ("rubin-t", "log-scale"):
+            i = columns.index(f"coverage {method} {interval}")
+            found[(method, interval)] = tuple(int(r.strip("|").split("|")[i].strip().rstrip("%")) for r in rows)
+    return found
+
+
+def test_coverage_lookup_is_the_coverage_study_and_auto_takes_its_best_under_reselect():
+    assert unc.COVERAGE == _coverage_in_docs()
+    # under reselect, auto's interval covered the most of the four on both generators
+    chosen = unc.COVERAGE[(unc.RESELECT, unc.resolve_interval("auto", unc.RESELECT))]
+    for g in (0, 1):
+        assert chosen[g] == max(c[g] for c in unc.COVERAGE.values())
+    assert chosen == (88, 77) and [unc.COVERAGE_TARGET - c for c in chosen] == [4, 15]  # the target still missed
+    # under study, auto keeps the study's own interval (the byte-for-byte pin), not the better covering one
+    assert unc.resolve_interval("auto", unc.STUDY) == "rubin-t"
+
+
+@pytest.mark.parametrize(
+    "over, numbers, others",
+    [
+        ({}, ("88%", "77%"), ("85%", "69%")),
+        ({"uncertainty": "study"}, ("82%", "67%"), ("88%", "85%")),
+        ({"interval": "rubin-t"}, ("85%", "69%"), ("88%", "77%")),
+        ({"uncertainty": "study", "interval": "log-scale"}, ("81%", "73%"), ("88%", "85%")),
+    ],
+)
+def test_caveats_quote_the_coverage_of_the_interval_used(over, numbers, others):
+    from mse_helpers.report import text
+
+    p = defaults(**over)
+    caveats = text.caveats(pd.DataFrame(_fake_estimates()), {}, p)
+    found = f"contained the true number in {numbers[0]} (project's generator) and {numbers[1]} (second generator)"
+    assert found in caveats and f"{p.interval} intervals" in caveats
+    for n in others:
+        assert f"in {n} (project's generator)" not in caveats
+    if (p.uncertainty, p.interval) != (unc.STUDY, "rubin-t"):
+        assert "the study's method with its rubin-t interval: 82% and 67%" in caveats
+    auto = "chosen by `interval: auto` for `uncertainty: "
+    assert (auto in caveats) == (p.interval_asked == "auto")
+    assert (auto in text.method(p)) == (p.interval_asked == "auto")
+
+
+def test_report_names_the_interval_auto_chose_and_the_parameters_table_shows_both():
+    from mse_helpers.report import text
+
+    p = defaults()
+    said = "This run's interval is log-scale, chosen by `interval: auto` for `uncertainty: reselect`"
+    assert said in text.method(p) and said in text.caveats(pd.DataFrame(_fake_estimates()), {}, p)
+    assert "chosen by `interval: auto` for `uncertainty: study`" in text.method(defaults(uncertainty="study"))
+    table = text.parameters(p)
+    assert "| interval | auto |" in table and "| interval_used | log-scale |" in table
+    # the profile interval was not in the coverage study: the text says so instead of quoting a number
+    prof = text.interval_limits("profile", unc.STUDY)
+    assert "were not part of the calibration check" in prof and "82%" in prof
+
+
+def _fake_estimates():
+    """A small estimates.csv (total per year and over all years) as report.caveats reads it."""
+    rows = []
+    for year in ("2016", "2017", "all"):
+        rows.append(
+            dict(
+                year=year,
+                group="total",
+                n_models=4,
+                n_obs=1000.0,
+                n_hat=2000.0,
+                lower=1500.0,
+                upper=2600.0,
+                var_within=1.0,
+                var_between=1.0,
+                var_total=2.25,
+                df=10.0,
+                ratio=2.0,
+                interval="reselect log-scale",
+            )
+        )
+    return rows
 
 
 def test_reselection_text_counts_every_replicate_and_failure():

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..codes import COVARIATE_NAMES, COVARIATES, EXCLUDE, REGISTER_NAMES, REGISTERS
+from ..stages.uncertainty import AUTO_INTERVAL, COVERAGE, COVERAGE_TARGET, RESELECT, STUDY, UNCERTAINTY
 from . import tables
 
 INTERVAL_TEXT = {
@@ -105,31 +106,107 @@ RESELECT_INTERVAL = {
     ),
 }
 
-#: What no interval of this method contains, and what the calibration check found (docs/estimation.md 6).
+#: What no interval of this method contains (docs/estimation.md 6); :func:`interval_limits` adds what the
+#: calibration check found for the run's interval.
 INTERVAL_LIMITS = (
     "No interval contains the error from assumptions that fail: a population that is not closed within a "
     "year, records of one person that are not linked (or of two persons that are), or a register overlap in "
-    "the years with aggregates that differs from the reference years. On synthetic populations with a known "
-    "truth (50 of each of two unlike generators, small settings), the project's calibration check found that "
-    "the 95% intervals contained the true number in 85% (project's generator) and 69% (second generator) of "
-    "the yearly groups when the model selection is repeated (the default; 88% and 77% with the log-scale "
-    "interval) and in 82% and 67% with the study's method, well below 95%, mainly because of bias: on the "
-    "second generator the estimates were on average 17% too low, on the project's own generator 1% too low "
-    "overall but 13% too low in the year with aggregates."
+    "the years with aggregates that differs from the reference years."
 )
 
+#: Why ``interval: auto`` chose the interval, per ``uncertainty`` (stages.uncertainty.resolve_interval).
+AUTO_REASON = {
+    RESELECT: "of the four intervals of the calibration check, the one that contained the true number most "
+    "often on both synthetic generators",
+    STUDY: "the study's own interval, so that the study's method is reproduced exactly",
+}
 
-def interval_text(interval: str, uncertainty: str = "study") -> str:
-    """Which interval is shown, and why (``p.interval``, ``p.uncertainty``)."""
-    if uncertainty not in ("study", "reselect"):
-        raise ValueError(f"parameter uncertainty: {uncertainty!r} is not one of study, reselect")
-    table = RESELECT_INTERVAL if uncertainty == "reselect" else INTERVAL_TEXT
+#: How the report names the methods of ``uncertainty``.
+_METHOD_NAMES = {STUDY: "the study's method", RESELECT: "the model selection repeated in every replicate"}
+
+
+def _check_method(interval: str, uncertainty: str, table: Mapping[str, str]) -> None:
+    if uncertainty not in UNCERTAINTY:
+        raise ValueError(f"parameter uncertainty: {uncertainty!r} is not one of {', '.join(UNCERTAINTY)}")
     if interval not in table:
         raise ValueError(
             f"parameter interval: {interval!r} is not one of {', '.join(table)}"
-            + (" with uncertainty: reselect" if uncertainty == "reselect" else "")
+            + (" with uncertainty: reselect" if uncertainty == RESELECT else "")
         )
-    return (RESELECT_TEXT + " " + table[interval]) if uncertainty == "reselect" else table[interval]
+
+
+def interval_text(interval: str, uncertainty: str = STUDY, asked: str | None = None) -> str:
+    """Which interval is shown, and why (``p.interval``, ``p.uncertainty``, ``p.interval_asked``).
+
+    Parameters
+    ----------
+    interval : str
+        The interval used (``Params.interval``: never ``auto``).
+    uncertainty : str
+        ``study`` or ``reselect``.
+    asked : str, optional
+        The parameter as asked (``Params.interval_asked``); ``auto`` adds a
+        sentence saying that ``interval: auto`` chose ``interval`` and why.
+    """
+    table = RESELECT_INTERVAL if uncertainty == RESELECT else INTERVAL_TEXT
+    _check_method(interval, uncertainty, table)
+    text = (RESELECT_TEXT + " " + table[interval]) if uncertainty == RESELECT else table[interval]
+    if asked == AUTO_INTERVAL:
+        text += (
+            f" This run's interval is {interval}, chosen by `interval: auto` for `uncertainty: {uncertainty}`: "
+            f"{AUTO_REASON[uncertainty]} (an explicit `interval` overrides it)."
+        )
+    return text
+
+
+def interval_limits(interval: str, uncertainty: str = STUDY) -> str:
+    """What the interval does not contain, and the coverage found for this run's interval.
+
+    The coverage quoted is that of the interval actually used, from the
+    coverage study's lookup (``stages.uncertainty.COVERAGE``, the numbers of
+    docs/estimation.md 6), with the study's method beside it for comparison.
+
+    Parameters
+    ----------
+    interval : str
+        The interval used (``Params.interval``).
+    uncertainty : str
+        ``study`` or ``reselect``.
+
+    Returns
+    -------
+    str
+    """
+    _check_method(interval, uncertainty, INTERVAL_TEXT)
+    found = COVERAGE.get((uncertainty, interval))
+    study = COVERAGE[(STUDY, "rubin-t")]
+    kind = f"{interval} intervals with {_METHOD_NAMES[uncertainty]} (this run's kind)"
+    if found is None:
+        covered = (
+            f"The {kind} were not part of the calibration check; on synthetic populations with a known truth (50 "
+            "of each of two unlike generators, small settings) the study's rubin-t interval contained the true "
+            f"number in {study[0]}% (project's generator) and {study[1]}% (second generator) of the yearly groups"
+        )
+    else:
+        covered = (
+            "On synthetic populations with a known truth (50 of each of two unlike generators, small settings), "
+            f"the project's calibration check found that the 95% {kind} contained the true number in "
+            f"{found[0]}% (project's generator) and {found[1]}% (second generator) of the yearly groups (target "
+            f"{COVERAGE_TARGET}%"
+            + (
+                f"; the study's method with its rubin-t interval: {study[0]}% and {study[1]}%"
+                if (uncertainty, interval) != (STUDY, "rubin-t")
+                else ""
+            )
+            + ")"
+        )
+    return (
+        INTERVAL_LIMITS
+        + " "
+        + covered
+        + ": well below 95%, mainly because of bias (on the second generator the estimates were on average 17% "
+        "too low, on the project's own generator 1% too low overall but 13% too low in the year with aggregates)."
+    )
 
 
 def headline(estimates: pd.DataFrame) -> str:
@@ -268,7 +345,7 @@ def method(p, n_models: int | None = None, n_years: int | None = None) -> str:
             )
             + f"Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
             "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
-            + interval_text(p.interval, getattr(p, "uncertainty", "study")),
+            + interval_text(p.interval, getattr(p, "uncertainty", STUDY), getattr(p, "interval_asked", None)),
         ]
     )
 
@@ -568,7 +645,7 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             "reference years " + ", ".join(map(str, summary.get("reference_years", []))) + "."
         )
     uncertainty = getattr(p, "uncertainty", "study")
-    items.append("**Interval.** " + interval_text(p.interval, uncertainty))
+    items.append("**Interval.** " + interval_text(p.interval, uncertainty, getattr(p, "interval_asked", None)))
     items.append(
         "**The intervals are likely too narrow.** "
         + (
@@ -579,7 +656,7 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             else "The model selection is repeated in every replicate and Rubin's rules allow for the few "
             "completed data sets, but the interval rests on the model-based assumptions below. "
         )
-        + INTERVAL_LIMITS
+        + interval_limits(p.interval, uncertainty)
     )
     yearly = est[est["year"].str.fullmatch(r"\d{4}")]
     below = yearly[yearly["lower"] < yearly["n_obs"]]

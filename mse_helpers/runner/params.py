@@ -17,6 +17,7 @@ a run on one's own files never sees the synthetic truth.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import textwrap
 from pathlib import Path
@@ -26,11 +27,12 @@ import yaml
 
 from .. import runfolder
 from ..codes import COVARIATES, REGISTERS, YEAR
-from ..engine.pooling import INTERVALS
 from ..parallel import Backend, Workers
 from ..runfolder import IMPUTATION, NOTEBOOKS, PREPARATION, RESULTS, SELECTION, bundled_dir, checkout_root
 from ..stages.prepare import LINKING
-from ..stages.uncertainty import RESELECT, UNCERTAINTY
+from ..stages.uncertainty import AUTO_INTERVAL, INTERVAL_CHOICES, RESELECT, UNCERTAINTY, resolve_interval
+
+log = logging.getLogger(__name__)
 
 #: The checkout's root (the folder holding ``data/`` and ``notebooks/``), or
 #: ``None`` when the package is installed from a wheel.
@@ -124,7 +126,9 @@ class Params:
     """Validated parameters of one run.
 
     Paths are absolute. ``years`` and ``reference_years`` may be ``None``:
-    data preparation resolves them from the data. The metadata of each field
+    data preparation resolves them from the data. ``interval`` is the
+    interval used, never ``auto`` (:func:`validate` resolves it;
+    ``interval_asked`` keeps what was asked). The metadata of each field
     (:func:`param`) is its documentation.
     """
 
@@ -272,19 +276,22 @@ class Params:
         stage=SELECTION,
     )
     interval: str = param(
-        "`rubin-t` (symmetric, as the study), `log-scale` (for the dark number) or `profile` (each model's "
+        "`auto` (the coverage study's choice for the run's `uncertainty`: `log-scale` under `reselect`, which "
+        "covered the most yearly groups on both generators, `rubin-t` under `study`, the study's own; "
+        "docs/estimation.md 6; `params.yaml` records the interval used as `interval_used`), `rubin-t` "
+        "(symmetric, as the study), `log-scale` (for the dark number) or `profile` (each model's "
         "profile-likelihood interval per group, pooled on the log scale of the dark number; never below n_obs; "
-        "adds about 30 s of CPU to the bootstrap stage of the default run, about 15 s with 2 workers; "
-        "docs/estimation.md)",
-        " or ".join(f"`{v}`" for v in INTERVALS),
-        "rubin-t",
+        "only with `uncertainty: study`; adds about 30 s of CPU to the bootstrap stage of the default run, about "
+        "15 s with 2 workers; docs/estimation.md)",
+        " or ".join(f"`{v}`" for v in INTERVAL_CHOICES),
+        AUTO_INTERVAL,
         _EST,
         stage=RESULTS,
     )
     uncertainty: str = param(
         "what the interval contains: `reselect` (a parametric bootstrap that repeats the model selection in each "
         "of `reselect_replicates` replicates per model; Rubin's rules with the re-selected replicates' variance "
-        "as each model's within variance, interval `rubin-t` or `log-scale`, not `profile`; about 0.2-0.4 s per "
+        "as each model's within variance, interval `log-scale` (`auto`) or `rubin-t`, not `profile`; about 0.2-0.4 s per "
         "replicate; it covered more yearly groups than `study` on both generators of the coverage study) or "
         "`study` (the study's parametric bootstrap of each selected model and Rubin's rules; model choice only "
         "through the spread between completed data sets; reproduces the study's method; docs/estimation.md 6)",
@@ -329,18 +336,39 @@ class Params:
         _EST,
         stage=None,
     )
+    #: Not a parameter: ``interval`` as the user gave it (``auto``, or the interval itself); ``interval``
+    #: above is the interval used (:func:`~mse_helpers.stages.uncertainty.resolve_interval`), which every
+    #: stage and the report read. ``None``: as ``interval``.
+    interval_asked: str | None = dataclasses.field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain YAML/JSON-ready values (paths as strings, tuples as lists)."""
+        """Plain YAML/JSON-ready values (paths as strings, tuples as lists), as ``params.yaml`` records them.
+
+        ``interval`` is what the user asked (``auto`` stays ``auto``, so that
+        reading the file back resolves it again for its ``uncertainty``),
+        followed by ``interval_used``, the interval this run used
+        (:data:`RECORDED_KEYS`).
+        """
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
+        for name in FIELDS:
+            v = getattr(self, name)
             if isinstance(v, Path):
                 v = str(v)
             elif isinstance(v, tuple):
                 v = [str(x) if isinstance(x, Path) else x for x in v]
-            out[f.name] = v
+            out[name] = v
+            if name == "interval":
+                out[name] = self.interval_requested
+                out["interval_used"] = self.interval
         return out
+
+    @property
+    def interval_requested(self) -> str:
+        """``interval`` as asked (e.g. ``auto``) when that still resolves to the interval used, else the one used."""
+        asked = self.interval_asked
+        if asked is not None and resolve_interval(asked, self.uncertainty) == self.interval:
+            return asked
+        return self.interval  # a Params changed by dataclasses.replace: the value used is what it asks for
 
     def input_files(self) -> dict[str, Path]:
         """The input files that are set, by parameter name; an input of several files (a list or a folder)
@@ -363,8 +391,13 @@ class Params:
         return out
 
 
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Params)}
+#: The parameters, by name: the fields of :class:`Params` described by :func:`param`.
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Params) if "meaning" in f.metadata}
 KEYS = tuple(FIELDS)
+#: Keys that ``params.yaml`` records beside the parameters but that are no parameters: each follows from
+#: parameters (``interval_used`` from ``interval`` and ``uncertainty``), so reading a parameters file
+#: recomputes it instead (a run folder's ``params.yaml`` read back, with other overrides, must not fail).
+RECORDED_KEYS = ("interval_used",)
 
 
 # --- the documentation, generated from Params ------------------------------------------------
@@ -798,11 +831,22 @@ def validate(raw: Mapping[str, Any]) -> Params:
     -------
     Params
 
+    Notes
+    -----
+    ``interval: auto`` is resolved here for ``uncertainty``
+    (:func:`~mse_helpers.stages.uncertainty.resolve_interval`), after the
+    checks, so ``Params.interval`` is the interval used and
+    ``Params.interval_asked`` what was asked. Keys of :data:`RECORDED_KEYS`
+    (written by ``mse run`` into ``params.yaml``) are recomputed, not read;
+    one that differs from the recomputed value is logged.
+
     Raises
     ------
     ParameterError
         Unknown or missing keys; otherwise every key that breaks a rule, one line each.
     """
+    recorded = {k: raw[k] for k in RECORDED_KEYS if k in raw}
+    raw = {k: v for k, v in raw.items() if k not in RECORDED_KEYS}
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         raise ParameterError(f"unknown parameter(s): {', '.join(unknown)}; known: {', '.join(KEYS)}")
@@ -811,8 +855,8 @@ def validate(raw: Mapping[str, Any]) -> Params:
         raise ParameterError(f"missing parameter(s): {', '.join(missing)}")
 
     def interval(v):
-        if v not in INTERVALS:
-            raise ParameterError(f"parameter interval: must be one of {', '.join(INTERVALS)}, got {v!r}")
+        if v not in INTERVAL_CHOICES:
+            raise ParameterError(f"parameter interval: must be one of {', '.join(INTERVAL_CHOICES)}, got {v!r}")
         return v
 
     def uncertainty(v):
@@ -881,4 +925,16 @@ def validate(raw: Mapping[str, Any]) -> Params:
         )
     if problems:
         raise ParameterError("\n".join(problems))
+    # `auto` becomes the interval used here, the one place (every stage and the report read `interval`)
+    values["interval_asked"] = values["interval"]
+    values["interval"] = resolve_interval(values["interval"], values["uncertainty"])
+    if recorded.get("interval_used", values["interval"]) != values["interval"]:
+        log.info(
+            "interval_used: %s in the parameters records an earlier run; this run uses %s (interval: %s, "
+            "uncertainty: %s)",
+            recorded["interval_used"],
+            values["interval"],
+            values["interval_asked"],
+            values["uncertainty"],
+        )
     return Params(**values)

@@ -26,11 +26,13 @@ bootstrap replicate:
 4. Rubin's rules over the models with model k's within variances taken from
    its re-selected replicates (:func:`reselect_per_model`: the variance of
    N* and of log(dark*)) instead of the fixed-model bootstrap's, and the
-   run's ``interval``, ``rubin-t`` or ``log-scale`` (:func:`pool_reselected`;
-   ``profile`` is refused). The interval then holds sampling (the Poisson
-   draws), imputation and linking (the between variance: the completed data
-   sets differ) and model choice (the selection is repeated). W-bar averages
-   over the 2m models, so few replicates per model suffice.
+   run's ``interval``, ``log-scale`` (what the default ``interval: auto``
+   gives here: :func:`resolve_interval`) or ``rubin-t``
+   (:func:`pool_reselected`; ``profile`` is refused). The interval then holds
+   sampling (the Poisson draws), imputation and linking (the between
+   variance: the completed data sets differ) and model choice (the selection
+   is repeated). W-bar averages over the 2m models, so few replicates per
+   model suffice.
 
 A replicate whose selected model has no MLE starts from the model the
 selection's own repair reaches (:func:`selection.existing_start`); a replicate
@@ -61,7 +63,7 @@ from ..engine.cells import dataset_table
 from ..engine.design import Design
 from ..engine.estimates import GroupMatrix, group_matrix
 from ..engine.fit import Fit, fit_model
-from ..engine.pooling import pool_estimates
+from ..engine.pooling import INTERVALS, pool_estimates
 from ..engine.resample import refit_replicate
 from ..engine.status import FitStatus
 from ..parallel import Workers
@@ -82,6 +84,64 @@ MAX_ROUNDS = 25
 NO_START = "no_starting_model"
 #: Values of ``interval`` that ``reselect`` pools (the replicates give variances, no profile likelihood).
 POOLED_INTERVALS = ("rubin-t", "log-scale")
+
+# --- the interval a run uses: `interval: auto` --------------------------------------------
+
+#: ``interval: auto``: the interval is chosen for the run's ``uncertainty`` (:func:`resolve_interval`).
+AUTO_INTERVAL = "auto"
+#: Values of the parameter ``interval``: ``auto`` and the engine's intervals.
+INTERVAL_CHOICES = (AUTO_INTERVAL, *INTERVALS)
+#: What ``interval: auto`` resolves to, per ``uncertainty`` (the reasons: :func:`resolve_interval`).
+AUTO_CHOICE = {STUDY: "rubin-t", RESELECT: "log-scale"}
+
+#: Coverage found by the coverage study (docs/estimation.md 6, "Coverage on two generators"):
+#: the share of all 1,800 yearly groups (50 populations x 4 years x 9 groups) whose 95% interval
+#: contained the truth, in percent, on the project's simulator and on the second generator, keyed by
+#: (uncertainty, interval). ``profile`` was not part of that study, so it has no entry.
+COVERAGE: dict[tuple[str, str], tuple[int, int]] = {
+    (STUDY, "rubin-t"): (82, 67),
+    (STUDY, "log-scale"): (81, 73),
+    (RESELECT, "rubin-t"): (85, 69),
+    (RESELECT, "log-scale"): (88, 77),
+}
+#: The coverage target of issue 15 over all yearly groups, in percent (docs/estimation.md 6).
+COVERAGE_TARGET = 92
+
+
+def resolve_interval(interval: str, uncertainty: str) -> str:
+    """The interval a run uses: ``interval: auto`` resolved for ``uncertainty``, any other value as given.
+
+    ``auto`` is the coverage study's choice (docs/estimation.md 6, "The rule
+    for the default"): under ``uncertainty: reselect`` the ``log-scale``
+    interval, which covered the most yearly groups of the four intervals
+    studied on *both* generators (88% and 77% against 85% and 69% for
+    ``rubin-t``, :data:`COVERAGE`); under ``uncertainty: study`` the study's
+    own ``rubin-t``, so that ``study`` with the defaults reproduces the
+    study's ``estimates.csv`` byte for byte. Explicit values are not changed
+    here (``reselect`` with ``profile`` is refused by the parameter check).
+
+    Parameters
+    ----------
+    interval : str
+        The parameter as given: one of :data:`INTERVAL_CHOICES`.
+    uncertainty : str
+        One of :data:`UNCERTAINTY`.
+
+    Returns
+    -------
+    str
+        One of ``engine.pooling.INTERVALS``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``interval`` or ``uncertainty``, naming the parameter.
+    """
+    if uncertainty not in UNCERTAINTY:
+        raise ValueError(f"parameter uncertainty: must be one of {', '.join(UNCERTAINTY)}, got {uncertainty!r}")
+    if interval not in INTERVAL_CHOICES:
+        raise ValueError(f"parameter interval: must be one of {', '.join(INTERVAL_CHOICES)}, got {interval!r}")
+    return AUTO_CHOICE[uncertainty] if interval == AUTO_INTERVAL else interval
 
 
 # --- the searches on one replicate ----------------------------------------------------

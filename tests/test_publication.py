@@ -306,6 +306,8 @@ def test_toc_lists_sections_in_order_and_title_uses_years():
     toc = report_html.toc_html(report_html.headings(page))
     assert toc.index('href="#A"') < toc.index('href="#F4"') < toc.index('href="#B"')
     assert ">Figure 4</a>" in toc and "B &amp; C" in toc
+    # JupyterLab's page style indents lists without this class by 2em, which opened gaps mid-line
+    assert toc.count("<ol") == toc.count('<ol class="list-inline">') == 2
     assert report_html.page_title("04_results", [2016, 2017, 2018, 2019]) == "Estimated victims 2016-2019: results"
     assert report_html.page_title("04_results", [2016, 2018]) == "Estimated victims 2016, 2018: results"
 

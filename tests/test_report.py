@@ -278,6 +278,34 @@ def test_figure5_four_panels_two_levels_each(est):
     plt.close(fig)
 
 
+def _points_under_legend(fig, ax):
+    """Drawn points (line vertices and band outlines) that fall inside the axes' legend box."""
+    fig.draw_without_rendering()
+    box = ax.get_legend().get_window_extent()
+    pts = [ln.get_xydata() for ln in ax.get_lines()]
+    pts += [path.vertices for c in ax.collections if isinstance(c, PolyCollection) for path in c.get_paths()]
+    xy = ax.transData.transform(np.vstack(pts))
+    inside = (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+    return int(inside.sum())
+
+
+def test_legends_do_not_hide_the_highest_bounds():
+    """The first year's upper bound is the highest value (as often in the report): the upper-left
+    legend must sit above it, in Figure 4 and in every panel of Figure 5."""
+    est = fake_estimates()
+    first = est["year"] == str(YEARS[0])
+    est.loc[first, "upper"] = est.loc[first, "upper"] * 3
+    fig = plots.figure4(est)
+    assert _points_under_legend(fig, fig.axes[0]) == 0
+    top = row(est, YEARS[0], "total").upper
+    assert fig.axes[0].get_ylim()[1] > top  # the band itself is drawn in full
+    plt.close(fig)
+    fig = plots.figure5(est)
+    for ax in fig.axes:
+        assert _points_under_legend(fig, ax) == 0, ax.get_title()
+    plt.close(fig)
+
+
 def test_figure6_published_points_are_labelled(est):
     pub = tables.read_earlier_estimates(None)
     fig = plots.figure6(est, pub)

@@ -55,6 +55,7 @@ body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 0 1.2rem 3rem; }
   font: 600 15px/1.4 system-ui, sans-serif; margin: .4rem 0 .8rem; }
 .mse-toc { font: 13px/1.6 system-ui, sans-serif; color: #333; border-left: 3px solid #d0d7de;
   padding: .2rem .8rem; margin: .4rem 0 .8rem; }
+.mse-toc > strong { margin-right: .5em; }
 .mse-toc ol { list-style: none; display: inline; padding: 0; margin: 0; }
 .mse-toc li { display: inline; }
 .mse-toc > ol > li + li::before { content: " · "; color: #888; }

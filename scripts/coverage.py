@@ -228,10 +228,7 @@ def bias_correction_summary(results: pd.DataFrame) -> pd.DataFrame:
     for x in suffixes:
         for tail in ("", "_bc"):
             r[f"cov_{x}{tail}"] = (r[f"lower_{x}{tail}"] <= truth) & (truth <= r[f"upper_{x}{tail}"])
-    yearly = r[r["year"] != "all"]
-    parts = [(y, "total", r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())]
-    parts += [("each year", g, yearly[yearly["group"] == g]) for g in yearly["group"].unique() if g != "total"]
-    parts += [(ALL_GROUPS, "all", yearly)]
+    parts = _parts(r)
     rows = []
     for label, group, part in parts:
         row = {"year": label, "groups": group, "n": len(part)}
@@ -288,6 +285,15 @@ def print_bias_correction(results: pd.DataFrame) -> None:
 ALL_GROUPS = "every year and group"
 
 
+def _parts(r: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """The rows of a summary: each year's total, each covariate level over the years, all yearly groups."""
+    yearly = r[r["year"] != "all"]
+    parts = [(y, "total", r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())]
+    parts += [("each year", g, yearly[yearly["group"] == g]) for g in yearly["group"].unique() if g != "total"]
+    parts += [(ALL_GROUPS, "all", yearly)]
+    return parts
+
+
 def _flags(results: pd.DataFrame) -> pd.DataFrame:
     """Per estimate: covered by each interval, relative error and relative widths."""
     r = results.assign(
@@ -324,10 +330,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         (study: width / true number), ``mean_rel_width_rt``, ``mean_rel_width_rlog``.
     """
     r = _flags(results)
-    yearly = r[r["year"] != "all"]
-    parts = [(y, "total", r[(r["year"] == y) & (r["group"] == "total")]) for y in sorted(r["year"].unique())]
-    parts += [("each year", g, yearly[yearly["group"] == g]) for g in yearly["group"].unique() if g != "total"]
-    parts += [(ALL_GROUPS, "all", yearly)]
+    parts = _parts(r)
     rows = []
     for label, group, part in parts:
         row = {

@@ -137,29 +137,24 @@ def _year_axis(ax, years) -> None:
     ax.set_ylim(bottom=0)
 
 
-def _data_top(rows: pd.DataFrame) -> float:
-    """The highest value drawn for these rows: upper bounds, N-hat and n_obs (missing bounds skipped)."""
-    cols = [c for c in ("upper", "n_hat", "n_obs") if c in rows]
-    values = rows[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    return float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
-
-
-def _clear_legend(fig: Figure, ax: Axes, top: float, *, gap: float = 0.03) -> None:
-    """Raise the y axis so that the data, up to ``top``, stay below the axes' legend.
+def _clear_legends(fig: Figure, axes, *, gap: float = 0.03) -> None:
+    """Raise each axes' y limit so that what it draws stays below its legend.
 
     A legend in a corner of the axes would otherwise hide the upper end of an interval band
-    (the first years' bounds are often the highest). The legend's box is measured after a
-    layout pass, in axes fractions, so the head-room fits its real size at any figure size.
+    (the first years' bounds are often the highest). The legend boxes are measured after one
+    layout pass, in axes fractions, so the head-room fits their real size at any figure size;
+    the top of the data is the axes' own data limit (bands, lines and points).
     """
-    legend = ax.get_legend()
-    if legend is None or not np.isfinite(top) or top <= 0:
+    axes = [ax for ax in axes if ax.get_legend() is not None]
+    if not axes:
         return
     fig.draw_without_rendering()
-    bottom = legend.get_window_extent().transformed(ax.transAxes.inverted()).y0
-    room = bottom - gap
-    y0, y1 = ax.get_ylim()
-    if room > 0.3 and (top - y0) / (y1 - y0) > room:
-        ax.set_ylim(y0, y0 + (top - y0) / room)
+    for ax in axes:
+        top = ax.dataLim.y1
+        room = ax.get_legend().get_window_extent().transformed(ax.transAxes.inverted()).y0 - gap
+        y0, y1 = ax.get_ylim()
+        if np.isfinite(top) and top > y0 and room > 0.3 and (top - y0) / (y1 - y0) > room:
+            ax.set_ylim(y0, y0 + (top - y0) / room)
 
 
 def figure4(estimates: pd.DataFrame, ax: Axes | None = None) -> Figure:
@@ -189,7 +184,7 @@ def figure4(estimates: pd.DataFrame, ax: Axes | None = None) -> Figure:
     ax.set_title("Observed and estimated number of victims per year")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    _clear_legend(fig, ax, _data_top(rows))
+    _clear_legends(fig, [ax])
     return fig
 
 
@@ -230,8 +225,7 @@ def figure5(estimates: pd.DataFrame, covariates=None) -> Figure:
         ax.remove()
     fig.suptitle(f"Estimated victims per year by covariate (shaded: {_interval_name(est)})", fontsize=10)
     fig.tight_layout()
-    for ax, c in zip(axes.flat, covs):
-        _clear_legend(fig, ax, max(_data_top(_group_rows(est, f"{c}={level}")) for level in COVARIATES[c]))
+    _clear_legends(fig, fig.axes)
     return fig
 
 

@@ -229,10 +229,9 @@ def toc_html(items: Sequence[tuple[int, str, str]]) -> str:
     if not items:
         return ""
     # class list-inline: JupyterLab's page style indents every other list by 2em (a gap mid-line here)
-    out, open_sub = (
-        ['<nav class="mse-toc" aria-label="contents"><strong>Contents</strong><ol class="list-inline">'],
-        False,
-    )
+    ol = '<ol class="list-inline">'
+    out = [f'<nav class="mse-toc" aria-label="contents"><strong>Contents</strong>{ol}']
+    open_sub = False
     for level, hid, text in items:
         # "Figure 4: observed and ..." -> "Figure 4" in the contents (the full title on hover)
         short = re.match(r"(Tables? [\d-]+|Figure \d+|Annex [A-Z])\b", text) if level == 3 else None
@@ -252,7 +251,7 @@ def toc_html(items: Sequence[tuple[int, str, str]]) -> str:
             if not open_sub:
                 if len(out) == 1:
                     out.append("<li>")
-                out.append('<ol class="list-inline">')
+                out.append(ol)
                 open_sub = True
             out.append(f"<li>{link}</li>")
     out.append("</ol></li>" if open_sub else "</li>")

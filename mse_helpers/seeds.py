@@ -17,6 +17,7 @@ STAGES: dict[str, int] = {
     "impute": 3,
     "bootstrap": 5,
     "estimate": 6,
+    "resample": 7,
 }
 
 

@@ -42,7 +42,8 @@ from mse_helpers.codes import COVARIATES, REGISTERS  # noqa: E402
 from mse_helpers.engine.pooling import pool_estimates  # noqa: E402
 from mse_helpers.runner.params import load_params  # noqa: E402
 from mse_helpers.stages import (
-    bootstrap,  # noqa: E402
+    bootimpute,  # noqa: E402
+    bootstrap,
     impute,
     prepare,
     selection,
@@ -92,6 +93,8 @@ def one_population(
     linking: str = "draw",
     generator: str = "simulator",
     n_reselect: int = 0,
+    n_resamples: int = 0,
+    n_imputations: int = 2,
 ) -> pd.DataFrame:
     """Simulate population ``s``, run the method, return estimates beside the truth.
 
@@ -102,7 +105,11 @@ def one_population(
     intervals of ``uncertainty: reselect`` (``n_reselect`` replicates per model,
     ``interval`` rubin-t and log-scale) are computed too, on the same completed
     data sets and selections: only the within variances differ
-    (docs/estimation.md 6).
+    (docs/estimation.md 6). With ``n_resamples`` > 0 the intervals of
+    bootstrap-then-impute (:mod:`mse_helpers.stages.bootimpute`: ``n_resamples``
+    resamples of the input files, ``n_imputations`` completed data sets each,
+    the whole analysis repeated on each) are computed too, around the same
+    point estimates.
 
     Returns
     -------
@@ -112,7 +119,9 @@ def one_population(
         ``n_models``, ``n_boot_failed``, ``seconds_study`` (preparation to pooling)
         and with ``n_reselect``: ``lower_rt``, ``upper_rt`` (reselect, rubin-t),
         ``lower_rlog``, ``upper_rlog`` (reselect, log-scale), ``n_rep_failed``,
-        ``n_rep_changed``, ``n_rep``, ``seconds_reselect`` (the re-selection step alone).
+        ``n_rep_changed``, ``n_rep``, ``seconds_reselect`` (the re-selection step alone);
+        with ``n_resamples``: ``lower_bt``, ``upper_bt`` (t interval), ``lower_blog``,
+        ``upper_blog`` (log-scale), ``n_bti_failed`` (resamples left out), ``seconds_bti``.
     """
     t0 = time.perf_counter()
     seed = population_seed(base_seed, s)
@@ -181,7 +190,39 @@ def one_population(
         out["n_rep_changed"] = sum(r.n_changed for r in resel)
         out["n_rep"] = sum(r.n_rep for r in resel)
         out["seconds_reselect"] = time.perf_counter() - t1
+    if n_resamples:
+        t2 = time.perf_counter()
+        summary = runfolder.read_prep_summary(work)
+        bti = bootimpute.run_resamples(
+            p,
+            runfolder.analysed_years(summary),
+            summary.get("reference_years"),
+            n_resamples=n_resamples,
+            n_imputations=n_imputations,
+        )
+        for suffix, interval in (("bt", "rubin-t"), ("blog", "log-scale")):
+            iv = bootimpute.pool_boot_impute(per_model, bti, interval=interval)
+            out = out.merge(
+                iv[["year", "group", "lower", "upper"]].rename(
+                    columns={"lower": f"lower_{suffix}", "upper": f"upper_{suffix}"}
+                ),
+                on=["year", "group"],
+                how="left",
+            )
+        out["n_bti_failed"] = bti.n_resamples - bti.n_usable
+        out["seconds_bti"] = time.perf_counter() - t2
     return out
+
+
+#: Column suffix (``lower_X``, ``upper_X``) -> the interval's name in the tables.
+INTERVAL_NAMES = {
+    "t": "study rubin-t",
+    "log": "study log-scale",
+    "rt": "reselect rubin-t",
+    "rlog": "reselect log-scale",
+    "bt": "boot-impute rubin-t",
+    "blog": "boot-impute log-scale",
+}
 
 
 # --- the bootstrap bias correction (evaluated, not applied by the pipeline) ---------------
@@ -206,7 +247,7 @@ def bias_corrected(results: pd.DataFrame) -> pd.DataFrame:
     """
     out = results.copy()
     out["n_hat_bc"] = np.maximum(out["n_hat"] - out["bias_boot"], out["n_obs"])
-    for suffix in ("t", "log", "rt", "rlog"):
+    for suffix in INTERVAL_NAMES:
         if f"lower_{suffix}" in out.columns:
             out[f"lower_{suffix}_bc"] = np.maximum(out[f"lower_{suffix}"] - out["bias_boot"], out["n_obs"])
             out[f"upper_{suffix}_bc"] = out[f"upper_{suffix}"] - out["bias_boot"]
@@ -224,7 +265,7 @@ def bias_correction_summary(results: pd.DataFrame) -> pd.DataFrame:
     r = bias_corrected(results)
     truth = r["n_true"]
     r["rel"], r["rel_bc"] = (r["n_hat"] - truth) / truth, (r["n_hat_bc"] - truth) / truth
-    suffixes = [x for x in ("t", "log", "rt", "rlog") if f"lower_{x}" in r.columns]
+    suffixes = [x for x in INTERVAL_NAMES if f"lower_{x}" in r.columns]
     for x in suffixes:
         for tail in ("", "_bc"):
             r[f"cov_{x}{tail}"] = (r[f"lower_{x}{tail}"] <= truth) & (truth <= r[f"upper_{x}{tail}"])
@@ -240,14 +281,6 @@ def bias_correction_summary(results: pd.DataFrame) -> pd.DataFrame:
                 row[f"coverage_{x}{tail}"] = part[f"cov_{x}{tail}"].mean()
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-INTERVAL_NAMES = {
-    "t": "study rubin-t",
-    "log": "study log-scale",
-    "rt": "reselect rubin-t",
-    "rlog": "reselect log-scale",
-}
 
 
 def bias_correction_markdown(summary: pd.DataFrame) -> str:
@@ -295,15 +328,9 @@ def _parts(r: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 
 
 def _flags(results: pd.DataFrame) -> pd.DataFrame:
-    """Per estimate: covered by each interval, relative error and relative widths."""
-    r = results.assign(
-        cov_t=(results["lower_t"] <= results["n_true"]) & (results["n_true"] <= results["upper_t"]),
-        cov_log=(results["lower_log"] <= results["n_true"]) & (results["n_true"] <= results["upper_log"]),
-        rel=(results["n_hat"] - results["n_true"]) / results["n_true"],
-        width=(results["upper_t"] - results["lower_t"]) / results["n_true"],
-        width_log=(results["upper_log"] - results["lower_log"]) / results["n_true"],
-    )
-    for suffix in ("rt", "rlog"):  # reselect, rubin-t and log-scale
+    """Per estimate: covered by each interval run (``cov_X``), relative error and relative widths (``width_X``)."""
+    r = results.assign(rel=(results["n_hat"] - results["n_true"]) / results["n_true"])
+    for suffix in INTERVAL_NAMES:
         if f"lower_{suffix}" in results.columns:
             lo, up = results[f"lower_{suffix}"], results[f"upper_{suffix}"]
             r[f"cov_{suffix}"] = (lo <= results["n_true"]) & (results["n_true"] <= up)
@@ -323,32 +350,24 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``year``, ``groups``, ``n`` (estimates compared), ``coverage_t``,
-        ``coverage_log`` (study), ``coverage_rt``, ``coverage_rlog`` (reselect,
-        rubin-t and log-scale; NaN when not run), ``mean_rel_error``,
-        ``mean_abs_rel_error``, ``mean_rel_width``, ``mean_rel_width_log``
-        (study: width / true number), ``mean_rel_width_rt``, ``mean_rel_width_rlog``.
+        ``year``, ``groups``, ``n`` (estimates compared), ``mean_rel_error``,
+        ``mean_abs_rel_error``, and for every interval X of :data:`INTERVAL_NAMES`
+        ``coverage_X`` and ``mean_rel_width_X`` (width / true number; NaN when not run).
     """
     r = _flags(results)
-    parts = _parts(r)
     rows = []
-    for label, group, part in parts:
+    for label, group, part in _parts(r):
         row = {
             "year": label,
             "groups": group,
             "n": len(part),
-            "coverage_t": part["cov_t"].mean(),
-            "coverage_log": part["cov_log"].mean(),
             "mean_rel_error": part["rel"].mean(),
             "mean_abs_rel_error": part["rel"].abs().mean(),
-            "mean_rel_width": part["width"].mean(),
-            "mean_rel_width_log": part["width_log"].mean(),
         }
-        for suffix in ("rt", "rlog"):
-            row[f"coverage_{suffix}"] = part[f"cov_{suffix}"].mean() if f"cov_{suffix}" in part else float("nan")
-            row[f"mean_rel_width_{suffix}"] = (
-                part[f"width_{suffix}"].mean() if f"width_{suffix}" in part else float("nan")
-            )
+        for suffix in INTERVAL_NAMES:
+            run = f"cov_{suffix}" in part
+            row[f"coverage_{suffix}"] = part[f"cov_{suffix}"].mean() if run else float("nan")
+            row[f"mean_rel_width_{suffix}"] = part[f"width_{suffix}"].mean() if run else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -357,26 +376,95 @@ def _pct(v: float) -> str:
     return "" if pd.isna(v) else f"{v:.0%}"
 
 
+#: A mean width above this is shown as such: a few intervals with few degrees of freedom dominate it
+#: (the medians are in :func:`widths`).
+HUGE = 100.0
+
+
 def _w(v: float) -> str:
-    return "" if pd.isna(v) else f"{v:.2f}"
+    if pd.isna(v):
+        return ""
+    return f"> {HUGE:g}" if v > HUGE else f"{v:.2f}"
 
 
 def markdown(summary: pd.DataFrame) -> str:
-    """The summary as a Markdown table (for docs/estimation.md)."""
+    """The summary as a Markdown table (for docs/estimation.md): the intervals that were run."""
+    run = [x for x in INTERVAL_NAMES if summary[f"coverage_{x}"].notna().any()]
+    head = ["year", "groups", "estimates"] + [f"coverage {INTERVAL_NAMES[x]}" for x in run]
+    head += ["mean rel. error", "mean abs. rel. error"] + [f"width / truth {INTERVAL_NAMES[x]}" for x in run]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in summary.to_dict("records"):
+        cells = [str(row["year"]), str(row["groups"]), str(row["n"])]
+        cells += [_pct(row[f"coverage_{x}"]) for x in run]
+        cells += [f"{row['mean_rel_error']:+.1%}", f"{row['mean_abs_rel_error']:.1%}"]
+        cells += [_w(row[f"mean_rel_width_{x}"]) for x in run]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+#: An interval wider than this many times the true number says little (``widths``).
+WIDE = 3.0
+
+
+def widths(results: pd.DataFrame) -> pd.DataFrame:
+    """Per interval run, over every yearly group: how wide (width / truth), robust to open intervals.
+
+    The mean width of :func:`summarise` is infinite once one interval is open
+    (an upper end of ``inf``, which few degrees of freedom can give), so this
+    table gives the median, the 90th percentile, the share of intervals wider
+    than :data:`WIDE` times the truth and the share that are open, and the
+    coverage of the intervals that are not that wide.
+
+    Returns
+    -------
+    DataFrame
+        One row per interval: ``interval``, ``median``, ``p90``, ``share_wide``,
+        ``share_open``, ``coverage``, ``coverage_not_wide``.
+    """
+    r = _flags(results)
+    yearly = r[r["year"] != "all"]
+    rows = []
+    for x, name in INTERVAL_NAMES.items():
+        if f"width_{x}" not in yearly:
+            continue
+        w, cov = yearly[f"width_{x}"], yearly[f"cov_{x}"]
+        rows.append(
+            {
+                "interval": name,
+                "median": w.median(),
+                "p90": w.quantile(0.9),
+                "share_wide": (w > WIDE).mean(),
+                "share_open": np.isinf(yearly[f"upper_{x}"]).mean(),
+                "coverage": cov.mean(),
+                "coverage_not_wide": cov[w <= WIDE].mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def widths_markdown(table: pd.DataFrame) -> str:
+    """:func:`widths` as Markdown."""
     lines = [
-        "| year | groups | estimates | coverage study rubin-t | coverage study log-scale | "
-        "coverage reselect rubin-t | coverage reselect log-scale | mean rel. error | mean abs. rel. error | "
-        "width / truth study rubin-t | study log-scale | reselect rubin-t | reselect log-scale |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| interval | median width / truth | 90th percentile | wider than {WIDE:g}x truth | open (upper inf) | "
+        f"coverage | coverage of those not wider than {WIDE:g}x |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in summary.itertuples():
+    for row in table.itertuples():
         lines.append(
-            f"| {row.year} | {row.groups} | {row.n} | {_pct(row.coverage_t)} | {_pct(row.coverage_log)} | "
-            f"{_pct(row.coverage_rt)} | {_pct(row.coverage_rlog)} | {row.mean_rel_error:+.1%} | "
-            f"{row.mean_abs_rel_error:.1%} | {_w(row.mean_rel_width)} | {_w(row.mean_rel_width_log)} | "
-            f"{_w(row.mean_rel_width_rt)} | {_w(row.mean_rel_width_rlog)} |"
+            f"| {row.interval} | {row.median:.2f} | {row.p90:.2f} | {row.share_wide:.1%} | {row.share_open:.1%} | "
+            f"{_pct(row.coverage)} | {_pct(row.coverage_not_wide)} |"
         )
     return "\n".join(lines)
+
+
+def print_tables(results: pd.DataFrame) -> None:
+    """Every table of the check: coverage and error, widths, bias per group and year, the bias correction."""
+    print(markdown(summarise(results)))
+    print("\nwidths over every yearly group:\n")
+    print(widths_markdown(widths(results)))
+    print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
+    print(bias_markdown(bias_table(results)))
+    print_bias_correction(results)
 
 
 def bias_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -441,6 +529,21 @@ def main(argv: list[str] | None = None) -> int:
         "completed data sets and selections (0: not run)",
     )
     parser.add_argument(
+        "--boot-impute",
+        type=int,
+        default=0,
+        metavar="B_I",
+        help="also the intervals of bootstrap-then-impute (mse_helpers.stages.bootimpute) with B_I resamples of the "
+        "input files, the whole analysis repeated on each (0: not run)",
+    )
+    parser.add_argument(
+        "--boot-impute-m",
+        type=int,
+        default=2,
+        metavar="D",
+        help="completed data sets per resample of --boot-impute (default 2, as Bartlett and Hughes recommend)",
+    )
+    parser.add_argument(
         "--from-csv",
         nargs="+",
         metavar="CSV",
@@ -456,13 +559,12 @@ def main(argv: list[str] | None = None) -> int:
             ignore_index=True,
         )
         print(f"summary of {', '.join(args.from_csv)}: {results['population'].nunique()} populations\n")
-        print(markdown(summarise(results)))
-        print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
-        print(bias_markdown(bias_table(results)))
-        print_bias_correction(results)
+        print_tables(results)
         return 0
     if args.populations < 1:
         parser.error("--populations must be at least 1")
+    if args.boot_impute and args.oracle:
+        parser.error("--boot-impute resamples the input files, which --oracle does not use")
     a, _, b = args.years.partition("-")
     years = list(range(int(a), int(b or a) + 1))
     start = time.perf_counter()
@@ -479,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.linking,
                 args.generator,
                 args.reselect,
+                args.boot_impute,
+                args.boot_impute_m,
             )
             for s in range(args.populations)
         )
@@ -491,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         f"m = {1 if args.oracle else args.m}, B = {args.bootstrap}, seed {args.seed}"
         + ("" if args.oracle else f", linking = {args.linking}")
         + (f", reselect B_r = {args.reselect}" if args.reselect else "")
+        + (f", boot-impute B_i = {args.boot_impute} x D = {args.boot_impute_m}" if args.boot_impute else "")
     )
     print(
         f"models pooled per population: {results.groupby('population')['n_models'].max().min()}-"
@@ -506,12 +611,15 @@ def main(argv: list[str] | None = None) -> int:
             f"replicates failed {int(per_pop['n_rep_failed'].sum())} of {int(per_pop['n_rep'].sum())}, "
             f"re-selected another model {int(per_pop['n_rep_changed'].sum())}"
         )
+    if args.boot_impute:
+        line += (
+            f", boot-impute step {per_pop['seconds_bti'].mean():.0f} more "
+            f"({per_pop['seconds_bti'].sum() / (args.boot_impute * len(per_pop)):.1f} s per resample); "
+            f"resamples left out {int(per_pop['n_bti_failed'].sum())} of {args.boot_impute * len(per_pop)}"
+        )
     print(line)
     print(f"duration {time.perf_counter() - start:.0f} s\n")
-    print(markdown(summarise(results)))
-    print("\nmean relative error of N-hat (standard error in points) per group and year:\n")
-    print(bias_markdown(bias_table(results)))
-    print_bias_correction(results)
+    print_tables(results)
     return 0
 
 

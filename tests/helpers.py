@@ -3,7 +3,18 @@
 import nbformat
 
 #: ``mse run`` settings for a quick end-to-end run (minutes, not the study's hour).
-QUICK = ["--set", "m=2", "--set", "maxit=2", "--set", "bootstrap=10", "--set", "three_factor_candidates=3"]
+QUICK = [
+    "--set",
+    "m=2",
+    "--set",
+    "maxit=2",
+    "--set",
+    "bootstrap=10",
+    "--set",
+    "three_factor_candidates=3",
+    "--set",
+    "resamples=3",  # the default uncertainty: boot-impute repeats the analysis on this many resamples
+]
 
 
 def write_notebook(path, params: str, *cells: str) -> None:

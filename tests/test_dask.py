@@ -109,6 +109,27 @@ def test_workers_default_is_todays_loky():
     assert Workers(n_jobs=2).map(divmod, [(7, 2), (9, 4), (5, 5)]) == [(3, 1), (2, 1), (1, 0)]
 
 
+_HELD = []
+
+
+def _grow(i):
+    """A task that keeps 320 MB in its worker after a second: loky's memory guard then replaces the worker."""
+    import time
+
+    time.sleep(1.1)
+    _HELD.append(bytearray(320 * 2**20))
+    return i
+
+
+def test_a_worker_replaced_by_lokys_memory_guard_leaves_no_warning_and_the_same_results():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert Workers(n_jobs=2).map(_grow, [(i,) for i in range(6)]) == list(range(6))
+    assert not [w for w in seen if "A worker stopped while some jobs" in str(w.message)]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

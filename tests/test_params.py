@@ -25,7 +25,7 @@ def test_defaults_plus_overrides(inputs):
     assert p.years == (2016, 2017, 2018)
     assert p.registers == ("I", "K", "O", "P")
     assert p.covariates == ("S", "L", "N", "U")
-    assert p.interval == "log-scale" and p.interval_asked == "auto"  # interval: auto under uncertainty: reselect
+    assert p.interval == "log-scale" and p.interval_asked == "auto"  # interval: auto under uncertainty: boot-impute
     assert p.linking == "draw"
     assert isinstance(p.reports, Path) and p.reports.is_absolute()
 
@@ -110,9 +110,10 @@ def test_resolve_interval_chooses_by_uncertainty_and_keeps_explicit_values():
     from mse_helpers.engine.pooling import INTERVALS
     from mse_helpers.stages.uncertainty import resolve_interval
 
+    assert resolve_interval("auto", "boot-impute") == "log-scale"
     assert resolve_interval("auto", "reselect") == "log-scale"
     assert resolve_interval("auto", "study") == "rubin-t"
-    for method in ("study", "reselect"):
+    for method in ("study", "reselect", "boot-impute"):
         for interval in INTERVALS:
             assert resolve_interval(interval, method) == interval
     with pytest.raises(ValueError, match="parameter interval: must be one of auto, rubin-t"):
@@ -123,7 +124,7 @@ def test_resolve_interval_chooses_by_uncertainty_and_keeps_explicit_values():
 
 def test_interval_auto_is_the_default_and_resolved_once_for_every_consumer(inputs):
     p = load_params(None, inputs)
-    assert (p.interval_asked, p.uncertainty, p.interval) == ("auto", "reselect", "log-scale")
+    assert (p.interval_asked, p.uncertainty, p.interval) == ("auto", "boot-impute", "log-scale")
     study = load_params(None, {**inputs, "uncertainty": "study"})
     assert (study.interval_asked, study.interval) == ("auto", "rubin-t")
     # explicit values stay as they are, with either method

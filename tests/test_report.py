@@ -380,7 +380,8 @@ def test_method_text_uses_the_parameters():
         {
             "m": 7,
             "bootstrap": 20,
-            "reselect_replicates": 33,  # the default uncertainty: reselect takes its within variances from these
+            "uncertainty": "reselect",
+            "reselect_replicates": 33,  # uncertainty: reselect takes its within variances from these
             "maxit": 4,
             "three_factor_candidates": 11,
             "registers": ["I", "O", "P", "R", "Z"],
@@ -393,6 +394,12 @@ def test_method_text_uses_the_parameters():
     assert "the 13 models" in text and "32 x 16 x 3 = 1,536 cells" in text
     assert "log-scale interval" in text and "K (Royal" not in text
     assert "five-way interaction" in report.assumptions(p.registers)
+    # the default, boot-impute: the resamples and their completed data sets, not replicates per model
+    q = load_params(None, {"m": 7, "resamples": 12, "resample_imputations": 3})
+    text = report.method(q, n_models=13, n_years=3)
+    assert "from 12 resamples of the data, each analysed in full with 3 completed data sets" in text
+    assert "mean over the 13 models" in text and "replicates with the model selection" not in text
+    assert "bootstrap-then-impute" in text and "log-scale interval" in text
 
 
 def test_data_decisions_text_from_the_summary(tmp_path):

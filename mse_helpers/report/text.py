@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 
 from ..codes import COVARIATE_NAMES, COVARIATES, EXCLUDE, REGISTER_NAMES, REGISTERS
-from ..stages.uncertainty import AUTO_INTERVAL, COVERAGE, COVERAGE_TARGET, RESELECT, STUDY, UNCERTAINTY
+from ..stages.uncertainty import (
+    AUTO_INTERVAL,
+    BOOT_IMPUTE,
+    COVERAGE,
+    COVERAGE_DEFAULT_RESAMPLES,
+    COVERAGE_TARGET,
+    RESELECT,
+    STUDY,
+    UNCERTAINTY,
+)
 from . import tables
 
 INTERVAL_TEXT = {
@@ -106,6 +115,35 @@ RESELECT_INTERVAL = {
     ),
 }
 
+#: What the interval of ``uncertainty: boot-impute`` contains (docs/estimation.md 6); :func:`interval_text`
+#: adds which interval is shown.
+BOOT_IMPUTE_TEXT = (
+    "The interval repeats the whole analysis on resampled data (parameter `uncertainty: boot-impute`, "
+    "bootstrap-then-impute): the persons of the reports and of the aggregate records are resampled, and on "
+    "each resample the records are linked, the missing values imputed, both model types selected anew and "
+    "every group estimated. An analysis of variance of these estimates separates the differences between "
+    "resamples from the imputation noise within them; the former, with the spread between this run's own "
+    "models, is the variance of the estimate. So the interval contains the chance variation of who is "
+    "registered, the linking of the aggregate records, the imputation of missing values and the uncertainty "
+    "of choosing the model; its degrees of freedom grow with the number of resamples."
+)
+
+#: The interval itself under ``uncertainty: boot-impute``, per ``interval``.
+BOOT_IMPUTE_INTERVAL = {
+    "rubin-t": (
+        "The interval shown is the symmetric t interval with this variance, around the run's estimate; where "
+        "its lower end would fall below the number registered it is raised to n_obs."
+    ),
+    "log-scale": (
+        "The interval shown is the log-scale interval: the same analysis of variance on the logarithm of the "
+        "dark number, its t interval around the run's estimate transformed back and n_obs added, so it is "
+        "asymmetric and never falls below n_obs."
+    ),
+}
+
+#: Per ``uncertainty`` with its own interval texts: (what the interval contains, the interval per ``interval``).
+_METHOD_TEXTS = {RESELECT: (RESELECT_TEXT, RESELECT_INTERVAL), BOOT_IMPUTE: (BOOT_IMPUTE_TEXT, BOOT_IMPUTE_INTERVAL)}
+
 #: What no interval of this method contains (docs/estimation.md 6); :func:`interval_limits` adds what the
 #: calibration check found for the run's interval.
 INTERVAL_LIMITS = (
@@ -116,13 +154,19 @@ INTERVAL_LIMITS = (
 
 #: Why ``interval: auto`` chose the interval, per ``uncertainty`` (stages.uncertainty.resolve_interval).
 AUTO_REASON = {
-    RESELECT: "of the four intervals of the calibration check, the one that contained the true number most "
-    "often on both synthetic generators",
+    RESELECT: "of the two intervals of this method in the calibration check, the one that contained the true "
+    "number more often on both synthetic generators",
+    BOOT_IMPUTE: "of the two intervals of this method in the calibration check, the one that contained the true "
+    "number more often on both synthetic generators",
     STUDY: "the study's own interval, so that the study's method is reproduced exactly",
 }
 
 #: How the report names the methods of ``uncertainty``.
-_METHOD_NAMES = {STUDY: "the study's method", RESELECT: "the model selection repeated in every replicate"}
+_METHOD_NAMES = {
+    STUDY: "the study's method",
+    RESELECT: "the model selection repeated in every replicate",
+    BOOT_IMPUTE: "the whole analysis repeated on resampled data",
+}
 
 
 def _check_method(interval: str, uncertainty: str, table: Mapping[str, str]) -> None:
@@ -131,7 +175,7 @@ def _check_method(interval: str, uncertainty: str, table: Mapping[str, str]) -> 
     if interval not in table:
         raise ValueError(
             f"parameter interval: {interval!r} is not one of {', '.join(table)}"
-            + (" with uncertainty: reselect" if uncertainty == RESELECT else "")
+            + (f" with uncertainty: {uncertainty}" if uncertainty != STUDY else "")
         )
 
 
@@ -143,14 +187,14 @@ def interval_text(interval: str, uncertainty: str = STUDY, asked: str | None = N
     interval : str
         The interval used (``Params.interval``: never ``auto``).
     uncertainty : str
-        ``study`` or ``reselect``.
+        One of ``study``, ``reselect``, ``boot-impute``.
     asked : str, optional
         The parameter as asked (``Params.interval_asked``); ``auto`` adds a
         sentence saying that ``interval: auto`` chose ``interval`` and why.
     """
-    table = RESELECT_INTERVAL if uncertainty == RESELECT else INTERVAL_TEXT
+    intro, table = _METHOD_TEXTS.get(uncertainty, ("", INTERVAL_TEXT))
     _check_method(interval, uncertainty, table)
-    text = (RESELECT_TEXT + " " + table[interval]) if uncertainty == RESELECT else table[interval]
+    text = (intro + " " + table[interval]) if intro else table[interval]
     if asked == AUTO_INTERVAL:
         text += (
             f" This run's interval is {interval}, chosen by `interval: auto` for `uncertainty: {uncertainty}`: "
@@ -171,7 +215,7 @@ def interval_limits(interval: str, uncertainty: str = STUDY) -> str:
     interval : str
         The interval used (``Params.interval``).
     uncertainty : str
-        ``study`` or ``reselect``.
+        One of ``study``, ``reselect``, ``boot-impute``.
 
     Returns
     -------
@@ -188,11 +232,18 @@ def interval_limits(interval: str, uncertainty: str = STUDY) -> str:
             f"number in {study[0]}% (project's generator) and {study[1]}% (second generator) of the yearly groups"
         )
     else:
+        default = COVERAGE_DEFAULT_RESAMPLES.get((uncertainty, interval))
+        found_text = f"{found[0]}% (project's generator) and {found[1]}% (second generator) of the yearly groups"
+        if default is not None:
+            found_text += (
+                f" with 10 resamples per population, and {default[0]}% and {default[1]}% with the default 40 (a "
+                "smaller check: 10 populations of each)"
+            )
+            found = (min(found[0], default[0]), min(found[1], default[1]))
         covered = (
             "On synthetic populations with a known truth (50 of each of two unlike generators, small settings), "
             f"the project's calibration check found that the 95% {kind} contained the true number in "
-            f"{found[0]}% (project's generator) and {found[1]}% (second generator) of the yearly groups (target "
-            f"{COVERAGE_TARGET}%"
+            f"{found_text} (target {COVERAGE_TARGET}%"
             + (
                 f"; the study's method with its rubin-t interval: {study[0]}% and {study[1]}%"
                 if (uncertainty, interval) != (STUDY, "rubin-t")
@@ -200,13 +251,18 @@ def interval_limits(interval: str, uncertainty: str = STUDY) -> str:
             )
             + ")"
         )
-    return (
-        INTERVAL_LIMITS
-        + " "
-        + covered
-        + ": well below 95%, mainly because of bias (on the second generator the estimates were on average 17% "
-        "too low, on the project's own generator 1% too low overall but 13% too low in the year with aggregates)."
+    bias = (
+        "mainly because of bias (on the second generator the estimates were on average 17% too low, on the "
+        "project's own generator 1% too low overall but 13% too low in the year with aggregates)"
     )
+    shown = found or study
+    if all(c >= COVERAGE_TARGET for c in shown):
+        reading = "."
+    elif any(c >= COVERAGE_TARGET for c in shown):
+        reading = f": at the target on one generator and below it on the other, {bias}."
+    else:
+        reading = f": well below 95%, {bias}."
+    return INTERVAL_LIMITS + " " + covered + reading
 
 
 def headline(estimates: pd.DataFrame) -> str:
@@ -335,18 +391,33 @@ def method(p, n_models: int | None = None, n_years: int | None = None) -> str:
             f"three-factor terms to it one at a time while that lowers BIC, from the {p.three_factor_candidates} "
             "terms that did best in a screening on one data set (hierarchy respected).",
             "",
-            (
-                f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
-                "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance "
-                "of every estimate. "
-                if getattr(p, "uncertainty", "study") == "study"
-                else f"**Uncertainty.** For each of the {n_models} models, {p.reselect_replicates} replicates with "
-                "the model selection repeated give the within-model variance of every estimate. "
-            )
-            + f"Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
-            "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
-            + interval_text(p.interval, getattr(p, "uncertainty", STUDY), getattr(p, "interval_asked", None)),
+            _uncertainty_paragraph(p, n_models),
         ]
+    )
+
+
+def _uncertainty_paragraph(p, n_models: int) -> str:
+    """The method's paragraph on the interval, for the run's ``uncertainty``."""
+    uncertainty = getattr(p, "uncertainty", STUDY)
+    asked = getattr(p, "interval_asked", None)
+    if uncertainty == BOOT_IMPUTE:
+        return (
+            f"**Uncertainty.** The estimate is the mean over the {n_models} models (Rubin's point estimate). "
+            f"Its variance comes from {p.resamples} resamples of the data, each analysed in full with "
+            f"{p.resample_imputations} completed data sets. " + interval_text(p.interval, uncertainty, asked)
+        )
+    head = (
+        f"**Uncertainty.** For each of the {n_models} models, a parametric bootstrap with {p.bootstrap} "
+        "replicates (complete tables drawn from the fitted model, refitted) gives the within-model variance "
+        "of every estimate. "
+        if uncertainty == STUDY
+        else f"**Uncertainty.** For each of the {n_models} models, {p.reselect_replicates} replicates with "
+        "the model selection repeated give the within-model variance of every estimate. "
+    )
+    return (
+        head + f"Rubin's rules pool the {n_models} models: the estimate is the mean over the models, the "
+        "total variance is the mean within-model variance plus (1 + 1/M) times the variance between the models. "
+        + interval_text(p.interval, uncertainty, asked)
     )
 
 
@@ -607,6 +678,37 @@ def reselection_text(reselection: pd.DataFrame | None) -> str:
     return text
 
 
+def resampling_text(resampling) -> str:
+    """Bootstrap-then-impute (``uncertainty: boot-impute``) in one paragraph: resamples, usable, left out.
+
+    Parameters
+    ----------
+    resampling : BootImputeResult or None
+        :func:`mse_helpers.stages.bootimpute.run_resamples`; None with another
+        ``uncertainty`` (then ``""``).
+
+    Returns
+    -------
+    str
+        Markdown; every resample left out is counted with its reason.
+    """
+    if resampling is None:
+        return ""
+    est = resampling.estimates
+    ok = est[est["status"] == "ok"]
+    n_selections = int(ok.drop_duplicates(["resample", "imputation", "type"]).shape[0])
+    text = (
+        f"**The whole analysis repeated.** {resampling.n_resamples} resamples of the data, each linked, imputed "
+        f"({resampling.n_imputations} completed data sets) and with both model types selected anew: "
+        f"{n_selections:,} model selections in all; {resampling.n_usable} resamples usable"
+    )
+    failed = resampling.failed
+    if failed:
+        why = "; ".join(f"{n} {reason}" for reason, n in sorted(failed.items()))
+        return text + f", {sum(failed.values())} left out of the variance ({why})."
+    return text + ", none left out."
+
+
 def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame | None = None) -> str:
     """Caveats of this run's estimates, with their numbers.
 
@@ -652,9 +754,12 @@ def caveats(estimates: pd.DataFrame, summary: Mapping, p, failed: pd.DataFrame |
             "As in the study, each model's bootstrap refits the *selected* model and does not repeat the "
             "model selection, so the uncertainty of choosing the model is only partly reflected (through the "
             "differences between the data sets' models). "
-            if uncertainty == "study"
+            if uncertainty == STUDY
             else "The model selection is repeated in every replicate and Rubin's rules allow for the few "
             "completed data sets, but the interval rests on the model-based assumptions below. "
+            if uncertainty == RESELECT
+            else "The whole analysis is repeated on resampled data, but the interval is centred on an estimate "
+            "that rests on the model-based assumptions below. "
         )
         + interval_limits(p.interval, uncertainty)
     )

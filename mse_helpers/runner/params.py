@@ -30,7 +30,7 @@ from ..codes import COVARIATES, REGISTERS, YEAR
 from ..parallel import Backend, Workers
 from ..runfolder import IMPUTATION, NOTEBOOKS, PREPARATION, RESULTS, SELECTION, bundled_dir, checkout_root
 from ..stages.prepare import LINKING
-from ..stages.uncertainty import AUTO_INTERVAL, INTERVAL_CHOICES, RESELECT, UNCERTAINTY, resolve_interval
+from ..stages.uncertainty import AUTO_INTERVAL, INTERVAL_CHOICES, STUDY, UNCERTAINTY, resolve_interval
 
 log = logging.getLogger(__name__)
 
@@ -276,27 +276,29 @@ class Params:
         stage=SELECTION,
     )
     interval: str = param(
-        "`auto` (the coverage study's choice for the run's `uncertainty`: `log-scale` under `reselect`, which "
-        "covered the most yearly groups on both generators, `rubin-t` under `study`, the study's own; "
-        "docs/estimation.md 6; `params.yaml` records the interval used as `interval_used`), `rubin-t` "
-        "(symmetric, as the study), `log-scale` (for the dark number) or `profile` (each model's "
-        "profile-likelihood interval per group, pooled on the log scale of the dark number; never below n_obs; "
-        "only with `uncertainty: study`; adds about 30 s of CPU to the bootstrap stage of the default run, about "
-        "15 s with 2 workers; docs/estimation.md)",
+        "`auto` (the coverage study's choice for the run's `uncertainty`: `log-scale` under `boot-impute` and "
+        "`reselect`, which covered more yearly groups than their `rubin-t` on both generators, `rubin-t` under "
+        "`study`, the study's own; docs/estimation.md 6; `params.yaml` records the interval used as "
+        "`interval_used`), `rubin-t` (symmetric, as the study), `log-scale` (for the dark number) or `profile` "
+        "(each model's profile-likelihood interval per group, pooled on the log scale of the dark number; never "
+        "below n_obs; only with `uncertainty: study`; adds about 30 s of CPU to the bootstrap stage of the "
+        "default run, about 15 s with 2 workers; docs/estimation.md)",
         " or ".join(f"`{v}`" for v in INTERVAL_CHOICES),
         AUTO_INTERVAL,
         _EST,
         stage=RESULTS,
     )
     uncertainty: str = param(
-        "what the interval contains: `reselect` (a parametric bootstrap that repeats the model selection in each "
-        "of `reselect_replicates` replicates per model; Rubin's rules with the re-selected replicates' variance "
-        "as each model's within variance, interval `log-scale` (`auto`) or `rubin-t`, not `profile`; about 0.2-0.4 s per "
-        "replicate; it covered more yearly groups than `study` on both generators of the coverage study) or "
-        "`study` (the study's parametric bootstrap of each selected model and Rubin's rules; model choice only "
-        "through the spread between completed data sets; reproduces the study's method; docs/estimation.md 6)",
+        "what the interval contains: `boot-impute` (bootstrap-then-impute: `resamples` resamples of the input "
+        "files, each linked, imputed and with both model selections run again; the variance from an analysis of "
+        "variance of their estimates; interval `log-scale` (`auto`) or `rubin-t`; it covered the most yearly "
+        "groups on both generators of the coverage study), `reselect` (a parametric bootstrap that repeats the "
+        "model selection in each of `reselect_replicates` replicates per model; Rubin's rules with the "
+        "re-selected replicates' variance as each model's within variance) or `study` (the study's parametric "
+        "bootstrap of each selected model and Rubin's rules; model choice only through the spread between "
+        "completed data sets; reproduces the study's method); `profile` only with `study`; docs/estimation.md 6",
         " or ".join(f"`{v}`" for v in UNCERTAINTY),
-        "reselect",
+        "boot-impute",
         _EST,
         stage=RESULTS,
     )
@@ -309,6 +311,25 @@ class Params:
         16,
         _EST,
         bounds=(2, 10000),
+        stage=RESULTS,
+    )
+    resamples: int = param(
+        "with `uncertainty: boot-impute`: resamples of the input files (persons and aggregate records, Poisson "
+        "weights), on each of which data preparation, linking, imputation and both model selections are run "
+        "again; about 4 s of CPU each on the bundled data (docs/estimation.md 6)",
+        "whole number",
+        40,
+        _EST,
+        bounds=(2, 10000),
+        stage=RESULTS,
+    )
+    resample_imputations: int = param(
+        "with `uncertainty: boot-impute`: completed data sets per resample (2, as Bartlett and Hughes recommend: "
+        "an analysis of variance separates the resamples from the imputation noise)",
+        "whole number",
+        2,
+        _EST,
+        bounds=(2, 100),
         stage=RESULTS,
     )
     seed: int = param(
@@ -886,6 +907,8 @@ def validate(raw: Mapping[str, Any]) -> Params:
         interval=interval,
         uncertainty=uncertainty,
         reselect_replicates=lambda v: _int("reselect_replicates", v),
+        resamples=lambda v: _int("resamples", v),
+        resample_imputations=lambda v: _int("resample_imputations", v),
         seed=lambda v: _int("seed", v),
         n_jobs=lambda v: _int("n_jobs", v),
         sensitivity=_sensitivity,
@@ -908,10 +931,10 @@ def validate(raw: Mapping[str, Any]) -> Params:
             Workers(n_jobs=values["n_jobs"], backend=values["backend"], scheduler=values["scheduler"])
         except ValueError as exc:
             problems.append(str(exc))
-    if not problems and values["uncertainty"] == RESELECT and values["interval"] == "profile":
-        # the re-selected replicates give variances, not profile likelihoods (docs/estimation.md 6)
+    if not problems and values["uncertainty"] != STUDY and values["interval"] == "profile":
+        # re-selected replicates and resamples give variances, not profile likelihoods (docs/estimation.md 6)
         problems.append(
-            "parameters uncertainty and interval: `uncertainty: reselect` pools variances by Rubin's rules and "
+            f"parameters uncertainty and interval: `uncertainty: {values['uncertainty']}` pools variances and "
             "has no profile-likelihood interval; use `interval: rubin-t` or `log-scale` with it, or "
             "`uncertainty: study` with `interval: profile`"
         )

@@ -17,7 +17,9 @@ estimates:
    model's profile-likelihood interval of every group
    (:func:`engine.profile.group_profile_intervals`, about 3.6 ms per group and model);
    with ``uncertainty: reselect`` the within variances come instead from
-   replicates on which the model selection is repeated (:mod:`.uncertainty`);
+   replicates on which the model selection is repeated (:mod:`.uncertainty`),
+   with ``uncertainty: boot-impute`` the variances from resamples of the input
+   files on which the whole analysis is repeated (:mod:`.bootimpute`);
 4. ``work/bootstrap.parquet`` (per model and group), ``results/estimates.csv``
    (per group, published) and ``results/models.csv`` (per model, published).
 
@@ -54,7 +56,7 @@ from ..engine.profile import group_profile_intervals
 from ..engine.resample import Bootstrap, parametric_bootstrap
 from ..engine.status import FitStatus
 from ..parallel import Workers
-from . import uncertainty
+from . import bootimpute, uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +363,9 @@ class BootstrapResult:
     reselection : DataFrame or None
         With ``uncertainty: reselect``: one row per pooled model of the
         re-selection bootstrap (:func:`uncertainty.failed_frame`); else None.
+    resampling : BootImputeResult or None
+        With ``uncertainty: boot-impute``: the analyses of every resample
+        (:func:`bootimpute.run_resamples`); else None.
     """
 
     estimates: pd.DataFrame
@@ -369,6 +374,7 @@ class BootstrapResult:
     failed: pd.DataFrame
     n_models_skipped: int
     reselection: pd.DataFrame | None = None
+    resampling: "bootimpute.BootImputeResult | None" = None
 
 
 def _failed_row(k: int, mod: dict, status: str, reason: str, n_boot: int, boot: Bootstrap | None) -> dict:
@@ -394,7 +400,9 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     ----------
     p : Params
         Uses registers, covariates, bootstrap, interval, uncertainty,
-        reselect_replicates, seed, n_jobs.
+        reselect_replicates, seed, n_jobs; with ``uncertainty: boot-impute``
+        also the inputs and every parameter of notebooks 01-03, resamples and
+        resample_imputations.
     work_dir : Path
         The run's work folder: ``models.json``, ``imputed/imp_*.parquet``,
         ``prep_summary.json``; receives ``bootstrap.parquet``.
@@ -459,12 +467,29 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
             f"Rubin's rules need at least two (see the statuses: {failed['status'].tolist()})"
         )
     per_model = pd.concat([r.per_model_frame() for r in pooled], ignore_index=True)
-    reselection = None
+    reselection = resampling = None
     if p.uncertainty == uncertainty.RESELECT:  # within variances from re-selected replicates (docs/estimation.md 6)
         resel = uncertainty.run_reselection(p, work_dir, [(r.model, models[r.model]) for r in pooled], years)
         reselection = uncertainty.failed_frame(resel)
         estimates = uncertainty.pool_reselected(
             uncertainty.reselect_per_model(resel, per_model), ["year", "group"], interval=p.interval, level=LEVEL
+        )
+    elif p.uncertainty == uncertainty.BOOT_IMPUTE:  # the whole analysis on resampled inputs (docs/estimation.md 6)
+        resampling = bootimpute.run_resamples(
+            p,
+            years,
+            runfolder.read_prep_summary(work_dir).get("reference_years"),
+            n_resamples=p.resamples,
+            n_imputations=p.resample_imputations,
+            scratch=work_dir,  # person-level files stay in the run's private work folder
+        )
+        if resampling.n_usable < 2:
+            raise ValueError(
+                f"uncertainty boot-impute: {resampling.n_usable} usable resample(s) of {p.resamples} (left out: "
+                f"{resampling.failed}); the interval needs at least two: raise the parameter resamples"
+            )
+        estimates = bootimpute.pool_boot_impute(
+            per_model, resampling, ["year", "group"], interval=p.interval, level=LEVEL
         )
     else:
         estimates = pool_estimates(per_model, ["year", "group"], interval=p.interval, level=LEVEL)
@@ -492,4 +517,5 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         failed=failed,
         n_models_skipped=int((failed["status"] != FitStatus.OK).sum()),
         reselection=reselection,
+        resampling=resampling,
     )

@@ -153,11 +153,13 @@ INTERVAL_LIMITS = (
 )
 
 #: Why ``interval: auto`` chose the interval, per ``uncertainty`` (stages.uncertainty.resolve_interval).
+_BETTER_OF_TWO = (
+    "of the two intervals of this method in the calibration check, the one that contained the true number more "
+    "often on both synthetic generators"
+)
 AUTO_REASON = {
-    RESELECT: "of the two intervals of this method in the calibration check, the one that contained the true "
-    "number more often on both synthetic generators",
-    BOOT_IMPUTE: "of the two intervals of this method in the calibration check, the one that contained the true "
-    "number more often on both synthetic generators",
+    RESELECT: _BETTER_OF_TWO,
+    BOOT_IMPUTE: _BETTER_OF_TWO,
     STUDY: "the study's own interval, so that the study's method is reproduced exactly",
 }
 

@@ -196,7 +196,13 @@ def model_estimates(work_dir: Path, p, years: Sequence[int]) -> pd.DataFrame:
 
 
 def resample_task(
-    p, b: int, n_imputations: int, years: Sequence[int], reference_years, scratch: Path | None = None
+    p,
+    b: int,
+    n_imputations: int,
+    years: Sequence[int],
+    reference_years,
+    raw: tuple[pd.DataFrame, pd.DataFrame | None],
+    scratch: Path | None = None,
 ) -> pd.DataFrame:
     """Resample the inputs (stream ``b``), run preparation to model selection on them, estimate.
 
@@ -211,6 +217,8 @@ def resample_task(
         Completed data sets of the resample (D).
     years, reference_years : sequence of int
         Those of the run (a resample must not choose other years).
+    raw : (DataFrame, DataFrame or None)
+        The reports and aggregates as read (:func:`read_raw`, once for all resamples).
     scratch : Path, optional
         Where the resample's files (person-level, like the run's work folder)
         are written while it runs and removed after; the run's work folder in
@@ -223,8 +231,8 @@ def resample_task(
         ``failed: <reason>`` and no groups when a stage refused the resample.
     """
     rng = seeds.rng(p.seed, STREAM, b)
-    reports = resample_reports(read_raw(p.reports, "reports", p), rng)
-    aggregates = resample_aggregates(read_raw(p.aggregates, "aggregates", p), rng) if p.aggregates else None
+    reports = resample_reports(raw[0], rng)
+    aggregates = resample_aggregates(raw[1], rng) if raw[1] is not None else None
     with tempfile.TemporaryDirectory(prefix=f"resample_{b:04d}_", dir=scratch) as tmp:
         tmp = Path(tmp)
         reports.to_csv(tmp / "reports.csv", index=False)
@@ -336,7 +344,8 @@ def run_resamples(
             f"bootstrap-then-impute: at least 2 resamples and 2 imputations each, got {n_resamples} and {n_imputations}"
         )
     t0 = time.perf_counter()
-    args = [(p, b, n_imputations, tuple(years), reference_years, scratch) for b in range(n_resamples)]
+    raw = (read_raw(p.reports, "reports", p), read_raw(p.aggregates, "aggregates", p) if p.aggregates else None)
+    args = [(p, b, n_imputations, tuple(years), reference_years, raw, scratch) for b in range(n_resamples)]
     done = Workers.from_params(p).map(resample_task, args)
     result = BootImputeResult(pd.concat(done, ignore_index=True), n_resamples, n_imputations, time.perf_counter() - t0)
     log.info(

@@ -426,7 +426,8 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
     """
     work_dir, results_dir = Path(work_dir), Path(results_dir)
     models = read_models(work_dir)
-    years = runfolder.analysed_years(runfolder.read_prep_summary(work_dir))
+    summary = runfolder.read_prep_summary(work_dir)
+    years = runfolder.analysed_years(summary)
     jobs: dict[int, list[tuple[int, dict]]] = {}
     failed_rows: dict[int, dict] = {}
     for k, mod in enumerate(models):
@@ -478,7 +479,7 @@ def run_stage(p, work_dir: Path, results_dir: Path) -> BootstrapResult:
         resampling = bootimpute.run_resamples(
             p,
             years,
-            runfolder.read_prep_summary(work_dir).get("reference_years"),
+            summary.get("reference_years"),
             n_resamples=p.resamples,
             n_imputations=p.resample_imputations,
             scratch=work_dir,  # person-level files stay in the run's private work folder
